@@ -1,0 +1,75 @@
+"""Every error wsrec raises on purpose.
+
+Library errors (OSError, pyarrow's ArrowInvalid, json's JSONDecodeError, ...) are
+mapped to one of these where they are caught, with a one-line message that names
+the file or argument and says what to do. The CLI prints ``Error: <message>`` and
+exits 1 for any of them.
+
+    WsrecError
+    ├── SessionNotFound        no session matches a reference
+    ├── AmbiguousSession       a prefix matches several sessions
+    ├── SessionBusy            the session is being recorded (its lock is held)
+    ├── CorruptData            a manifest, part or journal can't be read
+    └── StorageError           a write to the data root failed
+        └── DiskFull           ENOSPC, EDQUOT or EFBIG while writing
+"""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = [
+    "WsrecError",
+    "SessionNotFound",
+    "AmbiguousSession",
+    "SessionBusy",
+    "CorruptData",
+    "StorageError",
+    "DiskFull",
+    "storage_error",
+]
+
+
+class WsrecError(Exception):
+    """Base class of wsrec's own errors; the message is one line meant for a user."""
+
+
+class SessionNotFound(WsrecError):
+    pass
+
+
+class AmbiguousSession(WsrecError):
+    pass
+
+
+class SessionBusy(WsrecError):
+    pass
+
+
+class CorruptData(WsrecError):
+    pass
+
+
+class StorageError(WsrecError):
+    pass
+
+
+class DiskFull(StorageError):
+    pass
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (pyarrow's messages span several)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """Map an OSError raised while writing ``what`` to StorageError or DiskFull."""
+    reason = exc.strerror or first_line(exc)
+    if exc.errno in _FULL:
+        return DiskFull(f"disk full while writing {what}: {reason}")
+    return StorageError(f"cannot write {what}: {reason}")

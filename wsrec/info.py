@@ -1,0 +1,86 @@
+"""What a session holds: the numbers behind ``wsrec ls`` and ``wsrec info``."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .session import Session
+from .timefmt import format_ns
+
+__all__ = ["summary", "details"]
+
+
+def summary(session: Session) -> dict:
+    """One ``ls`` row: cheap (manifest, directory listing, journals only when present)."""
+    start, end = session.start_ns, session.end_ns
+    return {
+        "venue": session.venue,
+        "id": session.id,
+        "path": str(session.path),
+        "start": format_ns(start),
+        "end": format_ns(end),
+        "duration_ns": end - start if start is not None and end is not None else None,
+        "frames": session.rows(),
+        "bytes": session.disk_bytes(),
+        "status": session.status,
+        "state": session.state,
+        "live": session.live,
+        "crashed": session.crashed,
+    }
+
+
+def details(session: Session) -> dict:
+    """Everything ``info`` shows; reads the session once, column-wise, batch by batch."""
+    out = summary(session)
+    by_dir: Counter = Counter()
+    by_kind: Counter = Counter()
+    by_channel: Counter = Counter()
+    by_symbol: Counter = Counter()
+    raw = 0
+    first_ts = last_ts = None
+    columns = ["ts", "dir", "kind", "channels", "symbols", "payload"]
+    for batch in session.batches(columns=columns):
+        raw += pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0
+        _count(by_dir, batch.column("dir"))
+        _count(by_kind, batch.column("kind"))
+        _count(by_channel, batch.column("channels").flatten())
+        _count(by_symbol, batch.column("symbols").flatten())
+        ts = pc.min_max(batch.column("ts").cast(pa.int64()))
+        lo, hi = ts["min"].as_py(), ts["max"].as_py()
+        first_ts = lo if first_ts is None else min(first_ts, lo)
+        last_ts = hi if last_ts is None else max(last_ts, hi)
+    disk = out["bytes"]
+    out.update({
+        "frames_in": by_dir.get("in", 0),
+        "frames_out": by_dir.get("out", 0),
+        "events": by_dir.get("event", 0),
+        "kinds": dict(by_kind.most_common()),
+        "raw_bytes": raw,
+        "compression_ratio": round(raw / disk, 2) if disk else None,
+        "first_frame": format_ns(first_ts),
+        "last_frame": format_ns(last_ts),
+        "span_ns": last_ts - first_ts if first_ts is not None else None,
+        "parts": len(session.manifest["parts"]),
+        "journals": [p.name for p in session.journals],
+        "connections": session.manifest.get("connections", []),
+        "gaps": session.manifest.get("gaps", []),
+        "channels": dict(by_channel.most_common()),
+        "symbols": dict(by_symbol.most_common()),
+        "error": session.manifest.get("error"),
+        "args": session.manifest.get("args", {}),
+    })
+    return out
+
+
+def _count(counter: Counter, values: pa.Array) -> None:
+    """Add an array's value counts to ``counter`` (one Python step per distinct value)."""
+    if len(values) == 0:
+        return
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    for item in pc.value_counts(values).to_pylist():
+        if item["values"] is not None:
+            counter[item["values"]] += item["counts"]
