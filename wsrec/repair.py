@@ -67,7 +67,7 @@ def _repair(session: Session, actions: list[str]) -> None:
     for journal in session.leftover_journals:
         os.unlink(journal)
         actions.append(f"removed leftover {journal.name}")
-    if session.crashed or actions:
+    if manifest["status"] == "recording" or actions:  # we hold the lock: not live
         tracker = track(Session(session.path).frames(direction="event"))
         manifest.update(tracker.as_dict())
         if manifest["status"] == "recording":

@@ -121,6 +121,7 @@ class _SequenceChecker:
         self.last_mono = mono[n - 1].as_py()
 
     def _report(self, name: str, what: str) -> None:
-        if name not in self.reported:  # the first problem of a kind per file is enough
-            self.reported.add(name)
+        key = (name, what.split()[0])  # the first seq and mono_ns problem per file is enough
+        if key not in self.reported:
+            self.reported.add(key)
             self.problems.append(f"{name}: {what}")

@@ -1,0 +1,87 @@
+import random
+
+import pytest
+
+import wsrec
+
+SYMBOLS = ["AAPL", "MSFT", "AMD", "NVDA", "TSLA"]
+CHANNELS = ["trades", "quotes", "bars"]
+
+
+def synthetic_rows(n, seed=7):
+    """Deterministic rows: (payload, kwargs for SessionWriter.append)."""
+    r = random.Random(seed)
+    ts = 1_795_000_000_000_000_000
+    mono = 10**12
+    for i in range(n):
+        step = r.randint(1_000, 2_000_000)
+        ts += step
+        mono += step
+        k = r.random()
+        syms = tuple(r.sample(SYMBOLS, r.choice([0, 1, 1, 1, 2, 3])))
+        chans = tuple(r.sample(CHANNELS, r.choice([0, 1, 1, 2])))
+        if k < 0.1:
+            payload, kind = bytes(r.getrandbits(8) for _ in range(r.randint(0, 40))), "binary"
+        elif k < 0.15:
+            payload, kind = b"", "text"
+        elif k < 0.2:
+            payload, kind = b'{"a":"\xff\xfe not utf-8"}', "text"
+        else:
+            payload = ('[{"T":"q","S":"%s","bp":%.2f,"i":%d}]' % (
+                syms[0] if syms else "X", r.uniform(10, 500), i)).encode()
+            kind = "text"
+        direction = "out" if k > 0.97 else "in"
+        yield payload, dict(kind=kind, dir=direction, channels=chans, symbols=syms,
+                            ts_ns=ts, mono_ns=mono, conn=r.choice([0, 0, 1]))
+
+
+def write_session(data, n=500, venue="alpaca", seed=7, events=True, flush_every=None,
+                  **settings):
+    """A complete session with ``n`` message rows (and open/close events); returns
+    (session folder, list of (payload, kwargs)) in seq order."""
+    rows = list(synthetic_rows(n, seed))
+    written = []
+    with wsrec.SessionWriter(venue, data=data, **settings) as w:
+        first = rows[0][1]
+        if events:
+            w.event("open", conn=0, url="wss://example.test/v2/test",
+                    ts_ns=first["ts_ns"] - 10, mono_ns=first["mono_ns"] - 10)
+            written.append((b"", dict(dir="event", kind="open")))
+        for i, (payload, kw) in enumerate(rows):
+            w.append(payload, **kw)
+            written.append((payload, kw))
+            if flush_every and i % flush_every == 0:
+                w.flush()
+        if events:
+            last = rows[-1][1]
+            w.event("close", conn=0, code=1000, reason="bye",
+                    ts_ns=last["ts_ns"] + 10, mono_ns=last["mono_ns"] + 10)
+            written.append((b"", dict(dir="event", kind="close")))
+    return w.folder, written
+
+
+@pytest.fixture
+def data(tmp_path):
+    return tmp_path / "data"
+
+
+CRASH = """
+import os, sys, wsrec
+w = wsrec.SessionWriter(sys.argv[2], data=sys.argv[1], flush_interval=60)
+w.event("open", url="wss://example.test/ws")
+for i in range(int(sys.argv[3])):
+    w.append(b'{"i":%d}' % i, kind="text", symbols=("S%d" % (i % 2),))
+w.flush()
+print(w.folder, flush=True)
+os._exit(0)   # dies without closing: status stays 'recording', the lock is freed
+"""
+
+
+def crashed_session(data, venue="crashy", n=50):
+    """A session whose recorder died after flushing ``n`` frames (plus an open event)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = subprocess.run([sys.executable, "-c", CRASH, str(data), venue, str(n)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return Path(out.stdout.strip())

@@ -1,0 +1,147 @@
+import glob
+import itertools
+import random
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+import wsrec
+from wsrec.schema import SCHEMA
+from wsrec.timefmt import format_ns
+
+from conftest import CHANNELS, SYMBOLS, write_session
+
+
+@pytest.fixture(scope="module")
+def multipart(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    folder, written = write_session(data, n=4000, part_bytes=30_000, row_group_rows=400,
+                                    flush_every=150)
+    return data, folder
+
+
+def _reference(session, **kw):
+    """Brute force: every frame, filtered by plain Python."""
+    f = wsrec.Filters.make(**kw)
+    out = []
+    for fr in session.frames():
+        if f.start is not None and fr.ts < f.start:
+            continue
+        if f.end is not None and fr.ts >= f.end:
+            continue
+        if f.directions and fr.dir not in f.directions:
+            continue
+        if f.kinds and fr.kind not in f.kinds:
+            continue
+        if f.channels and not set(fr.channels) & f.channels:
+            continue
+        if f.symbols and not set(fr.symbols) & f.symbols:
+            continue
+        out.append(fr.seq)
+    return out
+
+
+def test_filters_match_brute_force(multipart):
+    data, folder = multipart
+    s = wsrec.open_session(folder)
+    assert len(s.manifest["parts"]) > 4
+    all_ts = [f.ts for f in s.frames()]
+    r = random.Random(3)
+    cases = [dict(), dict(direction="in"), dict(direction="out"), dict(direction="event"),
+             dict(direction="in,out"), dict(kind="binary"), dict(symbols="AAPL"),
+             dict(symbols="AAPL,TSLA"), dict(channels=["trades"]),
+             dict(channels="quotes,bars", symbols="MSFT", direction="in")]
+    for _ in range(12):
+        a, b = sorted(r.sample(all_ts, 2))
+        cases.append(dict(start=format_ns(a), end=format_ns(b),
+                          symbols=r.choice([None, r.choice(SYMBOLS)]),
+                          channels=r.choice([None, r.choice(CHANNELS)])))
+    for kw in cases:
+        got = [f.seq for f in s.frames(**kw)]
+        assert got == _reference(s, **kw), kw
+        table = pa.Table.from_batches(list(s.batches(**kw)), schema=SCHEMA)
+        assert table.column("seq").to_pylist() == got
+
+
+def test_batches_stream_in_seq_order_with_columns(multipart):
+    _, folder = multipart
+    s = wsrec.open_session(folder)
+    seqs = []
+    for b in s.batches(columns=["seq"], symbols="AMD", batch_size=100):
+        assert b.schema.names == ["seq"] and b.num_rows <= 100
+        seqs.extend(b.column("seq").to_pylist())
+    assert seqs == sorted(seqs) and seqs == _reference(s, symbols="AMD")
+    with pytest.raises(ValueError, match="unknown column"):
+        next(s.batches(columns=["nope"]))
+
+
+def test_time_filter_skips_parts_by_manifest(multipart, monkeypatch):
+    _, folder = multipart
+    s = wsrec.open_session(folder)
+    last = s.manifest["parts"][-1]
+    read = []
+    original = s._part_batches
+    monkeypatch.setattr(s, "_part_batches",
+                        lambda path, *a: (read.append(path.name), original(path, *a))[1])
+    list(s.batches(start=last["start"]))
+    assert read == [last["file"]]
+
+
+def test_data_root_is_one_table_for_pyarrow_dataset(tmp_path):
+    data = tmp_path / "data"
+    write_session(data, n=300, venue="alpaca", seed=1)
+    write_session(data, n=200, venue="hyperliquid", seed=2, part_bytes=2_000, flush_every=20)
+    write_session(data, n=100, venue="alpaca", seed=3)
+    files = sorted(glob.glob(f"{data}/**/*.parquet", recursive=True))
+    dataset = ds.dataset(files, format="parquet")  # <root>/**/*.parquet
+    assert dataset.schema.equals(SCHEMA)
+    table = dataset.to_table().unify_dictionaries()  # one dictionary per column
+    assert table.num_rows == 302 + 202 + 102
+    counts = table.group_by("venue").aggregate([("seq", "count")]).to_pylist()
+    assert {c["venue"]: c["seq_count"] for c in counts} == {"alpaca": 404, "hyperliquid": 202}
+    assert len(set(table.column("session").to_pylist())) == 3
+
+
+def test_live_session_reads_parts_and_journal(data):
+    w = wsrec.SessionWriter("v", data=data, part_bytes=1_000, flush_interval=60)
+    try:
+        for i in range(200):
+            w.append(b"frame %03d" % i, kind="text")
+            if i % 10 == 9:
+                w.flush()
+        w.append(b"unflushed", kind="text")
+        s = wsrec.open_session("v", data=data)
+        assert s.live and not s.crashed and s.state == "live"
+        assert s.parts and s.journals
+        assert [f.payload for f in s.frames()] == [b"frame %03d" % i for i in range(200)]
+    finally:
+        w.close()
+    s = wsrec.open_session("v", data=data)
+    assert s.state == "complete" and s.rows() == 201
+
+
+def test_frames_fields(data):
+    with wsrec.SessionWriter("v", data=data) as w:
+        w.append(b"x", conn=3, dir="out", kind="text", channels=("a",), symbols=("S", "T"),
+                 ts_ns=5, mono_ns=6)
+    [f] = wsrec.open_session(w.folder).frames()
+    assert f == wsrec.Frame(seq=0, ts=5, mono_ns=6, conn=3, dir="out", kind="text",
+                            channel="a", symbol=None, channels=["a"], symbols=["S", "T"],
+                            payload=b"x")
+
+
+def test_empty_session(data):
+    w = wsrec.SessionWriter("v", data=data)
+    w.close()
+    s = wsrec.open_session(w.folder)
+    assert list(s.frames()) == [] and s.rows() == 0 and s.manifest["parts"] == []
+
+
+def test_bounded_memory_batches(data):
+    # 40k rows in parts of many row groups: batches never exceed batch_size
+    with wsrec.SessionWriter("v", data=data, row_group_rows=5000) as w:
+        for i in itertools.islice(itertools.count(), 40_000):
+            w.append(b"%d" % i, kind="text")
+    sizes = [b.num_rows for b in wsrec.open_session(w.folder).batches(batch_size=1000)]
+    assert max(sizes) <= 1000 and sum(sizes) == 40_000

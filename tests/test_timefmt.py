@@ -1,0 +1,60 @@
+import datetime as dt
+
+import pytest
+
+from wsrec.timefmt import format_duration, format_ns, parse_duration, parse_time
+
+
+def test_format_ns_has_nine_digits_and_z():
+    assert format_ns(1_795_000_000_000_000_001) == "2026-11-18T11:06:40.000000001Z"
+    assert format_ns(0) == "1970-01-01T00:00:00.000000000Z"
+    assert format_ns(None) is None
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2026-11-18T11:06:40.000000001Z", 1_795_000_000_000_000_001),
+    ("2026-11-18T11:06:40Z", 1_795_000_000_000_000_000),
+    ("2026-11-18 11:06:40", 1_795_000_000_000_000_000),          # naive means UTC
+    ("2026-11-18T12:06:40+01:00", 1_795_000_000_000_000_000),
+    ("2026-11-18T11:06:40.5", 1_795_000_000_500_000_000),
+    ("2026-11-18", 1_794_960_000_000_000_000),
+])
+def test_parse_time(text, expected):
+    assert parse_time(text) == expected
+
+
+def test_parse_time_round_trips_format_ns():
+    for ns in (0, 1, 1_795_000_000_123_456_789, 2_000_000_000_999_999_999):
+        assert parse_time(format_ns(ns)) == ns
+
+
+def test_parse_time_datetime_and_int():
+    assert parse_time(dt.datetime(1970, 1, 1, 0, 0, 1)) == 1_000_000_000
+    assert parse_time(5) == 5
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-01", "2026-11-18T25:00", "", True])
+def test_parse_time_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_time(bad)
+
+
+@pytest.mark.parametrize("text,ns", [("30s", 30 * 10**9), ("5m", 300 * 10**9),
+                                     ("2h", 7200 * 10**9), ("1h30m", 5400 * 10**9),
+                                     ("250ms", 250 * 10**6), ("2", 2 * 10**9),
+                                     ("1.5s", 1_500_000_000)])
+def test_parse_duration(text, ns):
+    assert parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("bad", ["", "s", "5 parsecs", "-3s", "3s!"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_format_duration():
+    assert format_duration(None) == "-"
+    assert format_duration(350_000_000) == "350ms"
+    assert format_duration(4_200_000_000) == "4.2s"
+    assert format_duration(3723 * 10**9) == "1h02m03s"

@@ -1,0 +1,86 @@
+import pyarrow.parquet as pq
+
+import wsrec
+from wsrec.manifest import load_manifest, save_manifest
+from wsrec.verify import verify
+
+from conftest import write_session
+
+
+def _session(data, **kw):
+    folder, _ = write_session(data, n=400, part_bytes=4_000, flush_every=40, **kw)
+    return folder
+
+
+def test_sound_session_has_no_problems(data):
+    folder = _session(data)
+    assert len(load_manifest(folder)["parts"]) > 2
+    assert verify(wsrec.open_session(folder)) == []
+
+
+def test_bit_rot_is_caught_by_checksum(data):
+    folder = _session(data)
+    part = folder / "part-000001.parquet"
+    raw = bytearray(part.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    part.write_bytes(bytes(raw))
+    problems = verify(wsrec.open_session(folder))
+    assert any("part-000001.parquet: checksum mismatch" in p for p in problems)
+
+
+def test_truncated_part(data):
+    folder = _session(data)
+    part = folder / "part-000000.parquet"
+    part.write_bytes(part.read_bytes()[:-100])
+    problems = verify(wsrec.open_session(folder))
+    assert any("truncated or modified" in p for p in problems)
+    assert any("not a readable Parquet file" in p for p in problems)
+
+
+def test_missing_part(data):
+    folder = _session(data)
+    (folder / "part-000001.parquet").unlink()
+    problems = verify(wsrec.open_session(folder))
+    assert any("part-000001.parquet: listed in the manifest but missing" in p for p in problems)
+    assert any("seq jumps" in p for p in problems)
+
+
+def test_row_count_mismatch(data):
+    folder = _session(data)
+    m = load_manifest(folder)
+    m["parts"][0]["rows"] += 1
+    save_manifest(folder, m)
+    problems = verify(wsrec.open_session(folder))
+    assert any("rows, the manifest says" in p for p in problems)
+
+
+def test_seq_gap_and_mono_backwards(data):
+    folder = _session(data)
+    table = pq.read_table(folder / "part-000000.parquet")
+    seq = table.column("seq").to_pylist()
+    seq[5] += 10
+    mono = table.column("mono_ns").to_pylist()
+    mono[7] = 0
+    import pyarrow as pa
+    table = table.set_column(2, "seq", pa.array(seq, pa.uint64()))
+    table = table.set_column(1, "mono_ns", pa.array(mono, pa.int64()))
+    path = folder / "part-000000.parquet"
+    pq.write_table(table, path)
+    m = load_manifest(folder)
+    m["parts"][0].pop("sha256")
+    m["parts"][0].pop("bytes")
+    save_manifest(folder, m)
+    problems = verify(wsrec.open_session(folder))
+    assert "part-000000.parquet: seq jumps from 4 to 15" in problems
+    assert any("mono_ns goes backwards at seq" in p for p in problems)
+
+
+def test_live_session_is_sound(data):
+    w = wsrec.SessionWriter("v", data=data, flush_interval=60)
+    try:
+        w.append(b"x")
+        w.flush()
+        s = wsrec.open_session(w.folder)
+        assert s.live and verify(s) == []
+    finally:
+        w.close()
