@@ -13,6 +13,7 @@ reader both go through it, so a frame looks the same whichever way it is read.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Iterable, Sequence
 
 import pyarrow as pa
@@ -69,24 +70,36 @@ _STRING_LIST = pa.list_(pa.string())
 
 def rows_to_batch(rows: Sequence[tuple]) -> pa.RecordBatch:
     """Rows ``(seq, ts_ns, mono_ns, conn, dir, kind, channels, symbols, payload)`` -> a batch."""
-    seq, ts, mono, conn, dirs, kinds, chans, syms, payload = zip(*rows)
+    col = [list(map(itemgetter(i), rows)) for i in range(9)]
     return pa.RecordBatch.from_arrays([
-        pa.array(seq, pa.uint64()),
-        pa.array(ts, pa.int64()).cast(_TS),
-        pa.array(mono, pa.int64()),
-        pa.array(conn, pa.int32()),
-        pa.array(dirs, pa.string()),
-        pa.array(kinds, pa.string()),
-        pa.array(chans, _STRING_LIST),
-        pa.array(syms, _STRING_LIST),
-        pa.array(payload, pa.binary()),
+        pa.array(col[0], pa.uint64()),
+        pa.array(col[1], pa.int64()).cast(_TS),
+        pa.array(col[2], pa.int64()),
+        pa.array(col[3], pa.int32()),
+        pa.array(col[4], pa.string()),
+        pa.array(col[5], pa.string()),
+        pa.array(col[6], _STRING_LIST),
+        pa.array(col[7], _STRING_LIST),
+        _binary(col[8]),
     ], schema=JOURNAL_SCHEMA)
 
 
-def _single(lists: pa.Array) -> pa.Array:
+def _binary(values: list[bytes]) -> pa.Array:
+    """A binary array from bytes objects: one join and one offsets array, about four
+    times faster than ``pa.array(values, pa.binary())``."""
+    lengths = pa.array(list(map(len, values)), pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum_checked(lengths)])
+    return pa.Array.from_buffers(pa.binary(), len(values),
+                                 [None, offsets.buffers()[1], pa.py_buffer(b"".join(values))])
+
+
+def _single(lists: pa.ListArray) -> pa.Array:
     """The one element of each list that has exactly one, else null."""
-    one = pc.equal(pc.list_value_length(lists), 1)
-    return pc.list_element(pc.if_else(one, lists, pa.scalar(None, lists.type)), 0)
+    offsets = lists.offsets
+    starts = offsets.slice(0, len(lists))
+    one = pc.equal(pc.subtract(offsets.slice(1), starts), 1)
+    index = pc.if_else(pc.and_(one, lists.is_valid()), pc.subtract(starts, offsets[0]), None)
+    return pc.take(lists.flatten(), index)
 
 
 def _constant(value: str, n: int) -> pa.DictionaryArray:
@@ -94,28 +107,34 @@ def _constant(value: str, n: int) -> pa.DictionaryArray:
                                           pa.array([value], pa.string()))
 
 
-def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.Table:
-    """Journal-schema batches -> one table in the part ``SCHEMA``."""
-    table = pa.Table.from_batches(list(batches), schema=JOURNAL_SCHEMA).combine_chunks()
-    n = table.num_rows
-    chans = table.column("channels").combine_chunks() if n else pa.array([], _STRING_LIST)
-    syms = table.column("symbols").combine_chunks() if n else pa.array([], _STRING_LIST)
+def _part_batch(batch: pa.RecordBatch, venue: str, session: str) -> pa.RecordBatch:
+    n = batch.num_rows
+    chans, syms = batch.column("channels"), batch.column("symbols")
     arrays = {
-        "ts": table.column("ts"),
-        "mono_ns": table.column("mono_ns"),
-        "seq": table.column("seq"),
-        "conn": table.column("conn"),
-        "dir": pc.dictionary_encode(table.column("dir")),
-        "kind": pc.dictionary_encode(table.column("kind")),
+        "ts": batch.column("ts"),
+        "mono_ns": batch.column("mono_ns"),
+        "seq": batch.column("seq"),
+        "conn": batch.column("conn"),
+        "dir": pc.dictionary_encode(batch.column("dir")),
+        "kind": pc.dictionary_encode(batch.column("kind")),
         "channel": pc.dictionary_encode(_single(chans)),
         "symbol": pc.dictionary_encode(_single(syms)),
         "channels": chans.cast(pa.list_(_DICT)),
         "symbols": syms.cast(pa.list_(_DICT)),
-        "payload": table.column("payload"),
+        "payload": batch.column("payload"),
         "venue": _constant(venue, n),
         "session": _constant(session, n),
     }
-    return pa.table([arrays[name] for name in COLUMNS], schema=SCHEMA)
+    return pa.RecordBatch.from_arrays([arrays[name] for name in COLUMNS], schema=SCHEMA)
+
+
+def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.Table:
+    """Journal-schema batches -> a table in the part ``SCHEMA`` (one chunk per batch)."""
+    table = pa.Table.from_batches([_part_batch(b, venue, session) for b in batches],
+                                  schema=SCHEMA)
+    # One chunk per column: the Parquet writer then cuts full-size pages (per-chunk
+    # writes leave small pages that read back at half the speed).
+    return table.unify_dictionaries().combine_chunks()
 
 
 #: How parts are encoded (see docs/FORMAT.md for the reasoning).

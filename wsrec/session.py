@@ -168,12 +168,16 @@ class Session:
         if not path.exists():
             raise CorruptData(f"{path}: part listed in the manifest is missing; "
                               f"run 'wsrec verify'")
+        lists = bool(f.channels or f.symbols)
+        project = scan != want
         try:
             dataset = ds.dataset(str(path), format="parquet", schema=SCHEMA)
-            for b in dataset.to_batches(columns=scan, filter=expr, batch_size=batch_size):
-                b = f.apply(b, with_expression=False)
+            for b in dataset.to_batches(columns=None if scan == list(COLUMNS) else scan,
+                                        filter=expr, batch_size=batch_size):
+                if lists:
+                    b = f.apply(b, with_expression=False)
                 if b.num_rows:
-                    yield b.select(want)
+                    yield b.select(want) if project else b
         except (pa.ArrowException, OSError) as exc:
             raise CorruptData(f"{path}: cannot read part ({first_line(exc)}); "
                               f"run 'wsrec verify'") from exc

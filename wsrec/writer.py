@@ -45,8 +45,12 @@ DEFAULTS = {
     "row_group_bytes": 32 << 20,    # ... or this many payload bytes, whichever first
     "compression_level": 6,         # zstd level of the parts
 }
-_WAKE_ROWS = 16_384                 # wake the flush thread early past this many rows
-_MAX_PENDING_BYTES = 256 << 20      # append blocks past this (flush thread far behind)
+_WAKE_ROWS = 16_384                 # wake the flush thread early past this many rows ...
+_WAKE_BYTES = 16 << 20              # ... or payload bytes
+_MAX_PENDING_ROWS = 1 << 20         # append blocks past this many waiting rows ...
+_MAX_PENDING_BYTES = 256 << 20      # ... or bytes (the flush thread is far behind)
+_time_ns = time.time_ns
+_monotonic_ns = time.monotonic_ns
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -104,16 +108,17 @@ class SessionWriter:
         }
         save_manifest(self.folder, self.manifest)
 
-        self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
-        self._io_lock = threading.Lock()
+        self._lock = threading.Lock()      # connection tracker and manifest
+        self._io_lock = threading.Lock()   # files: one drain at a time
         self._rows: list[tuple] = []
-        self._pending_bytes = 0
+        self._bytes_in = 0                 # written by the appending thread only
+        self._bytes_out = 0                # written by the flush thread only
         self._seq = 0
         self._last_mono = -(1 << 63)
         self._manifest_dirty = False
         self._failure: WsrecError | None = None
         self._closed = False
+        self._stopped = False              # closed or failed: append refuses
 
         self._part_index = 0
         self._part: PartWriter | None = None
@@ -121,6 +126,7 @@ class SessionWriter:
         self._journal: JournalWriter | None = None
 
         self._wake = threading.Event()
+        self._drained = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"wsrec-writer-{self.id}",
                                         daemon=True)
@@ -154,8 +160,11 @@ class SessionWriter:
         ``payload`` is bytes (kept exactly) or str (stored as UTF-8, kind ``text``).
         ``kind`` defaults to ``binary`` for bytes. ``ts_ns``/``mono_ns`` default to
         now (``time.time_ns()`` / ``time.monotonic_ns()``); pass the values taken
-        when the message arrived.
+        when the message arrived. Rows must come in receive order from one thread
+        (the recording loop): ``mono_ns`` may not go backwards.
         """
+        if self._stopped:
+            self._raise_closed()
         if type(payload) is not bytes:
             if isinstance(payload, str):
                 payload = payload.encode()
@@ -163,30 +172,35 @@ class SessionWriter:
             else:
                 payload = bytes(payload)
         if ts_ns is None:
-            ts_ns = time.time_ns()
-        with self._lock:
-            if self._failure is not None or self._closed:
-                self._raise_closed()
-            if mono_ns is None:
-                mono_ns = time.monotonic_ns()
-                if mono_ns < self._last_mono:
-                    mono_ns = self._last_mono
-            elif mono_ns < self._last_mono:
-                raise ValueError(f"mono_ns {mono_ns} is before the previous row's "
-                                 f"{self._last_mono}: rows must be appended in receive order")
-            self._last_mono = mono_ns
-            seq = self._seq
-            self._seq = seq + 1
-            self._rows.append((seq, ts_ns, mono_ns, conn, dir, kind or "binary",
-                               channels, symbols, payload))
-            self._pending_bytes += len(payload)
-            if len(self._rows) == _WAKE_ROWS:
-                self._wake.set()
-            if self._pending_bytes > _MAX_PENDING_BYTES:
-                self._wake.set()
-                self._space.wait_for(lambda: self._pending_bytes <= _MAX_PENDING_BYTES
-                                     or self._failure is not None)
+            ts_ns = _time_ns()
+        if mono_ns is None:
+            mono_ns = _monotonic_ns()
+        if mono_ns < self._last_mono:
+            raise ValueError(f"mono_ns {mono_ns} is before the previous row's "
+                             f"{self._last_mono}: rows must be appended in receive order")
+        self._last_mono = mono_ns
+        seq = self._seq
+        self._seq = seq + 1
+        rows = self._rows
+        # list.append is atomic: the flush thread takes rows from the front, never swaps
+        rows.append((seq, ts_ns, mono_ns, conn, dir, kind or "binary", channels, symbols,
+                     payload))
+        size = len(payload)
+        self._bytes_in += size
+        if size > 65_536 or not len(rows) & 1023:
+            self._nudge()
         return seq
+
+    def _nudge(self) -> None:
+        """Wake the flush thread when enough waits; block while it is far behind."""
+        pending = self._bytes_in - self._bytes_out
+        if len(self._rows) >= _WAKE_ROWS or pending >= _WAKE_BYTES:
+            self._wake.set()
+        while ((len(self._rows) > _MAX_PENDING_ROWS
+                or self._bytes_in - self._bytes_out > _MAX_PENDING_BYTES)
+               and self._failure is None and self._thread.is_alive()):
+            self._drained.wait(0.05)
+            self._drained.clear()
 
     def event(self, kind: str, *, conn: int = 0, ts_ns: int | None = None,
               mono_ns: int | None = None, **info) -> int:
@@ -198,8 +212,8 @@ class SessionWriter:
         """
         payload = json.dumps(info, separators=(",", ":"), ensure_ascii=False,
                              default=str).encode()
-        ts_ns = time.time_ns() if ts_ns is None else ts_ns
-        mono_ns = time.monotonic_ns() if mono_ns is None else mono_ns
+        ts_ns = _time_ns() if ts_ns is None else ts_ns
+        mono_ns = _monotonic_ns() if mono_ns is None else mono_ns
         seq = self.append(payload, conn=conn, dir="event", kind=kind, ts_ns=ts_ns,
                           mono_ns=mono_ns)
         with self._lock:
@@ -209,7 +223,7 @@ class SessionWriter:
 
     def flush(self) -> None:
         """Make every row appended so far durable now (journal write + fsync)."""
-        if self._failure is not None or self._closed:
+        if self._stopped:
             self._raise_closed()
         self._drain()
         if self._failure is not None:
@@ -242,14 +256,15 @@ class SessionWriter:
         with self._io_lock:
             if self._failure is not None:
                 return
+            rows = self._rows
+            n = len(rows)
+            chunk = rows[:n]
+            del rows[:n]  # appends only ever add at the end, so these n are ours
             with self._lock:
-                rows, self._rows = self._rows, []
-                self._pending_bytes = 0
-                self._space.notify_all()
                 dirty, self._manifest_dirty = self._manifest_dirty, False
             try:
-                if rows:
-                    self._write_rows(rows)
+                if chunk:
+                    self._write_rows(chunk)
                 if self._part_due():
                     self._rotate()
                 elif dirty:
@@ -258,11 +273,13 @@ class SessionWriter:
                 self._fail(exc)
             except OSError as exc:
                 self._fail(storage_error(exc, str(self.folder)))
+            finally:
+                self._bytes_out += sum(len(r[8]) for r in chunk)
+                self._drained.set()
 
     def _fail(self, exc: WsrecError) -> None:
-        with self._lock:
-            self._failure = exc
-            self._space.notify_all()
+        self._failure = exc
+        self._stopped = True
 
     def _write_rows(self, rows: list[tuple]) -> None:
         batch = rows_to_batch(rows)
@@ -317,10 +334,9 @@ class SessionWriter:
         """
         if status not in ("complete", "failed"):
             raise ValueError(f"status must be 'complete' or 'failed', not {status!r}")
-        with self._lock:
-            if self._closed:
-                return self.manifest
-            self._closed = True  # no row gets in after this point
+        if self._closed:
+            return self.manifest
+        self._closed = self._stopped = True  # no row gets in after this point
         self._stop.set()
         self._wake.set()
         self._thread.join()
@@ -331,6 +347,8 @@ class SessionWriter:
                     self._rotate()
                 except WsrecError as exc:
                     self._failure = exc
+                except OSError as exc:
+                    self._failure = storage_error(exc, str(self.folder))
             if self._failure is not None:
                 status, error = "failed", str(self._failure)
                 if self._part is not None:
