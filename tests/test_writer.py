@@ -224,3 +224,13 @@ def test_disk_full_marks_failed_and_keeps_flushed_rows(data):
     assert len(payloads) >= result["flushed"] + 1 > 0
     for i, p in enumerate(payloads):
         assert p == b'{"i":%d,"pad":"%s"}' % (i, b"z" * (i % 97))
+
+
+def test_started_ns_for_sessions_built_from_other_data(data):
+    with wsrec.SessionWriter("v", data=data, started_ns=1_000_000_000_000_000_000) as w:
+        w.append(b"a", ts_ns=1_000_000_000_500_000_000, mono_ns=1)
+        w.append(b"b", ts_ns=1_000_000_002_000_000_000, mono_ns=2)
+    m = load_manifest(w.folder)
+    assert w.id.startswith("20010909T014640Z-")
+    assert m["started"] == "2001-09-09T01:46:40.000000000Z"
+    assert m["ended"] == "2001-09-09T01:46:42.000000000Z"

@@ -72,7 +72,7 @@ class SessionWriter:
     """
 
     def __init__(self, venue: str, data=None, *, args: dict | None = None,
-                 session_id: str | None = None, **settings):
+                 session_id: str | None = None, started_ns: int | None = None, **settings):
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown SessionWriter setting(s): {', '.join(sorted(unknown))}")
@@ -87,7 +87,10 @@ class SessionWriter:
         except OSError as exc:
             raise StorageError(f"cannot create {venue_dir}: {exc.strerror or exc}; "
                                f"choose a writable --data or WSREC_DATA") from exc
-        started = time.time_ns()
+        # Recording: the session starts now. Building one from other data (an import, a
+        # sample): pass its first timestamp; the end is then the newest row's time.
+        self._clock = started_ns is None
+        started = time.time_ns() if started_ns is None else started_ns
         self.id, self.folder = self._make_folder(venue_dir, session_id, started)
         self._lock_file = SessionLock(self.folder)
         self._tracker = ConnectionTracker()
@@ -356,7 +359,9 @@ class SessionWriter:
             if self._journal is not None:
                 self._journal.close()
             with self._lock:
-                self.manifest.update(status=status, error=error, ended=format_ns(time.time_ns()))
+                ended = format_ns(time.time_ns()) if self._clock else max(
+                    [p["end"] for p in self.manifest["parts"]] or [self.manifest["started"]])
+                self.manifest.update(status=status, error=error, ended=ended)
             try:
                 self._save_manifest()
             except WsrecError:
