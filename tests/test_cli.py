@@ -97,8 +97,11 @@ def test_info(run, data):
 
 def test_info_crashed_and_repair_flag(run, data):
     folder = crashed_session(data)
-    d = json.loads(run("info", "crashy", "--json").stdout)
+    result = run("info", "crashy", "--json")
+    d = json.loads(result.stdout)
     assert d["state"] == "crashed" and d["frames_in"] == 50
+    assert "crashed while recording" in result.stderr
+    assert len(d["connections"]) == 1 and d["connections"][0]["url"]  # from the event rows
     assert (folder / "session.json").read_text().count('"recording"') == 1  # read-only
     result = run("info", "crashy", "--repair")
     assert result.exit_code == 0 and "repair: rebuilt part-000000.parquet" in result.stderr
@@ -106,7 +109,7 @@ def test_info_crashed_and_repair_flag(run, data):
 
 
 def test_verify_and_repair_commands(run, data):
-    folder = crashed_session(data)
+    crashed_session(data)
     result = run("verify", "crashy")
     assert result.exit_code == 1 and "crashed while recording" in result.stdout
     assert result.stderr.startswith("Error: crashy/")

@@ -5,7 +5,7 @@ import pytest
 
 from wsrec.errors import CorruptData
 from wsrec.journal import JournalWriter, journal_rows, read_journal
-from wsrec.schema import rows_to_batch
+from wsrec.schema import columns_to_batch
 
 
 def _rows(start, n):
@@ -18,7 +18,7 @@ def _write(path, sizes):
     start = 0
     ends = []
     for n in sizes:
-        j.write(rows_to_batch(_rows(start, n)))
+        j.write(columns_to_batch(list(map(list, zip(*_rows(start, n))))))
         start += n
         ends.append((os.path.getsize(path), start))
     j.close()

@@ -18,6 +18,7 @@ def test_lock_is_exclusive_and_visible_to_readers(tmp_path):
 
 
 def test_lock_of_a_dead_process_is_free(tmp_path):
-    code = f"from wsrec.lock import SessionLock; SessionLock({str(tmp_path)!r}); import os; os._exit(0)"
+    code = (f"import os; from wsrec.lock import SessionLock; "
+            f"SessionLock({str(tmp_path)!r}); os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
     assert (tmp_path / "session.lock").exists() and not is_locked(tmp_path)

@@ -1,8 +1,9 @@
 """The README's commands work: its main command (after the install step) and examples."""
 
+import os
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,12 @@ def test_main_command_runs_after_install():
     command = block_after("main-command")
     install, _, run = command.partition("pip install . && ")
     assert run, "the main command installs wsrec, then runs it"
-    if not shutil.which("wsrec"):
-        pytest.skip("the wsrec console script is not on PATH (package not installed)")
+    bindir = Path(sys.executable).parent  # the environment the tests run in
+    if not (bindir / "wsrec").exists():
+        pytest.skip(f"no wsrec console script in {bindir} (package not installed)")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     out = subprocess.run(run, shell=True, cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert "alpaca" in out.stdout and "FAKEPACA" in out.stdout
 

@@ -6,7 +6,6 @@ and exit 1; click's usage errors exit 2.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
@@ -63,7 +62,14 @@ def _open(ref: str, data, do_repair: bool = False) -> Session:
     if do_repair:
         for line in repair_session(folder):
             click.echo(f"repair: {line}", err=True)
-    return Session(folder)
+    session = Session(folder)
+    if session.crashed:
+        click.echo(f"warning: {session.venue}/{session.id} crashed while recording; showing "
+                   f"what it flushed (run 'wsrec repair' to finish it)", err=True)
+    elif session.live:
+        click.echo(f"note: {session.venue}/{session.id} is still recording; showing what is "
+                   f"flushed so far", err=True)
+    return session
 
 
 def _json(obj) -> None:

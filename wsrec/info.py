@@ -7,6 +7,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .connections import track
 from .session import Session
 from .timefmt import format_ns
 
@@ -53,6 +54,9 @@ def details(session: Session) -> dict:
         first_ts = lo if first_ts is None else min(first_ts, lo)
         last_ts = hi if last_ts is None else max(last_ts, hi)
     disk = out["bytes"]
+    links = session.manifest
+    if session.status == "recording":  # live or crashed: the manifest may lag the rows
+        links = track(session.frames(direction="event")).as_dict()
     out.update({
         "frames_in": by_dir.get("in", 0),
         "frames_out": by_dir.get("out", 0),
@@ -65,8 +69,8 @@ def details(session: Session) -> dict:
         "span_ns": last_ts - first_ts if first_ts is not None else None,
         "parts": len(session.manifest["parts"]),
         "journals": [p.name for p in session.journals],
-        "connections": session.manifest.get("connections", []),
-        "gaps": session.manifest.get("gaps", []),
+        "connections": links.get("connections", []),
+        "gaps": links.get("gaps", []),
         "channels": dict(by_channel.most_common()),
         "symbols": dict(by_symbol.most_common()),
         "error": session.manifest.get("error"),

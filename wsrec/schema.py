@@ -13,7 +13,6 @@ reader both go through it, so a frame looks the same whichever way it is read.
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Iterable, Sequence
 
 import pyarrow as pa
@@ -24,7 +23,7 @@ __all__ = [
     "JOURNAL_SCHEMA",
     "COLUMNS",
     "DIRECTIONS",
-    "rows_to_batch",
+    "columns_to_batch",
     "to_part",
     "PARQUET_OPTIONS",
 ]
@@ -68,19 +67,20 @@ COLUMNS = tuple(SCHEMA.names)
 _STRING_LIST = pa.list_(pa.string())
 
 
-def rows_to_batch(rows: Sequence[tuple]) -> pa.RecordBatch:
-    """Rows ``(seq, ts_ns, mono_ns, conn, dir, kind, channels, symbols, payload)`` -> a batch."""
-    col = [list(map(itemgetter(i), rows)) for i in range(9)]
+def columns_to_batch(columns: Sequence[list]) -> pa.RecordBatch:
+    """Nine equal-length lists ``seq, ts_ns, mono_ns, conn, dir, kind, channels, symbols,
+    payload`` (the writer's buffers) -> a ``JOURNAL_SCHEMA`` batch."""
+    seq, ts, mono, conn, dirs, kinds, chans, syms, payload = columns
     return pa.RecordBatch.from_arrays([
-        pa.array(col[0], pa.uint64()),
-        pa.array(col[1], pa.int64()).cast(_TS),
-        pa.array(col[2], pa.int64()),
-        pa.array(col[3], pa.int32()),
-        pa.array(col[4], pa.string()),
-        pa.array(col[5], pa.string()),
-        pa.array(col[6], _STRING_LIST),
-        pa.array(col[7], _STRING_LIST),
-        _binary(col[8]),
+        pa.array(seq, pa.uint64()),
+        pa.array(ts, pa.int64()).cast(_TS),
+        pa.array(mono, pa.int64()),
+        pa.array(conn, pa.int32()),
+        pa.array(dirs, pa.string()),
+        pa.array(kinds, pa.string()),
+        pa.array(chans, _STRING_LIST),
+        pa.array(syms, _STRING_LIST),
+        _binary(payload),
     ], schema=JOURNAL_SCHEMA)
 
 

@@ -30,7 +30,7 @@ from .journal import JournalWriter
 from .lock import SessionLock
 from .manifest import FORMAT_VERSION, new_session_id, redact, save_manifest
 from .part import PartWriter, fsync_dir, journal_name
-from .schema import rows_to_batch
+from .schema import columns_to_batch
 from .store import data_root
 from .timefmt import format_ns
 
@@ -113,7 +113,14 @@ class SessionWriter:
 
         self._lock = threading.Lock()      # connection tracker and manifest
         self._io_lock = threading.Lock()   # files: one drain at a time
-        self._rows: list[tuple] = []
+        # One list per column, appended to in step: no per-row object for the garbage
+        # collector to track. ``payload`` is appended last, so its length is the number
+        # of complete rows.
+        self._columns: tuple[list, ...] = tuple([] for _ in range(9))
+        (self._put_seq, self._put_ts, self._put_mono, self._put_conn, self._put_dir,
+         self._put_kind, self._put_channels, self._put_symbols,
+         self._put_payload) = (c.append for c in self._columns)
+        self._payloads = self._columns[8]
         self._bytes_in = 0                 # written by the appending thread only
         self._bytes_out = 0                # written by the flush thread only
         self._seq = 0
@@ -184,22 +191,28 @@ class SessionWriter:
         self._last_mono = mono_ns
         seq = self._seq
         self._seq = seq + 1
-        rows = self._rows
-        # list.append is atomic: the flush thread takes rows from the front, never swaps
-        rows.append((seq, ts_ns, mono_ns, conn, dir, kind or "binary", channels, symbols,
-                     payload))
+        # list.append is atomic; the flush thread takes rows from the front, never swaps
+        self._put_seq(seq)
+        self._put_ts(ts_ns)
+        self._put_mono(mono_ns)
+        self._put_conn(conn)
+        self._put_dir(dir)
+        self._put_kind(kind or "binary")
+        self._put_channels(channels)
+        self._put_symbols(symbols)
+        self._put_payload(payload)
         size = len(payload)
         self._bytes_in += size
-        if size > 65_536 or not len(rows) & 1023:
+        if size > 65_536 or not len(self._payloads) & 1023:
             self._nudge()
         return seq
 
     def _nudge(self) -> None:
         """Wake the flush thread when enough waits; block while it is far behind."""
         pending = self._bytes_in - self._bytes_out
-        if len(self._rows) >= _WAKE_ROWS or pending >= _WAKE_BYTES:
+        if len(self._payloads) >= _WAKE_ROWS or pending >= _WAKE_BYTES:
             self._wake.set()
-        while ((len(self._rows) > _MAX_PENDING_ROWS
+        while ((len(self._payloads) > _MAX_PENDING_ROWS
                 or self._bytes_in - self._bytes_out > _MAX_PENDING_BYTES)
                and self._failure is None and self._thread.is_alive()):
             self._drained.wait(0.05)
@@ -259,14 +272,14 @@ class SessionWriter:
         with self._io_lock:
             if self._failure is not None:
                 return
-            rows = self._rows
-            n = len(rows)
-            chunk = rows[:n]
-            del rows[:n]  # appends only ever add at the end, so these n are ours
+            n = len(self._payloads)  # rows whose every column is appended
+            chunk = [column[:n] for column in self._columns]
+            for column in self._columns:
+                del column[:n]  # appends only ever add at the end, so these n are ours
             with self._lock:
                 dirty, self._manifest_dirty = self._manifest_dirty, False
             try:
-                if chunk:
+                if n:
                     self._write_rows(chunk)
                 if self._part_due():
                     self._rotate()
@@ -277,15 +290,15 @@ class SessionWriter:
             except OSError as exc:
                 self._fail(storage_error(exc, str(self.folder)))
             finally:
-                self._bytes_out += sum(len(r[8]) for r in chunk)
+                self._bytes_out += sum(map(len, chunk[8]))
                 self._drained.set()
 
     def _fail(self, exc: WsrecError) -> None:
         self._failure = exc
         self._stopped = True
 
-    def _write_rows(self, rows: list[tuple]) -> None:
-        batch = rows_to_batch(rows)
+    def _write_rows(self, columns: list[list]) -> None:
+        batch = columns_to_batch(columns)
         if self._journal is None:
             self._journal = JournalWriter(self.folder / journal_name(self._part_index))
         self._journal.write(batch)
