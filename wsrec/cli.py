@@ -57,13 +57,15 @@ def repair_option(f):
                         help="Repair a crashed session first (see 'wsrec repair').")(f)
 
 
-def _open(ref: str, data, do_repair: bool = False) -> Session:
+def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session:
     folder = resolve(ref, data)
     if do_repair:
         for line in repair_session(folder):
             click.echo(f"repair: {line}", err=True)
     session = Session(folder)
-    if session.crashed:
+    if not warn:
+        pass
+    elif session.crashed:
         click.echo(f"warning: {session.venue}/{session.id} crashed while recording; showing "
                    f"what it flushed (run 'wsrec repair' to finish it)", err=True)
     elif session.live:
@@ -206,7 +208,7 @@ def verify_cmd(session, data, as_json, do_repair):
 
         wsrec verify last && echo sound
     """
-    s = _open(session, data, do_repair)
+    s = _open(session, data, do_repair, warn=False)  # verify reports the state itself
     problems = verify_session(s)
     if as_json:
         _json({"venue": s.venue, "id": s.id, "path": str(s.path), "state": s.state,
