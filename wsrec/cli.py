@@ -6,10 +6,13 @@ and exit 1; click's usage errors exit 2.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 
 import click
+from tqdm import tqdm
 
 from . import __version__
 from .errors import WsrecError
@@ -17,7 +20,11 @@ from .info import details, summary
 from .repair import repair as repair_session
 from .session import Session
 from .store import ENV_DATA, data_root, resolve, session_folders
-from .timefmt import format_duration
+from .recorder import RecordOptions, record
+from .sim import SIMULATORS, SimOptions, get_simulator
+from .timefmt import format_duration, parse_duration
+from .venues import VENUES, Request, UsageError, get_venue
+from .venues.url import Url
 from .verify import verify as verify_session
 
 __all__ = ["main", "cli"]
@@ -242,6 +249,273 @@ def repair_cmd(session, data):
         click.echo(line)
     if not actions:
         click.echo("nothing to repair", err=True)
+
+
+# -- recording ------------------------------------------------------------------------------
+
+def _duration(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_duration(value) / 1e9
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be positive")
+    return value
+
+
+def _params(ctx, param, values):
+    out: dict = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def list_options(f):
+    """--channels/-c and --symbols/-s: comma lists, repeatable (the same everywhere)."""
+    f = click.option("--symbols", "-s", "symbols", multiple=True, metavar="LIST",
+                     help="Symbols (comma list, repeatable). --symbol works too.")(f)
+    f = click.option("--symbol", "symbols", multiple=True, hidden=True)(f)
+    f = click.option("--channels", "-c", "channels", multiple=True, metavar="LIST",
+                     help="Channels (comma list, repeatable). --channel works too.")(f)
+    return click.option("--channel", "channels", multiple=True, hidden=True)(f)
+
+
+def _split(values) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+class _Progress:
+    """The recording's progress line on stderr (tqdm), and its closing summary."""
+
+    def __init__(self, quiet: bool, total: int | None):
+        self.quiet = quiet
+        self.bar = None if quiet else tqdm(total=total, unit=" frames", dynamic_ncols=True,
+                                           disable=None, leave=False)
+
+    def __call__(self, rec, final: bool) -> None:
+        if self.bar is not None:
+            self.bar.n = rec.frames_in
+            self.bar.set_postfix_str(f"{format_bytes(rec.bytes_in)}, {rec.frames_out} out, "
+                                     f"{rec.reconnects} reconnects", refresh=True)
+            if final:
+                self.bar.close()
+
+
+@cli.command("record")
+@click.argument("venue", type=click.Choice(sorted(VENUES)), metavar="VENUE")
+@click.argument("url", required=False)
+@list_options
+@click.option("--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
+              help="A venue parameter (repeatable); see 'wsrec venues VENUE'.")
+@click.option("--url", "url_option", metavar="URL",
+              help="Connect here instead (sandbox, testnet, a local server).")
+@click.option("--sim", is_flag=True, help="Record from the built-in simulator (no network, "
+                                           "no credentials).")
+@click.option("--sim-rate", type=float, default=20.0, show_default=True, callback=_positive,
+              help="With --sim: data frames per second.")
+@click.option("--feed", help="alpaca: test, iex, sip, delayed_sip, crypto, indicative, opra, "
+                             "news.")
+@click.option("--msgpack", is_flag=True, help="alpaca: ask for binary msgpack frames.")
+@click.option("--auth", type=click.Choice(["message", "headers"]),
+              help="alpaca: send credentials as the auth message (default) or as headers.")
+@click.option("--send", "sends", multiple=True, metavar="MSG",
+              help="url: a message to send on every (re)connect (repeatable).")
+@click.option("--name", help="Venue folder name for the session (url: default the host).")
+@data_option
+@click.option("--duration", callback=_duration, metavar="TIME",
+              help="Stop after this long (30s, 5m, 2h).")
+@click.option("--max-frames", type=int, callback=_positive, metavar="N",
+              help="Stop after storing N inbound frames (welcome and acks count).")
+@click.option("--flush-interval", type=float, default=1.0, show_default=True,
+              callback=_positive, metavar="SECONDS",
+              help="Journal fsync interval: the most a crash can lose.")
+@click.option("--max-retries", type=click.IntRange(min=0), metavar="N",
+              help="Give up after N consecutive failed reconnects [default: never].")
+@click.option("--backoff", type=float, default=0.5, show_default=True, callback=_positive,
+              help="First reconnect delay in seconds (doubles, full jitter).")
+@click.option("--backoff-max", type=float, default=30.0, show_default=True,
+              callback=_positive, help="Longest reconnect delay in seconds.")
+@click.option("--backoff-reset", type=float, default=60.0, show_default=True,
+              callback=_positive,
+              help="Seconds of healthy connection after which the backoff starts over.")
+@click.option("--watchdog", type=float, metavar="SECONDS",
+              help="Reconnect after this much silence (0: off) [default: per venue].")
+@click.option("--heartbeat", type=float, metavar="SECONDS",
+              help="Keepalive interval (0: off) [default: per venue].")
+@click.option("--max-message-size", type=int, default=256 << 20, show_default=True,
+              callback=_positive, metavar="BYTES", help="Largest message accepted.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+@json_option
+def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
+               auth, sends, name, data, duration, max_frames, flush_interval, max_retries,
+               backoff, backoff_max, backoff_reset, watchdog, heartbeat, max_message_size,
+               quiet, as_json):
+    """Record a venue's stream into a new session until stopped.
+
+    Every frame in both directions is stored byte-exact with its receive time;
+    connection events too. Ctrl-C, SIGTERM, --duration and --max-frames end the
+    session cleanly (exit 0); a fatal error or exhausted retries mark it failed
+    (exit 1).
+
+    Example:
+
+        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
+        wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
+        wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
+    """
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
+    if url and venue != "url":
+        raise click.UsageError(f"unexpected argument {url!r} (only 'record url' takes a URL)")
+    if venue == "url" and sim:
+        raise click.UsageError("'record url' has no simulator; start a local server instead")
+    params = dict(params)
+    for key, value in (("feed", feed), ("auth", auth)):
+        if value:
+            params[key] = value
+    if msgpack:
+        params["msgpack"] = "true"
+    if venue == "url":
+        params["send"] = list(sends)
+    elif sends:
+        raise click.UsageError("--send is for 'record url'")
+    request = Request(channels=_split(channels), symbols=_split(symbols), params=params,
+                      url=url or url_option)
+    v = get_venue(venue)
+    if venue == "url":
+        name = name or (Url.default_name(request.url) if request.url else None)
+    options = RecordOptions(duration=duration, max_frames=max_frames, max_retries=max_retries,
+                            backoff_initial=backoff, backoff_max=backoff_max,
+                            backoff_reset=backoff_reset, watchdog=watchdog,
+                            heartbeat=heartbeat, max_message_size=max_message_size,
+                            flush_interval=flush_interval)
+    args = {"venue": venue, "channels": request.channels, "symbols": request.symbols,
+            "params": {k: v for k, v in params.items()}, "url": request.url, "sim": sim}
+    progress = _Progress(quiet, max_frames)
+    try:
+        result = record(v, request, data=data, options=options, name=name, args=args,
+                        progress=progress, sim=SimOptions(rate=sim_rate) if sim else None)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        _json({"path": str(result.path), "venue": result.venue, "id": result.session,
+               "status": result.status, "error": result.error, "frames_in": result.frames_in,
+               "frames_out": result.frames_out, "events": result.events,
+               "bytes_in": result.bytes_in, "reconnects": result.reconnects,
+               "seconds": round(result.seconds, 3), "stopped_by": result.stopped_by})
+    if not quiet:
+        click.echo(f"{result.status}: {result.frames_in:,} frames in "
+                   f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
+                   f"{result.events:,} events, {result.reconnects} reconnects in "
+                   f"{format_duration(int(result.seconds * 1e9))} -> "
+                   f"{result.venue}/{result.session}", err=True)
+    if result.status != "complete":
+        raise click.ClickException(result.error or "recording failed")
+
+
+@cli.command("sim")
+@click.argument("venue", type=click.Choice(sorted(SIMULATORS)), metavar="VENUE")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="0 picks a free port.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--rate", type=float, default=20.0, show_default=True, callback=_positive,
+              help="Data frames per second (per stream).")
+@click.option("--drop-every", type=click.IntRange(min=1), metavar="N",
+              help="Abort the connection after every N data frames.")
+@click.option("--malformed-every", type=click.IntRange(min=1), metavar="N",
+              help="Cut every N-th data frame in half.")
+@click.option("--stall-after", type=click.IntRange(min=0), metavar="N",
+              help="Send nothing more after N data frames.")
+@click.option("--error", metavar="CODE",
+              help="Answer with the venue's error CODE, or http:STATUS on the upgrade.")
+@click.option("--auth-timeout", type=float, default=10.0, show_default=True,
+              help="alpaca: seconds to authenticate.")
+@click.option("--idle-timeout", type=float, default=60.0, show_default=True,
+              help="hyperliquid: close after this long with nothing sent.")
+@click.option("--inactivity", type=float, default=60.0, show_default=True,
+              help="flow: drop a connection without subscriptions idle this long.")
+@click.option("--ping-interval", type=float,
+              help="flow/dfuse: server ping interval [default: 9 / 10 s].")
+@click.option("--pong-timeout", type=float, default=10.0, show_default=True,
+              help="flow: close when a ping is not answered within this.")
+@click.option("--max-symbols", type=int, default=30, show_default=True,
+              help="alpaca: symbol limit (405 past it).")
+@click.option("--max-connections", type=int, default=1, show_default=True,
+              help="alpaca: connections per endpoint (406 past it).")
+def sim_cmd(venue, host, port, **options):
+    """Serve a venue simulator for your own client, until Ctrl-C.
+
+    Prints 'listening on URL' as its first line on stderr.
+
+    Example:
+
+        wsrec sim alpaca --port 8765 --rate 100
+        wsrec sim flow --drop-every 50
+    """
+    sim = get_simulator(venue, SimOptions(**options))
+
+    async def serve_forever():
+        await sim.start(host, port, announce=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await sim.close()
+
+    try:
+        asyncio.run(serve_forever())
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") \
+            from None
+
+
+@cli.command("venues")
+@click.argument("venue", required=False, type=click.Choice(sorted(VENUES)), metavar="[VENUE]")
+@json_option
+def venues_cmd(venue, as_json):
+    """List venues: channels, parameters, defaults, credentials and endpoints.
+
+    Example:
+
+        wsrec venues
+        wsrec venues alpaca --json | jq .channels
+    """
+    infos = [VENUES[name]().describe() for name in ([venue] if venue else VENUES)]
+    if as_json:
+        _json(infos[0] if venue else infos)
+        return
+    for info in infos:
+        if not venue:
+            click.echo(f"{info['name']:<12} {info['title']}")
+            continue
+        click.echo(f"{info['name']}: {info['title']}")
+        click.echo("endpoints:")
+        for k, u in info["endpoints"].items():
+            click.echo(f"  {k:<12} {u}")
+        click.echo("channels:" + (f" (default {', '.join(info['default_channels'])})"
+                                  if info["default_channels"] else ""))
+        for k, d in info["channels"].items():
+            click.echo(f"  {k:<28} {d}")
+        if info["params"]:
+            click.echo("parameters (--param KEY=VALUE):")
+            for k, d in info["params"].items():
+                click.echo(f"  {k:<20} {d}")
+        if info["credentials"]:
+            click.echo("credentials (environment):")
+            for k, d in info["credentials"].items():
+                click.echo(f"  {k:<20} {d}")
+        wd = f"{info['watchdog_s']:g}s" if info["watchdog_s"] else "off"
+        hb = f"{info['heartbeat_s']:g}s" if info["heartbeat_s"] else "off"
+        click.echo(f"watchdog: {wd}; heartbeat: {hb}")
 
 
 def main() -> None:

@@ -1,0 +1,421 @@
+"""The recording engine: runs any venue's streams over the one connection loop.
+
+For each ``Stream`` (one per connection the venue needs) a slot connects, runs the
+opening exchange, and stores every message in both directions and every connection
+event through one ``SessionWriter``. It reconnects on any non-fatal loss with
+exponential backoff and full jitter, resumes where the stream knows how, watches for
+silence, sends keepalives, respects the venue's send and connect rate limits, and
+stops cleanly on a signal, ``duration``, ``max_frames`` or a fatal error.
+
+The receive path per message is: stamp (done by the connection), classify by
+scanning bytes (the stream), append to the writer's lists. Nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .connection import ConnectError, HandshakeRejected, connect
+from .errors import WsrecError
+from .manifest import REDACTED
+from .venues.base import NONE, Request, Step, Stream, Venue
+from .writer import SessionWriter
+
+__all__ = ["Recorder", "RecordOptions", "RecordResult", "record"]
+
+_time_ns = time.time_ns
+_monotonic_ns = time.monotonic_ns
+_DEFAULT = object()
+
+
+@dataclass
+class RecordOptions:
+    duration: float | None = None          # seconds; None: until stopped
+    max_frames: int | None = None          # inbound frames to store, then stop
+    max_retries: int | None = None         # consecutive failed attempts; None: unlimited
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    backoff_reset: float = 60.0            # healthy this long: the backoff starts over
+    watchdog: float | None = None          # None: the venue's default; 0: off
+    heartbeat: float | None = None         # None: the venue's default; 0: off
+    open_timeout: float = 10.0
+    max_message_size: int = 256 << 20
+    compression: bool = True
+    flush_interval: float = 1.0
+    writer_settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class RecordResult:
+    path: Path
+    venue: str
+    session: str
+    status: str
+    error: str | None
+    frames_in: int
+    frames_out: int
+    events: int
+    bytes_in: int
+    reconnects: int
+    seconds: float
+    stopped_by: str
+
+
+class _RateLimit:
+    """At most ``count`` uses per ``period`` seconds (a sliding window)."""
+
+    def __init__(self, limit: tuple[int, float] | None):
+        self.count, self.period = limit if limit else (0, 0.0)
+        self.times: collections.deque = collections.deque()
+
+    async def wait(self) -> None:
+        if not self.count:
+            return
+        while True:
+            now = time.monotonic()
+            while self.times and now - self.times[0] >= self.period:
+                self.times.popleft()
+            if len(self.times) < self.count:
+                self.times.append(now)
+                return
+            await asyncio.sleep(self.period - (now - self.times[0]))
+
+
+class _Slot:
+    """One logical connection (``conn`` number) and the physical connections it makes."""
+
+    def __init__(self, rec: "Recorder", conn: int, stream: Stream):
+        self.rec = rec
+        self.conn = conn
+        self.stream = stream
+        self.connection = None
+        self.last_rx = 0
+        self.ready = False
+        self.outbox: asyncio.Queue = asyncio.Queue()
+
+    # Handler interface (called by the connection for every message)
+    def on_message(self, payload, text: bool, ts: int, mono: int) -> None:
+        rec = self.rec
+        if rec.done:
+            return
+        try:
+            channels, symbols, step = self.stream.receive(payload, text)
+        except Exception:  # noqa: BLE001 - a malformed frame: store it unclassified
+            channels, symbols, step = NONE, NONE, None
+        try:
+            rec.writer.append(payload, conn=self.conn, dir="in",
+                              kind="text" if text else "binary", channels=channels,
+                              symbols=symbols, ts_ns=ts, mono_ns=mono)
+        except WsrecError as exc:
+            rec.fail(str(exc))
+            return
+        self.last_rx = mono
+        rec.frames_in += 1
+        rec.bytes_in += len(payload)
+        if rec.frames_in == rec.options.max_frames:
+            rec.finish("max-frames")
+        elif step is not None:
+            self.handle(step)
+
+    def on_open(self, connection, ts: int, mono: int) -> None:
+        self.connection = connection
+        self.last_rx = mono
+        self.rec.event("open", conn=self.conn, ts_ns=ts, mono_ns=mono,
+                       url=self.rec.redact(self.stream.url))
+
+    def on_ping(self, data: bytes, ts: int, mono: int) -> None:
+        if not self.rec.done:
+            self.last_rx = mono
+            self.rec.event("ping", conn=self.conn, ts_ns=ts, mono_ns=mono, data=data.hex())
+
+    def handle(self, step: Step) -> None:
+        if step.send:
+            self.send(step.send)
+        if step.ready and not self.ready:
+            self.ready = True
+        if step.fatal:
+            self.rec.fail(step.fatal)
+        elif step.retry:
+            self.rec.event("error", conn=self.conn, error=self.rec.redact(step.retry))
+            if self.connection is not None:
+                self.connection.close(1000, "reconnecting")
+
+    def send(self, messages) -> None:
+        for m in messages:
+            self.outbox.put_nowait(m)
+
+    async def sender(self, connection) -> None:
+        """Send queued messages under the venue's rate limit; record each one."""
+        rec = self.rec
+        while True:
+            message = await self.outbox.get()
+            await rec.send_limit.wait()
+            if rec.done or not connection.is_open:
+                continue
+            connection.send(message, text=self.stream.text_out)
+            rec.frames_out += 1
+            try:
+                rec.writer.append(rec.redact_bytes(message), conn=self.conn, dir="out",
+                                  kind="text" if self.stream.text_out else "binary")
+            except WsrecError as exc:
+                rec.fail(str(exc))
+
+    async def keepalive(self, connection, interval: float) -> None:
+        while connection.is_open:
+            await asyncio.sleep(interval)
+            message = self.stream.heartbeat()
+            if message is None:
+                connection.ping()
+            else:
+                self.send([message])
+
+    async def watchdog(self, connection, limit: float) -> None:
+        limit_ns = int(limit * 1e9)
+        while connection.is_open:
+            await asyncio.sleep(min(limit / 4, 1.0))
+            silent = _monotonic_ns() - self.last_rx
+            if silent > limit_ns and connection.is_open:
+                self.rec.event("watchdog", conn=self.conn, silent_s=round(silent / 1e9, 3))
+                connection.abort()
+                return
+
+    async def run(self) -> None:
+        rec, opts = self.rec, self.rec.options
+        failures = 0  # consecutive failed attempts
+        while not rec.done:
+            if failures:
+                if opts.max_retries is not None and failures > opts.max_retries:
+                    rec.fail(f"{rec.venue.name}: gave up after {opts.max_retries} "
+                             f"retr{'y' if opts.max_retries == 1 else 'ies'}: {rec.last_error}")
+                    return
+                delay = random.uniform(0, min(opts.backoff_max,
+                                              opts.backoff_initial * 2 ** (failures - 1)))
+                rec.reconnects += 1
+                rec.event("reconnect", conn=self.conn, attempt=failures,
+                          delay_s=round(delay, 3))
+                if await rec.sleep(delay):
+                    return
+            await rec.connect_limit.wait()
+            if rec.done:
+                return
+            self.stream.reset()
+            self.ready = False
+            self.outbox = asyncio.Queue()
+            try:
+                connection = await connect(self.stream.url, self, headers=self.stream.headers,
+                                           timeout=opts.open_timeout,
+                                           max_size=opts.max_message_size,
+                                           compression=opts.compression)
+            except HandshakeRejected as exc:
+                rec.last_error = rec.redact(str(exc))
+                rec.event("error", conn=self.conn, error=rec.last_error, status=exc.status)
+                if exc.status in (401, 403):
+                    rec.fail(f"{rec.venue.name}: {rec.last_error}: the server refused the "
+                             f"credentials")
+                    return
+                if exc.status in (400, 404):
+                    rec.fail(f"{rec.venue.name}: {rec.last_error}: the endpoint refused "
+                             f"this request")
+                    return
+                failures += 1
+                continue
+            except ConnectError as exc:
+                rec.last_error = rec.redact(str(exc))
+                rec.event("error", conn=self.conn, error=rec.last_error)
+                failures += 1
+                continue
+            opened = time.monotonic()
+            tasks = [asyncio.create_task(self.sender(connection))]
+            if rec.heartbeat:
+                tasks.append(asyncio.create_task(self.keepalive(connection, rec.heartbeat)))
+            if rec.watchdog:
+                tasks.append(asyncio.create_task(self.watchdog(connection, rec.watchdog)))
+            self.send(self.stream.opening())
+            done_wait = asyncio.create_task(rec.done_event.wait())
+            await asyncio.wait([connection.closed, done_wait],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not connection.closed.done():  # we are stopping: close politely
+                connection.close(1000, "recording stopped")
+                try:
+                    await asyncio.wait_for(asyncio.shield(connection.closed), 2.0)
+                except TimeoutError:
+                    connection.abort()
+                    await connection.closed
+            done_wait.cancel()
+            for t in tasks:
+                t.cancel()
+            code, reason = connection.closed.result()
+            self.connection = None
+            rec.event("close", conn=self.conn, code=code, reason=reason)
+            if rec.done:
+                return
+            rec.last_error = f"connection closed (code {code}{', ' + reason if reason else ''})"
+            healthy = time.monotonic() - opened >= opts.backoff_reset
+            failures = 1 if healthy else failures + 1
+
+
+class Recorder:
+    """Record ``venue`` as ``request`` asks into a new session under ``data``."""
+
+    def __init__(self, venue: Venue, request: Request, *, data=None,
+                 options: RecordOptions | None = None, name: str | None = None,
+                 args: dict | None = None, progress=None):
+        self.venue = venue
+        self.request = request
+        self.options = options or RecordOptions()
+        self.streams = venue.streams(request)
+        self.secrets = sorted({s for st in self.streams for s in st.secrets() if s},
+                              key=len, reverse=True)
+        opts = self.options
+        self.watchdog = venue.watchdog if opts.watchdog is None else (opts.watchdog or None)
+        self.heartbeat = venue.heartbeat if opts.heartbeat is None else (opts.heartbeat or None)
+        self.writer = SessionWriter(name or venue.name, data, args=self._redact_args(args or {}),
+                                    flush_interval=opts.flush_interval,
+                                    **opts.writer_settings)
+        self.send_limit = _RateLimit(venue.send_limit)
+        self.connect_limit = _RateLimit(venue.connect_limit)
+        self.progress = progress
+        self.done = False
+        self.error: str | None = None
+        self.stopped_by = ""
+        self.last_error = ""
+        self.frames_in = self.frames_out = self.events = self.bytes_in = self.reconnects = 0
+        self.done_event: asyncio.Event | None = None
+
+    # -- secrets -------------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, REDACTED)
+        return text
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        for s in self.secrets:
+            data = data.replace(s.encode(), REDACTED.encode())
+        return data
+
+    def _redact_args(self, args):
+        if isinstance(args, dict):
+            return {k: self._redact_args(v) for k, v in args.items()}
+        if isinstance(args, (list, tuple)):
+            return [self._redact_args(v) for v in args]
+        return self.redact(args) if isinstance(args, str) else args
+
+    # -- events and ending ---------------------------------------------------------------
+
+    def event(self, kind: str, **info) -> None:
+        try:
+            self.writer.event(kind, **info)
+            self.events += 1
+        except WsrecError as exc:
+            self.fail(str(exc))
+
+    def finish(self, why: str) -> None:
+        """Stop recording, successfully."""
+        if not self.done:
+            self.done = True
+            self.stopped_by = why
+            if self.done_event is not None:
+                self.done_event.set()
+
+    def fail(self, error: str) -> None:
+        """Stop recording: the session ends ``failed`` with this one-line reason."""
+        if not self.done:
+            self.error = error
+            self.finish("error")
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped first; True when stopped."""
+        try:
+            await asyncio.wait_for(self.done_event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Graceful stop (Ctrl-C, SIGTERM): finish the session as complete."""
+        self.finish("signal")
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self) -> RecordResult:
+        loop = asyncio.get_running_loop()
+        self.done_event = asyncio.Event()
+        if self.done:
+            self.done_event.set()
+        started = time.monotonic()
+        handled = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.stop)
+                    handled.append(sig)
+                except (NotImplementedError, RuntimeError):
+                    pass
+        timer = (loop.call_later(self.options.duration, self.finish, "duration")
+                 if self.options.duration else None)
+        slots = [_Slot(self, i, s) for i, s in enumerate(self.streams)]
+        tasks = [asyncio.create_task(slot.run()) for slot in slots]
+        ticker = asyncio.create_task(self._tick()) if self.progress else None
+        try:
+            waiter = asyncio.create_task(self.done_event.wait())
+            await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            if not self.done and all(t.done() for t in tasks):
+                self.fail("all connections ended")
+            self.finish("error" if self.error else "stopped")
+            await asyncio.wait(tasks, timeout=5)
+            waiter.cancel()
+        finally:
+            for t in tasks:
+                t.cancel()
+            if ticker:
+                ticker.cancel()
+            if timer:
+                timer.cancel()
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        status = "failed" if self.error else "complete"
+        try:
+            self.writer.close(status, self.error)
+        except WsrecError as exc:
+            status, self.error = "failed", self.error or str(exc)
+        if self.progress:
+            self.progress(self, final=True)
+        return RecordResult(self.writer.folder, self.writer.venue, self.writer.id, status,
+                            self.error, self.frames_in, self.frames_out, self.events,
+                            self.bytes_in, self.reconnects, time.monotonic() - started,
+                            self.stopped_by)
+
+    async def _tick(self) -> None:
+        while True:
+            self.progress(self, final=False)
+            await asyncio.sleep(0.5)
+
+
+def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResult:
+    """Run a recording to its end in a fresh event loop (see ``Recorder``).
+
+    ``sim``: ``SimOptions`` to record from the venue's built-in simulator, started
+    in-process on a free port (``request.url`` and ``request.sim`` are set for it).
+    """
+    async def main() -> RecordResult:
+        simulator = None
+        if sim is not None:
+            from .sim import get_simulator
+            simulator = get_simulator(venue.name, sim)
+            request.url = await simulator.start()
+            request.sim = True
+        try:
+            return await Recorder(venue, request, **kwargs).run()
+        finally:
+            if simulator is not None:
+                await simulator.close()
+
+    return asyncio.run(main())

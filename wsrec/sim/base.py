@@ -1,0 +1,187 @@
+"""What every venue simulator shares: the server, fault switches, the log of what was sent.
+
+A simulator is a local WebSocket server (websockets' asyncio server) that speaks one
+venue's protocol strictly, with synthetic but documented-shape data that is
+deterministic under ``seed``. Fault switches make the recorder's error paths testable:
+
+* ``drop_every=N``: abort the TCP connection (no close frame) after every N data frames;
+* ``malformed_every=N``: every N-th data frame is cut in half (invalid JSON);
+* ``stall_after=N``: after N data frames, send nothing more (the connection stays open);
+* ``error=CODE``: answer with the venue's error CODE (see each venue), or ``http:STATUS``
+  to refuse the WebSocket upgrade with that HTTP status.
+
+Every message a simulator sends is logged per connection in ``sent`` (and client
+messages in ``received``), so tests can compare a recording with what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import sys
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
+
+__all__ = ["SimOptions", "Simulator", "Dropped", "compact"]
+
+
+@dataclass
+class SimOptions:
+    seed: int = 1
+    rate: float = 20.0                # data frames per second (per stream)
+    drop_every: int | None = None
+    malformed_every: int | None = None
+    stall_after: int | None = None
+    error: str | None = None
+    auth_timeout: float = 10.0        # alpaca: seconds to authenticate
+    idle_timeout: float = 60.0        # hyperliquid: close after this long with nothing sent
+    inactivity: float = 60.0          # flow: drop a connection idle without subscriptions
+    ping_interval: float | None = None  # server protocol pings (flow 9 s); dfuse app pings
+    pong_timeout: float = 10.0
+    max_symbols: int = 30             # alpaca symbol limit
+    max_connections: int = 1          # alpaca connections per endpoint
+    extra: dict = field(default_factory=dict)
+
+
+class Dropped(Exception):
+    """Raised inside a session when a fault switch ended the connection."""
+
+
+def compact(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class Simulator:
+    venue = ""
+    ping_interval_default: float | None = None
+
+    def __init__(self, options: SimOptions | None = None):
+        self.options = options or SimOptions()
+        self.url: str | None = None
+        self.sent: dict[int, list[bytes]] = {}
+        self.received: dict[int, list[bytes]] = {}
+        self.active = 0
+        self._ids = itertools.count()
+        self._server = None
+        self.loop_started = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, announce: bool = False) -> str:
+        ping = self.options.ping_interval
+        if ping is None:
+            ping = self.ping_interval_default
+        self._server = await serve(
+            self._handle, host, port, process_request=self._process_request,
+            ping_interval=ping if self.protocol_pings else None,
+            ping_timeout=self.options.pong_timeout if self.protocol_pings else None,
+            max_size=None, compression="deflate")
+        sock = self._server.sockets[0]
+        h, p = sock.getsockname()[:2]
+        self.url = f"ws://{h}:{p}"
+        self.loop_started = asyncio.get_running_loop().time()
+        if announce:
+            print(f"listening on {self.url}", file=sys.stderr, flush=True)
+        return self.url
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    protocol_pings = False
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time() - self.loop_started
+
+    # -- per connection ------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request):
+        err = self.options.error
+        if err and err.startswith("http:"):
+            return self.http_error(int(err[5:]), "refused by --error")
+        return self.check_request(connection, request)
+
+    def check_request(self, connection, request):
+        """Refuse an upgrade (return an HTTP response) or accept it (None)."""
+        return None
+
+    @staticmethod
+    def http_error(status: int, text: str):
+        body = f"{status} {HTTPStatus(status).phrase}: {text}\n".encode()
+        headers = Headers([("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                           ("Connection", "close")])
+        return Response(status, HTTPStatus(status).phrase, headers, body)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        cid = next(self._ids)
+        self.sent[cid] = []
+        self.received[cid] = []
+        self.active += 1
+        state = {"data": 0, "cid": cid, "rng": random.Random(self.options.seed * 7919 + cid)}
+        try:
+            await self.session(ws, state)
+        except (ConnectionClosed, Dropped):
+            pass
+        finally:
+            self.active -= 1
+
+    async def session(self, ws: ServerConnection, state: dict) -> None:
+        raise NotImplementedError
+
+    async def recv(self, ws: ServerConnection, state: dict, timeout: float | None = None):
+        """The next client message (str or bytes), logged; None on timeout."""
+        try:
+            message = await asyncio.wait_for(ws.recv(), timeout)
+        except TimeoutError:
+            return None
+        raw = message.encode() if isinstance(message, str) else message
+        self.received[state["cid"]].append(raw)
+        return message
+
+    async def send(self, ws: ServerConnection, state: dict, payload: bytes,
+                   binary: bool = False) -> None:
+        """Send a control message (welcome, ack, error): no fault switches."""
+        self.sent[state["cid"]].append(payload)
+        await ws.send(payload if binary else payload.decode())
+
+    async def emit(self, ws: ServerConnection, state: dict, payload: bytes,
+                   binary: bool = False) -> None:
+        """Send a data frame through the fault switches."""
+        opts = self.options
+        state["data"] += 1
+        n = state["data"]
+        if opts.stall_after is not None and n > opts.stall_after:
+            await ws.wait_closed()
+            raise Dropped()
+        if opts.malformed_every and n % opts.malformed_every == 0:
+            payload = payload[: len(payload) // 2]
+        await self.send(ws, state, payload, binary)
+        if opts.drop_every and n % opts.drop_every == 0:
+            ws.transport.abort()
+            raise Dropped()
+
+    async def ticks(self):
+        """Yield forever at ``rate`` per second (anchored, so no drift)."""
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.options.rate if self.options.rate > 0 else 3600.0
+        start = loop.time()
+        for i in itertools.count(1):
+            delay = start + i * period - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield i

@@ -1,0 +1,156 @@
+"""What a venue adapter is: plain protocol code, no sockets.
+
+A ``Venue`` turns what the user asked for (a ``Request``: channels, symbols, params,
+credentials) into ``Stream`` objects, one per connection. A ``Stream`` is the protocol
+of one connection: it says what to send when the connection opens, and for each
+received message returns how to classify it (channels, symbols) and, for the few
+messages that matter to the protocol (welcome, acks, errors, progress), what to do:
+send something, declare the opening exchange done, reconnect, or stop for good.
+It also remembers what it needs to resume after a reconnect.
+
+The recorder (``wsrec.recorder``) runs any venue with the same network loop; tests
+drive streams with literal frames from ``venue-docs``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ..errors import WsrecError
+
+__all__ = ["Request", "Step", "Stream", "Venue", "UsageError", "NONE", "split_params", "endpoint"]
+
+NONE: tuple = ()
+
+
+class UsageError(WsrecError):
+    """A recording request the venue can't serve (bad channel, missing credential...)."""
+
+
+@dataclass
+class Request:
+    """What to record, as the user said it (CLI options or API arguments)."""
+    channels: list[str] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    url: str | None = None          # endpoint override (sandbox, testnet, local server)
+    sim: bool = False               # recording from the built-in simulator
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    def param(self, name: str, default=None):
+        return self.params.get(name, default)
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.params.get(name)
+        if value is None:
+            return default
+        return str(value).lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Step:
+    """What the recorder must do after a received message."""
+    send: list[bytes] = field(default_factory=list)   # messages to send now
+    ready: bool = False             # the opening exchange is complete
+    fatal: str | None = None        # stop recording: reconnecting can't cure this
+    retry: str | None = None        # drop this connection and reconnect
+
+
+class Stream:
+    """The protocol of one connection. Subclasses override what they need."""
+
+    url: str = ""
+    headers: dict[str, str] = {}
+    text_out: bool = True           # outbound messages are text frames
+    binary_in: bool = False         # inbound data is msgpack (Alpaca's binary mode)
+
+    def opening(self) -> list[bytes]:
+        """Messages to send as soon as the connection is open."""
+        return []
+
+    def receive(self, payload: bytes, text: bool) -> tuple[tuple, tuple, Step | None]:
+        """Classify a received message and react to it: ``(channels, symbols, step)``.
+
+        Called for every message, so the common case (a data frame) must be cheap:
+        scan bytes, don't parse JSON.
+        """
+        return NONE, NONE, None
+
+    def heartbeat(self) -> bytes | None:
+        """An application-level keepalive message, or None for a protocol ping."""
+        return None
+
+    def secrets(self) -> list[str]:
+        """Strings that must never be stored or printed (keys, tokens)."""
+        return []
+
+    def reset(self) -> None:
+        """Called before every (re)connect; keep what resuming needs, drop the rest."""
+
+
+class Venue:
+    """A venue: its endpoints, channels, parameters, limits and defaults."""
+
+    name: str = ""
+    title: str = ""
+    endpoints: dict[str, str] = {}
+    channels: dict[str, str] = {}           # name -> what it carries
+    default_channels: list[str] = []
+    params: dict[str, str] = {}             # --param name -> meaning
+    credentials: dict[str, str] = {}        # environment variable -> meaning
+    watchdog: float | None = None           # reconnect after this much silence (None: off)
+    heartbeat: float | None = 20.0          # seconds between keepalives (None: none)
+    send_limit: tuple[int, float] | None = None      # at most N client messages per T s
+    connect_limit: tuple[int, float] | None = None   # at most N new connections per T s
+
+    def streams(self, request: Request) -> list[Stream]:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "endpoints": self.endpoints,
+            "channels": self.channels,
+            "default_channels": self.default_channels,
+            "params": self.params,
+            "credentials": self.credentials,
+            "watchdog_s": self.watchdog,
+            "heartbeat_s": self.heartbeat,
+            "send_limit": self.send_limit,
+            "connect_limit": self.connect_limit,
+        }
+
+    def check_channels(self, request: Request) -> list[str]:
+        channels = request.channels or list(self.default_channels)
+        unknown = [c for c in channels if self.channels and c not in self.channels]
+        if unknown:
+            raise UsageError(f"{self.name}: unknown channel(s) {', '.join(unknown)} "
+                             f"(choose from {', '.join(self.channels)})")
+        return channels
+
+    def check_params(self, request: Request) -> None:
+        unknown = [p for p in request.params if self.params and p not in self.params]
+        if unknown:
+            raise UsageError(f"{self.name}: unknown parameter(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(self.params)})")
+
+
+def split_params(value: str | None) -> list[str]:
+    """``'a,b'`` or ``'a|b'`` -> ``['a', 'b']``."""
+    if not value:
+        return []
+    return [v.strip() for v in str(value).replace("|", ",").split(",") if v.strip()]
+
+
+def endpoint(override: str | None, default: str, path: str = "") -> str:
+    """The URL to connect to: ``override`` when given (with ``path`` appended when it
+    names only a host, e.g. a local simulator), else ``default``."""
+    if not override:
+        return default
+    from urllib.parse import urlsplit
+    if urlsplit(override).path in ("", "/") and path:
+        return override.rstrip("/") + "/" + path.lstrip("/")
+    return override
