@@ -85,3 +85,73 @@ def crashed_session(data, venue="crashy", n=50):
     out = subprocess.run([sys.executable, "-c", CRASH, str(data), venue, str(n)],
                          capture_output=True, text=True, timeout=60, check=True)
     return Path(out.stdout.strip())
+
+
+def record_from_sim(venue, data, *, sim=None, channels=(), symbols=(), params=None,
+                    options=None, url=None, env=None, name=None):
+    """Start ``venue``'s simulator on a free port, record from it, stop both.
+
+    Returns ``(result, simulator, session)``. ``url`` replaces the simulator's URL
+    (with its path) when given as a function of the simulator URL.
+    """
+    import asyncio
+
+    from wsrec.recorder import Recorder, RecordOptions
+    from wsrec.sim import SimOptions, get_simulator
+    from wsrec.venues import Request, get_venue
+
+    async def main():
+        simulator = get_simulator(venue, sim or SimOptions(rate=200))
+        base = await simulator.start()
+        request = Request(channels=list(channels), symbols=list(symbols),
+                          params=dict(params or {}), url=url(base) if url else base,
+                          sim=env is None, env=env or {})
+        try:
+            recorder = Recorder(get_venue(venue), request, data=data,
+                                options=options or RecordOptions(duration=1.0), name=name)
+            result = await asyncio.wait_for(recorder.run(), 60)
+        finally:
+            await simulator.close()
+        return result, simulator
+
+    result, simulator = asyncio.run(main())
+    return result, simulator, wsrec.open_session(result.path)
+
+
+def inbound_by_conn(session):
+    """Inbound payloads of a session per conn, in order."""
+    out = {}
+    for f in session.frames(direction="in"):
+        out.setdefault(f.conn, []).append(f.payload)
+    return out
+
+
+def all_bytes_under(path):
+    """Every byte of every file under ``path`` (to look for secrets)."""
+    from pathlib import Path
+    return b"".join(p.read_bytes() for p in Path(path).rglob("*") if p.is_file())
+
+
+def inbound_by_connection(session):
+    """Inbound payloads per physical connection (split at each ``open`` event)."""
+    out = []
+    for f in session.frames(direction="in,event"):
+        if f.dir == "event":
+            if f.kind == "open":
+                out.append([])
+        else:
+            out[-1].append(f.payload)
+    return out
+
+
+def assert_recorded_what_was_sent(session, sim):
+    """Each connection's recorded frames are what the simulator sent on it, in order;
+    only the last connection may miss a tail (frames in flight when recording stopped)."""
+    got = inbound_by_connection(session)
+    sent = [sim.sent[cid] for cid in sorted(sim.sent)]
+    assert len(got) == len(sent)
+    for i, (g, s) in enumerate(zip(got, sent)):
+        if i < len(sent) - 1:
+            assert g == s, f"connection {i}"
+        else:
+            assert g == s[:len(g)] and len(g) >= len(s) - 5, f"connection {i}"

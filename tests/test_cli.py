@@ -170,3 +170,123 @@ def test_python_dash_m(data):
     out = subprocess.run([sys.executable, "-m", "wsrec", "--version"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and wsrec.__version__ in out.stdout
+
+
+# -- record, sim, venues ------------------------------------------------------------------
+
+def test_record_from_the_simulator(run, data):
+    result = run("record", "alpaca", "--symbols", "FAKEPACA", "--sim", "--duration", "1s",
+                 "--sim-rate", "100", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "complete" and summary["frames_in"] > 20
+    assert "complete:" in result.stderr and "alpaca/" in result.stderr
+    s = wsrec.open_session("alpaca", data=data)
+    assert s.status == "complete" and s.rows() == summary["frames_in"] + summary[
+        "frames_out"] + summary["events"]
+    assert s.manifest["args"]["symbols"] == ["FAKEPACA"]
+
+
+def test_record_max_frames_and_quiet(run, data):
+    result = run("record", "hyperliquid", "-s", "BTC", "-c", "trades", "--sim",
+                 "--max-frames", "25", "--sim-rate", "200", "--quiet")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert json.loads(run("info", "hyperliquid", "--json").stdout)["frames_in"] == 25
+
+
+@pytest.mark.parametrize("args,message", [
+    (["record", "alpaca", "--symbols", "AAPL"], "APCA_API_KEY_ID"),
+    (["record", "dfuse", "--symbols", "eosio"], "DFUSE_API_TOKEN"),
+    (["record", "hyperliquid", "-c", "nope", "-s", "BTC", "--sim"], "unknown channel"),
+    (["record", "alpaca", "--duration", "soon", "--sim", "-s", "X"], "not a duration"),
+    (["record", "alpaca", "--max-frames", "0", "--sim", "-s", "X"], "must be positive"),
+    (["record", "alpaca", "-p", "novalue", "--sim", "-s", "X"], "is not KEY=VALUE"),
+    (["record", "nowhere"], "VENUE"),
+    (["record", "url"], "give the endpoint"),
+])
+def test_record_usage_errors_exit_2(run, data, args, message):
+    result = run(*args, env={"APCA_API_KEY_ID": None, "APCA_API_SECRET_KEY": None,
+                             "DFUSE_API_TOKEN": None})
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not data.exists() or not list(data.rglob("session.json"))  # nothing recorded
+
+
+def test_record_fatal_error_exits_1(run, data):
+    from conftest import record_from_sim  # noqa: F401 - the CLI can't inject faults
+    result = run("record", "url", "ws://127.0.0.1:9/nothing-listens", "--max-retries", "0",
+                 "--name", "dead")
+    _one_line_error(result, "gave up after 0 retries", "cannot connect")
+    s = wsrec.open_session("dead", data=data)
+    assert s.status == "failed" and "cannot connect" in s.manifest["error"]
+
+
+def test_sigterm_ends_a_recording_cleanly(data):
+    import os
+    import signal
+    import time
+    env = {**os.environ, "WSREC_DATA": str(data)}
+    proc = subprocess.Popen([sys.executable, "-m", "wsrec", "record", "flow", "--sim",
+                             "--sim-rate", "50", "--quiet"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait until frames are being recorded
+            sessions = list(data.glob("flow/*/part-*.journal"))
+            if sessions and sessions[0].stat().st_size > 2000:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    s = wsrec.open_session("flow", data=data)
+    assert s.status == "complete" and s.rows() > 5 and not s.journals
+    assert [f.kind for f in s.frames(direction="event")][-1] == "close"
+
+
+def test_sim_prints_listening_first(data):
+    import asyncio
+    import os
+    import signal
+    proc = subprocess.Popen([sys.executable, "-m", "wsrec", "sim", "hyperliquid", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("listening on ws://127.0.0.1:")
+        url = line.split()[-1]
+
+        async def client():
+            from websockets.asyncio.client import connect
+            async with connect(url + "/ws") as ws:
+                await ws.send('{"method":"ping"}')
+                return await asyncio.wait_for(ws.recv(), 10)
+        assert asyncio.run(client()) == '{"channel":"pong"}'
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_sim_port_in_use(run):
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run("sim", "flow", "--port", port)
+    _one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_venues(run):
+    result = run("venues")
+    assert result.exit_code == 0
+    for name in ("alpaca", "hyperliquid", "vega", "flow", "dfuse", "url"):
+        assert name in result.stdout
+    out = run("venues", "alpaca").stdout
+    assert "APCA_API_KEY_ID" in out and "wss://stream.data.alpaca.markets/v2/test" in out
+    info = json.loads(run("venues", "flow", "--json").stdout)
+    assert info["default_channels"] == ["block_digests"] and info["watchdog_s"] == 60
+    assert "watchdog: off" in run("venues", "vega").stdout

@@ -410,14 +410,15 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                "frames_out": result.frames_out, "events": result.events,
                "bytes_in": result.bytes_in, "reconnects": result.reconnects,
                "seconds": round(result.seconds, 3), "stopped_by": result.stopped_by})
+    if result.status != "complete":
+        raise click.ClickException(f"{result.error or 'recording failed'} (session "
+                                   f"{result.venue}/{result.session} marked failed)")
     if not quiet:
         click.echo(f"{result.status}: {result.frames_in:,} frames in "
                    f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
                    f"{result.events:,} events, {result.reconnects} reconnects in "
                    f"{format_duration(int(result.seconds * 1e9))} -> "
                    f"{result.venue}/{result.session}", err=True)
-    if result.status != "complete":
-        raise click.ClickException(result.error or "recording failed")
 
 
 @cli.command("sim")

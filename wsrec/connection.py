@@ -206,8 +206,9 @@ async def connect(url: str, handler: Handler, *, headers: dict | None = None,
             from None
     except OSError as exc:
         conn.abort()
-        raise ConnectError(f"cannot connect to {uri.host}:{uri.port}: "
-                           f"{exc.strerror or exc}") from None
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else \
+            (exc.strerror or str(exc))
+        raise ConnectError(f"cannot connect to {uri.host}:{uri.port}: {reason}") from None
     except InvalidHandshake as exc:
         conn.abort()
         raise ConnectError(f"WebSocket handshake failed: {exc}") from None

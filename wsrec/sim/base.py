@@ -172,7 +172,8 @@ class Simulator:
             payload = payload[: len(payload) // 2]
         await self.send(ws, state, payload, binary)
         if opts.drop_every and n % opts.drop_every == 0:
-            ws.transport.abort()
+            await ws.drain()       # what was logged as sent reaches the socket ...
+            ws.transport.abort()   # ... then the connection dies without a close frame
             raise Dropped()
 
     async def ticks(self):

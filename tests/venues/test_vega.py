@@ -1,0 +1,59 @@
+"""Vega's protocol logic against literal frames (no sockets)."""
+
+import pytest
+
+from wsrec.venues import Request, UsageError, get_venue
+
+M = "0570e3ba31dda99bcaa78cf7c32fe97f3ec93c7a87ae6efd41fc524defa1bef2"
+
+
+def streams(channels, symbols=(), **params):
+    return get_venue("vega").streams(Request(channels=channels, symbols=list(symbols),
+                                             params=params))
+
+
+def test_one_connection_per_path_with_query_filters():
+    a, b = streams(["trades", "orders"], symbols=[M, "ab"], partyIds="p1,p2")
+    assert a.url == (f"wss://api.n07.testnet.vega.xyz/api/v2/stream/trades?marketIds={M}"
+                     f"&marketIds=ab&partyIds=p1&partyIds=p2")
+    assert b.url.startswith("wss://api.n07.testnet.vega.xyz/api/v2/stream/orders?marketIds=")
+    assert a.opening() == [] and a.heartbeat() is None
+    [c] = streams(["positions"], symbols=[M])
+    assert c.url.endswith(f"/positions?marketId={M}")
+    [d] = streams(["ledger/movements"])
+    assert d.url == "wss://api.n07.testnet.vega.xyz/api/v2/stream/ledger/movements"
+
+
+def test_url_override_keeps_the_path():
+    [s] = get_venue("vega").streams(Request(channels=["trades"], url="ws://127.0.0.1:9"))
+    assert s.url == "ws://127.0.0.1:9/api/v2/stream/trades"
+
+
+def test_classification_and_snapshot_pages():
+    [s] = streams(["orders"])
+    page = b'{"result":{"snapshot":{"orders":[{"id":"1","marketId":"%s"}]}}}' % M.encode()
+    assert s.receive(page, True) == (("orders",), (M,), None)
+    last = b'{"result":{"snapshot":{"orders":[],"lastPage":true}}}'
+    assert s.receive(last, True)[2].ready
+    movement = (b'{"result":{"ledgerMovement":{"entries":[{"fromAccount":{"assetId":"fBTC",'
+                b'"type":7,"marketId":"%s"},"amount":"30"}]}}}' % M.encode())
+    assert s.receive(movement, True)[1] == (M,)
+
+
+def test_errors():
+    [s] = streams(["trades"])
+    step = s.receive(b'{"error":{"code":3,"message":"bad filter","details":[]}}', True)[2]
+    assert step.fatal and "bad filter" in step.fatal
+    step = s.receive(b'{"error":{"code":14,"message":"unavailable"}}', True)[2]
+    assert step.retry and not step.fatal
+
+
+def test_usage_errors():
+    with pytest.raises(UsageError, match="takes no market filter"):
+        streams(["ledger/movements"], symbols=[M])
+    with pytest.raises(UsageError, match="single market"):
+        streams(["positions"], symbols=[M, M])
+    with pytest.raises(UsageError, match="candleId"):
+        streams(["candle/data"])
+    with pytest.raises(UsageError, match="unknown channel"):
+        streams(["nope"])
