@@ -155,3 +155,35 @@ def assert_recorded_what_was_sent(session, sim):
             assert g == s, f"connection {i}"
         else:
             assert g == s[:len(g)] and len(g) >= len(s) - 5, f"connection {i}"
+
+
+def talk(venue, path, script, *, options=None, headers=None, timeout=10):
+    """Start ``venue``'s simulator, connect a plain websockets client to ``path`` and run
+    ``await script(ws)``; returns what the script returns (client-side tests of the sims)."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    from wsrec.sim import SimOptions, get_simulator
+
+    async def main():
+        sim = get_simulator(venue, options or SimOptions(rate=50))
+        url = await sim.start()
+        try:
+            async with connect(url + path, additional_headers=headers or {},
+                               max_size=None) as ws:
+                return await asyncio.wait_for(script(ws), timeout)
+        finally:
+            await sim.close()
+
+    return asyncio.run(main())
+
+
+async def recv_json(ws, timeout=5):
+    import asyncio
+    return json_loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+def json_loads(message):
+    import json
+    return json.loads(message)

@@ -290,3 +290,28 @@ def test_venues(run):
     info = json.loads(run("venues", "flow", "--json").stdout)
     assert info["default_channels"] == ["block_digests"] and info["watchdog_s"] == 60
     assert "watchdog: off" in run("venues", "vega").stdout
+
+
+def test_secrets_absent_from_output_and_files(run, data):
+    import os
+    import signal
+    from conftest import all_bytes_under
+    proc = subprocess.Popen([sys.executable, "-m", "wsrec", "sim", "alpaca", "--rate", "100"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stderr.readline().split()[-1]
+        env = {"APCA_API_KEY_ID": "AKIDNOTFORDISK", "APCA_API_SECRET_KEY": "SHHHHHHHHHH"}
+        result = run("record", "alpaca", "-s", "FAKEPACA", "--url", url, "--max-frames", "30",
+                     "--json", env=env)
+        assert result.exit_code == 0, result.output
+        for secret in env.values():
+            assert secret not in result.stdout and secret not in result.stderr
+            assert secret.encode() not in all_bytes_under(data)
+        s = wsrec.open_session("alpaca", data=data)
+        out = [f.payload for f in s.frames(direction="out")]
+        assert out[0] == b'{"action":"auth","key":"***","secret":"***"}'
+        info = run("info", "alpaca", "--json").stdout
+        assert "AKIDNOTFORDISK" not in info
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)

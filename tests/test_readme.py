@@ -18,18 +18,20 @@ def block_after(marker):
     return m.group(1).strip()
 
 
-def test_main_command_runs_after_install():
+def test_main_command_runs_after_install(tmp_path):
     command = block_after("main-command")
     install, _, run = command.partition("pip install . && ")
     assert run, "the main command installs wsrec, then runs it"
     bindir = Path(sys.executable).parent  # the environment the tests run in
     if not (bindir / "wsrec").exists():
         pytest.skip(f"no wsrec console script in {bindir} (package not installed)")
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    out = subprocess.run(run, shell=True, cwd=ROOT, capture_output=True, text=True,
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "WSREC_DATA": str(tmp_path / "data")}
+    run = run.replace("--duration 10s", "--duration 2s")  # the same job, shorter
+    out = subprocess.run(run, shell=True, cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, env=env)
     assert out.returncode == 0, out.stderr
-    assert "alpaca" in out.stdout and "FAKEPACA" in out.stdout
+    assert "alpaca/" in out.stdout and "FAKEPACA" in out.stdout and "complete" in out.stdout
 
 
 def test_test_command_is_what_ci_runs():

@@ -106,6 +106,8 @@ def test_dfuse_resumes_from_last_progress_and_counts_redelivery(data):
     assert len(blocks) > len(set(blocks))  # blocks after the last progress came twice
     resumed = [json.loads(m) for cid in sorted(sim.received)[1:] for m in sim.received[cid]]
     assert all(m["start_block"] % 10 == 1 for m in resumed)  # last progress + 1
+    from wsrec.info import details
+    assert details(s)["redelivered"] == len(blocks) - len(set(blocks))
 
 
 @pytest.mark.parametrize("venue,error,match", [

@@ -181,6 +181,9 @@ def info_cmd(session, data, as_json, do_repair):
             f" ({format_duration(sum(g['duration_ns'] for g in d['gaps']))} in all)"
             if d["gaps"] else "")),
     ]
+    if "redelivered" in d:
+        lines.append(("redelivered", f"{d['redelivered']:,} frames of blocks delivered again "
+                                     f"after a resume (both copies stored)"))
     for c in d["connections"]:
         closed = c.get("closed") or "open"
         code = f" code {c['code']}" if "code" in c else ""

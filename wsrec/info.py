@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pyarrow as pa
@@ -76,7 +77,35 @@ def details(session: Session) -> dict:
         "error": session.manifest.get("error"),
         "args": session.manifest.get("args", {}),
     })
+    if session.venue == "dfuse":
+        out["redelivered"] = redelivered(session)
     return out
+
+
+_BLOCK = re.compile(rb'"block_num":(\d+)')
+
+
+def redelivered(session: Session) -> int:
+    """dfuse: data frames of blocks that an earlier connection had already delivered
+    (a resume restarts at the last progress block + 1, so the blocks after it come twice)."""
+    count = 0
+    seen: dict[tuple[int, str], int] = {}       # (conn, req_id) -> highest block so far
+    before: dict[tuple[int, str], int] = {}     # the same, as of the current connection's open
+    for f in session.frames(direction="in,event"):
+        if f.dir == "event":
+            if f.kind == "open":
+                before.update({k: v for k, v in seen.items() if k[0] == f.conn})
+            continue
+        if f.channel not in ("action_trace", "table_delta") or not f.symbol:
+            continue
+        m = _BLOCK.search(f.payload)
+        if m is None:
+            continue
+        key, block = (f.conn, f.symbol), int(m.group(1))
+        if block <= before.get(key, -1):
+            count += 1
+        seen[key] = max(seen.get(key, -1), block)
+    return count
 
 
 def _count(counter: Counter, values: pa.Array) -> None:

@@ -47,8 +47,8 @@ DEFAULTS = {
 }
 _WAKE_ROWS = 16_384                 # wake the flush thread early past this many rows ...
 _WAKE_BYTES = 16 << 20              # ... or payload bytes
-_MAX_PENDING_ROWS = 1 << 20         # append blocks past this many waiting rows ...
-_MAX_PENDING_BYTES = 256 << 20      # ... or bytes (the flush thread is far behind)
+_MAX_PENDING_ROWS = 131_072         # append blocks past this many waiting rows ...
+_MAX_PENDING_BYTES = 64 << 20       # ... or bytes (the flush thread is far behind)
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
