@@ -143,6 +143,19 @@ class Simulator:
     async def session(self, ws: ServerConnection, state: dict) -> None:
         raise NotImplementedError
 
+    async def serve_messages(self, ws: ServerConnection, state: dict, handle, *background):
+        """Hand each client message to ``handle(ws, state, message)`` while the
+        ``background`` coroutines run; when the connection ends, cancel them and every
+        task in ``state["tasks"]`` (the session's data streams)."""
+        state.setdefault("tasks", {})
+        helpers = [asyncio.create_task(b) for b in background]
+        try:
+            while True:
+                await handle(ws, state, await self.recv(ws, state))
+        finally:
+            for task in [*helpers, *state["tasks"].values()]:
+                task.cancel()
+
     async def recv(self, ws: ServerConnection, state: dict, timeout: float | None = None):
         """The next client message (str or bytes), logged; None on timeout."""
         try:

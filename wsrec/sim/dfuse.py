@@ -47,18 +47,8 @@ class DfuseSim(Simulator):
             return await self.fatal(ws, state, "auth_invalid_token_error",
                                     "unable to verify token")
         state.update(streams={})
-        pinger = asyncio.create_task(self.pings(ws, state))
-        try:
-            while True:
-                message = await self.recv(ws, state)
-                if isinstance(message, bytes):
-                    return await self.fatal(ws, state, "invalid_message",
-                                            "binary messages are not supported")
-                await self.handle(ws, state, message)
-        finally:
-            pinger.cancel()
-            for task in state["streams"].values():
-                task.cancel()
+        state["tasks"] = state["streams"]
+        await self.serve_messages(ws, state, self.handle, self.pings(ws, state))
 
     async def pings(self, ws, state) -> None:
         interval = self.options.ping_interval or 10.0
@@ -77,6 +67,9 @@ class DfuseSim(Simulator):
             "code": code, "trace_id": "0" * 32, "message": message, "details": {}}}))
 
     async def handle(self, ws, state, message) -> None:
+        if isinstance(message, bytes):
+            return await self.fatal(ws, state, "invalid_message",
+                                    "binary messages are not supported")
         try:
             msg = json.loads(message)
             if not isinstance(msg, dict):

@@ -39,16 +39,8 @@ class FlowSim(Simulator):
 
     async def session(self, ws, state) -> None:
         state.update(subs={}, next_id=0, last_rx=asyncio.get_running_loop().time())
-        idle = asyncio.create_task(self.inactivity(ws, state))
-        try:
-            while True:
-                message = await self.recv(ws, state)
-                state["last_rx"] = asyncio.get_running_loop().time()
-                await self.handle(ws, state, message)
-        finally:
-            idle.cancel()
-            for task in state["subs"].values():
-                task.cancel()
+        state["tasks"] = state["subs"]  # the subscriptions' streams end with the connection
+        await self.serve_messages(ws, state, self.handle, self.inactivity(ws, state))
 
     async def inactivity(self, ws, state) -> None:
         loop = asyncio.get_running_loop()
@@ -68,6 +60,7 @@ class FlowSim(Simulator):
         await self.reply(ws, state, body)
 
     async def handle(self, ws, state, message) -> None:
+        state["last_rx"] = asyncio.get_running_loop().time()
         try:
             msg = json.loads(message)
             if not isinstance(msg, dict):

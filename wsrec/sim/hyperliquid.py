@@ -35,16 +35,8 @@ class HyperliquidSim(Simulator):
         await super().send(ws, state, payload, binary)
 
     async def session(self, ws, state) -> None:
-        state.update(subs=[], task=None, last_send=asyncio.get_running_loop().time())
-        idle = asyncio.create_task(self.idle_watch(ws, state))
-        try:
-            while True:
-                message = await self.recv(ws, state)
-                await self.handle(ws, state, message)
-        finally:
-            idle.cancel()
-            if state["task"] is not None:
-                state["task"].cancel()
+        state.update(subs=[], last_send=asyncio.get_running_loop().time())
+        await self.serve_messages(ws, state, self.handle, self.idle_watch(ws, state))
 
     async def idle_watch(self, ws, state) -> None:
         loop = asyncio.get_running_loop()
@@ -97,8 +89,8 @@ class HyperliquidSim(Simulator):
             state["subs"].remove(normal)
         await self.send(ws, state, compact({"channel": "subscriptionResponse",
                                             "data": {"method": method, "subscription": normal}}))
-        if state["task"] is None:
-            state["task"] = asyncio.create_task(self.stream(ws, state))
+        if "stream" not in state["tasks"]:
+            state["tasks"]["stream"] = asyncio.create_task(self.stream(ws, state))
 
     @staticmethod
     def invalid(sub) -> str | None:
