@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -22,7 +23,10 @@ from .session import Session
 from .store import ENV_DATA, data_root, resolve, session_folders
 from .recorder import RecordOptions, record
 from .sim import SIMULATORS, SimOptions, get_simulator
-from .timefmt import format_duration, parse_duration
+from .filters import Filters
+from .pacing import Lateness
+from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream
+from .timefmt import format_duration, format_ns, parse_duration, parse_time
 from .venues import VENUES, Request, UsageError, get_venue
 from .venues.url import Url
 from .verify import verify as verify_session
@@ -520,6 +524,154 @@ def venues_cmd(venue, as_json):
         wd = f"{info['watchdog_s']:g}s" if info["watchdog_s"] else "off"
         hb = f"{info['heartbeat_s']:g}s" if info["heartbeat_s"] else "off"
         click.echo(f"watchdog: {wd}; heartbeat: {hb}")
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+def _speed(ctx, param, value):
+    try:
+        return parse_speed(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _time_bound(value: str | None, sessions) -> int | None:
+    """ISO 8601 (naive = UTC) or an offset like +30s from the earliest session's start."""
+    if value is None:
+        return None
+    if value.strip().startswith("+"):
+        starts = [s.start_ns for s in sessions if s.start_ns is not None]
+        return min(starts) + parse_duration(value.strip()[1:])
+    return parse_time(value)
+
+
+def filter_options(f):
+    """--start/--end, --channels/--symbols, --direction: the same on replay and convert."""
+    f = click.option("--direction", default="in", show_default=True,
+                     type=click.Choice(["in", "out", "event", "all"]),
+                     help="Which rows: received, sent, events, or all.")(f)
+    f = list_options(f)
+    f = click.option("--end", metavar="TIME", help="Stop before this time (ISO 8601 or +OFFSET).")(f)
+    return click.option("--start", metavar="TIME",
+                        help="Start at this time: ISO 8601 (naive = UTC) or an offset such "
+                             "as +30s from the earliest session's start.")(f)
+
+
+def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, do_repair):
+    sessions = [_open(ref, data, do_repair, warn=False) for ref in refs]
+    seen = set()
+    for s in sessions:
+        if s.path in seen:
+            raise click.BadParameter(f"session {s.venue}/{s.id} given twice",
+                                     param_hint="SESSION")
+        seen.add(s.path)
+        if s.live:
+            click.echo(f"note: {s.venue}/{s.id} is still being recorded; replaying what is "
+                       f"flushed so far", err=True)
+        elif s.crashed:
+            click.echo(f"note: {s.venue}/{s.id} crashed while recording; replaying what it "
+                       f"flushed (run 'wsrec repair' to finish it)", err=True)
+    try:
+        filters = Filters.make(start=_time_bound(start, sessions),
+                               end=_time_bound(end, sessions), channels=_split(channels),
+                               symbols=_split(symbols), direction=direction)
+    except ValueError as exc:
+        message = str(exc).replace("start is after end", "--start is after --end")
+        raise click.BadParameter(message) from None
+    return sessions, filters
+
+
+@cli.command("replay")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.option("--speed", default="1", callback=_speed, show_default=True,
+              help="1 = original timing, 10 (or 10x) = ten times faster, 0.5, or max.")
+@filter_options
+@click.option("--to", "target", default="stdout", show_default=True, metavar="WHERE",
+              help="stdout, ws://HOST:PORT[/path], tcp://HOST:PORT or unix:PATH.")
+@click.option("--format", "fmt", type=click.Choice(["raw", "envelope"]), default="raw",
+              show_default=True, help="Line format for stdout, tcp and unix.")
+@click.option("--loop", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Play this many times (0: forever).")
+@click.option("--skip-gaps", is_flag=True, help="Collapse recorded disconnects to nothing.")
+@click.option("--stats", is_flag=True, help="Print frames sent and lateness at the end.")
+@click.option("--shared-clock", is_flag=True,
+              help="Servers: one clock for all clients, as on a live venue.")
+@click.option("--no-emulate", is_flag=True,
+              help="WebSocket server: stream every recorded frame as is, no venue protocol.")
+@click.option("--max-lag", type=float, default=5.0, show_default=True, callback=_positive,
+              help="Servers: disconnect a client more than this many seconds behind.")
+@click.option("--once", is_flag=True, help="Servers: exit after the first client's replay.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@data_option
+@repair_option
+def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target, fmt, loop,
+               skip_gaps, stats, shared_clock, no_emulate, max_lag, once, quiet, data,
+               do_repair):
+    """Play sessions back with their original timing, faster, or at full speed.
+
+    To stdout (one line per message, for jq), or as a server a client connects to:
+    a WebSocket server that emulates the recorded venue, or TCP / Unix sockets that
+    carry lines. Several sessions are merged by time.
+
+    Example:
+
+        wsrec replay last --speed max | jq -c .
+        wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
+        wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
+    """
+    picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
+                                            direction, do_repair)
+    options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps)
+    if target != "stdout":
+        from .serve import ServeOptions, serve_replay
+        try:
+            report = serve_replay(picked, filters, options, target, ServeOptions(
+                shared_clock=shared_clock, emulate=not no_emulate, max_lag=max_lag,
+                once=once, quiet=quiet, stats=stats))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--to") from None
+        if stats:
+            click.echo(_stats_line(report), err=True)
+        return
+    total = None
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        total = count_frames(picked, filters)
+        bar = tqdm(total=total * (loop or 1) if loop else None, unit=" frames",
+                   dynamic_ncols=True, leave=False)
+    lateness = Lateness() if stats else None
+
+    def progress(done, ts):
+        if bar is not None:
+            bar.n = done
+            if ts:
+                bar.set_postfix_str(format_ns(ts)[:23], refresh=False)
+            bar.refresh()
+
+    try:
+        written = replay_to_stream(picked, filters, options, sys.stdout.fileno(),
+                                   lateness=lateness, progress=progress)
+    except BrokenPipeError:
+        # the reader went away (| head): that is a normal end
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return
+    finally:
+        if bar is not None:
+            bar.close()
+    if written == 0:
+        click.echo("nothing matches the filters: no frame replayed", err=True)
+    if stats:
+        summary = lateness.summary()
+        summary["frames"] = written
+        click.echo(_stats_line(summary), err=True)
+
+
+def _stats_line(s: dict) -> str:
+    if s.get("p50_ms") is None:
+        return f"frames sent: {s['frames']:,}"
+    return (f"frames sent: {s['frames']:,}; lateness p50 {s['p50_ms']:.3f} ms, "
+            f"p99 {s['p99_ms']:.3f} ms, max {s['max_ms']:.3f} ms")
 
 
 def main() -> None:

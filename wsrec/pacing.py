@@ -1,0 +1,118 @@
+"""Waiting until a frame is due, precisely, and measuring how late it was.
+
+``time.sleep`` alone wakes up tens to hundreds of microseconds late, and asyncio's timer
+rounds to a millisecond; a busy loop alone burns a core while idle. The pacer sleeps until
+shortly before the due time and spins only the last stretch, so frames go out within
+microseconds of their time and an idle replay costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+import time
+from array import array
+
+__all__ = ["Pacer", "Lateness", "prefetch", "fine_switching"]
+
+_SPIN_NS = 300_000          # spin the last 0.3 ms
+_monotonic_ns = time.monotonic_ns
+
+
+class Pacer:
+    """A clock started at ``start_ns`` (monotonic); ``wait(due)`` blocks until start + due."""
+
+    def __init__(self, start_ns: int | None = None):
+        self.start = _monotonic_ns() if start_ns is None else start_ns
+
+    def wait(self, due_ns: int) -> None:
+        target = self.start + due_ns
+        remaining = target - _monotonic_ns()
+        if remaining > _SPIN_NS:
+            time.sleep((remaining - _SPIN_NS) / 1e9)
+        while _monotonic_ns() < target:
+            pass
+
+    def lateness(self, due_ns: int) -> int:
+        """How late, in ns, an action taken now is for a frame due at ``due_ns``."""
+        return _monotonic_ns() - self.start - due_ns
+
+
+class Lateness:
+    """Lateness samples (ns) and their percentiles; memory stays bounded on long replays."""
+
+    MAX = 2_000_000
+
+    def __init__(self):
+        self.samples = array("q")
+        self.count = 0
+        self._stride = 1
+
+    def add(self, ns: int) -> None:
+        self.count += 1
+        if self.count % self._stride:
+            return
+        self.samples.append(ns)
+        if len(self.samples) >= self.MAX:  # keep every other sample from here on
+            self.samples = self.samples[::2]
+            self._stride *= 2
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {"frames": self.count, "p50_ms": None, "p99_ms": None, "max_ms": None}
+        ordered = sorted(self.samples)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6  # noqa: E731
+        return {"frames": self.count, "p50_ms": round(pick(0.50), 3),
+                "p99_ms": round(pick(0.99), 3), "max_ms": round(ordered[-1] / 1e6, 3)}
+
+
+_END = object()
+
+
+def prefetch(iterable, depth: int = 4):
+    """Run ``iterable`` in a thread, ``depth`` items ahead (reading and decoding row groups,
+    rendering lines), so the pacing thread only waits and writes."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="wsrec-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+@contextlib.contextmanager
+def fine_switching(seconds: float = 0.0002):
+    """Let threads take the GIL from each other every ``seconds`` (default 5 ms is too
+    coarse for a pacer sharing the interpreter with a prefetch thread)."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)

@@ -1,0 +1,187 @@
+"""Replaying sessions: the schedule played through a sink at the chosen speed.
+
+``replay_to_stream`` writes lines (raw or envelope) to a file descriptor, paced or as
+fast as it takes them; ``wsrec.serve`` puts the same schedule behind TCP, Unix and
+WebSocket servers. The CLI's ``wsrec replay`` is a thin layer over both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import pyarrow as pa
+
+from .filters import Filters
+from .lines import envelope, is_msgpack_session, raw_block, raw_line
+from .pacing import Lateness, Pacer, fine_switching, prefetch
+from .schedule import Schedule
+from .session import Frame, Session
+
+__all__ = ["ReplayOptions", "parse_speed", "replay_to_stream", "frame_lines", "FRAME_COLUMNS",
+           "count_frames", "scheduled_frames"]
+
+FRAME_COLUMNS = list(Frame._fields)
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*x?\s*$", re.IGNORECASE)
+
+
+def parse_speed(text) -> float | None:
+    """``'1'``, ``'10'``, ``'0.5'``, ``'10x'`` -> factor; ``'max'`` -> None."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        s = str(text).strip().lower()
+        if s == "max":
+            return None
+        m = _SPEED.match(s)
+        if not m:
+            raise ValueError(f"not a speed: {text!r} (use a positive factor such as 1, 10, "
+                             f"0.5, 10x, or max)")
+        value = float(m.group(1))
+    if not value > 0:
+        raise ValueError(f"speed must be positive, not {text!r}")
+    return value
+
+
+@dataclass
+class ReplayOptions:
+    speed: float | None = 1.0       # None: as fast as the sink takes it
+    format: str = "raw"             # raw or envelope
+    loop: int = 1                   # times to play; 0: forever
+    skip_gaps: bool = False
+
+
+def count_frames(sessions: list[Session], filters: Filters) -> int:
+    return sum(b.num_rows for s in sessions for b in s.batches(filters, columns=["seq"]))
+
+
+def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions
+                     ) -> Iterator[tuple[int, list[Frame], list[int], "Session"]]:
+    """Batches of frames with their due times, looped; yields (loop, frames, dues, session).
+
+    Dues are ns after the replay's start, across loops (each loop starts when the previous
+    one's last frame was due).
+    """
+    by_id = {s.id: s for s in sessions}
+    speed = options.speed
+    offset = 0
+    iteration = 0
+    while options.loop == 0 or iteration < options.loop:
+        last = None
+        schedule = Schedule(sessions, filters, speed=speed, skip_gaps=options.skip_gaps,
+                            columns=FRAME_COLUMNS + ["session"])
+        for batch, due in schedule:
+            frames = _frames(batch)
+            ids = batch.column("session")
+            dues = [d + offset for d in due.to_pylist()]
+            # one session per run of rows: group by the session column
+            sess = ids.dictionary_decode().to_pylist() if pa.types.is_dictionary(ids.type) \
+                else ids.to_pylist()
+            start = 0
+            for i in range(1, len(sess) + 1):
+                if i == len(sess) or sess[i] != sess[start]:
+                    yield iteration, frames[start:i], dues[start:i], by_id[sess[start]]
+                    start = i
+            last = dues[-1]
+        if last is None:
+            return
+        offset = last
+        iteration += 1
+
+
+def _frames(batch: pa.RecordBatch) -> list[Frame]:
+    cols = [batch.column(name) for name in FRAME_COLUMNS]
+    cols[1] = cols[1].cast(pa.int64())
+    return [Frame._make(row) for row in zip(*(c.to_pylist() for c in cols))]
+
+
+def frame_lines(frames: list[Frame], session: Session, fmt: str) -> list[bytes]:
+    """Each frame as one line (with its newline) in ``fmt``."""
+    mp = is_msgpack_session(session.manifest)
+    if fmt == "envelope":
+        return [json.dumps(envelope(f, session.venue, session.id, mp), separators=(",", ":"),
+                           ensure_ascii=False).encode() + b"\n" for f in frames]
+    return [raw_line(f.payload, f.kind, mp) + b"\n" for f in frames]
+
+
+def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayOptions,
+                     fd: int, *, lateness: Lateness | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> int:
+    """Write the replay to file descriptor ``fd``; returns the frames written.
+
+    Paced: each line is written (one ``write`` call) when due. At ``speed=None`` lines go
+    out in large blocks, and raw-format batches of plain text are written straight from
+    Arrow's buffers. A closed pipe raises BrokenPipeError for the caller to handle.
+    """
+    written = 0
+    if options.speed is None:
+        block: list[bytes] = []
+        size = 0
+        for _, batch, session in _max_batches(sessions, filters, options):
+            if options.format == "raw":
+                data = raw_block(batch, is_msgpack_session(session.manifest))
+            else:
+                data = b"".join(frame_lines(_frames(batch), session, "envelope"))
+            block.append(data)
+            size += len(data)
+            written += batch.num_rows
+            if size >= 1 << 20:
+                _write_all(fd, b"".join(block))
+                block, size = [], 0
+                if progress:
+                    progress(written, 0)
+        if block:
+            _write_all(fd, b"".join(block))
+        return written
+    rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
+                for _, frames, dues, session in scheduled_frames(sessions, filters, options))
+    pacer = None
+    with fine_switching():
+        for lines, dues, last_ts in prefetch(rendered):
+            if pacer is None:  # the clock starts with the first frame, not with the reading
+                pacer = Pacer(time.monotonic_ns() - dues[0])
+            for line, due in zip(lines, dues):
+                pacer.wait(due)
+                if lateness is not None:
+                    lateness.add(pacer.lateness(due))
+                _write_all(fd, line)
+                written += 1
+            if progress:
+                progress(written, last_ts)
+    return written
+
+
+def _max_batches(sessions, filters, options):
+    """At full speed: batches in merged order, looped, each with its session."""
+    by_id = {s.id: s for s in sessions}
+    iteration = 0
+    while options.loop == 0 or iteration < options.loop:
+        any_rows = False
+        schedule = Schedule(sessions, filters, speed=None, skip_gaps=options.skip_gaps,
+                            columns=FRAME_COLUMNS + ["session"])
+        for batch, _ in schedule:
+            any_rows = True
+            ids = batch.column("session")
+            if len(sessions) == 1:
+                yield iteration, batch, sessions[0]
+                continue
+            sess = ids.dictionary_decode().to_pylist()
+            start = 0
+            for i in range(1, len(sess) + 1):
+                if i == len(sess) or sess[i] != sess[start]:
+                    yield iteration, batch.slice(start, i - start), by_id[sess[start]]
+                    start = i
+        if not any_rows:
+            return
+        iteration += 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
