@@ -187,6 +187,7 @@ def test_alpaca_msgpack_feed(data):
     assert all(f.kind == "binary" for f in frames)
     assert_recorded_what_was_sent(s, sim)
     assert any(f.channel == "trades" and f.symbol == "AAPL240119C00190000" for f in frames)
+    assert s.manifest["args"]["binary"] == "msgpack"
 
 
 def test_flow_fans_out_over_connections(data):

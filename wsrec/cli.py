@@ -649,12 +649,15 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
             bar.refresh()
 
     try:
-        written = replay_to_stream(picked, filters, options, sys.stdout.fileno(),
+        written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
                                    lateness=lateness, progress=progress)
     except BrokenPipeError:
         # the reader went away (| head): that is a normal end
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return
     finally:
         if bar is not None:

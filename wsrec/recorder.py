@@ -276,7 +276,10 @@ class Recorder:
         opts = self.options
         self.watchdog = venue.watchdog if opts.watchdog is None else (opts.watchdog or None)
         self.heartbeat = venue.heartbeat if opts.heartbeat is None else (opts.heartbeat or None)
-        self.writer = SessionWriter(name or venue.name, data, args=self._redact_args(args or {}),
+        args = dict(args or {})
+        if any(s.binary_in for s in self.streams):
+            args["binary"] = "msgpack"  # how replay knows to decode binary frames
+        self.writer = SessionWriter(name or venue.name, data, args=self._redact_args(args),
                                     flush_interval=opts.flush_interval,
                                     **opts.writer_settings)
         self.send_limit = _RateLimit(venue.send_limit)

@@ -8,7 +8,6 @@ WebSocket servers. The CLI's ``wsrec replay`` is a thin layer over both.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -109,9 +108,9 @@ def frame_lines(frames: list[Frame], session: Session, fmt: str) -> list[bytes]:
 
 
 def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayOptions,
-                     fd: int, *, lateness: Lateness | None = None,
+                     out, *, lateness: Lateness | None = None,
                      progress: Callable[[int, int], None] | None = None) -> int:
-    """Write the replay to file descriptor ``fd``; returns the frames written.
+    """Write the replay to ``out`` (a binary file); returns the frames written.
 
     Paced: each line is written (one ``write`` call) when due. At ``speed=None`` lines go
     out in large blocks, and raw-format batches of plain text are written straight from
@@ -130,12 +129,13 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
             size += len(data)
             written += batch.num_rows
             if size >= 1 << 20:
-                _write_all(fd, b"".join(block))
+                out.write(b"".join(block))
                 block, size = [], 0
                 if progress:
                     progress(written, 0)
         if block:
-            _write_all(fd, b"".join(block))
+            out.write(b"".join(block))
+        out.flush()
         return written
     rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
                 for _, frames, dues, session in scheduled_frames(sessions, filters, options))
@@ -148,7 +148,8 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
                 pacer.wait(due)
                 if lateness is not None:
                     lateness.add(pacer.lateness(due))
-                _write_all(fd, line)
+                out.write(line)
+                out.flush()
                 written += 1
             if progress:
                 progress(written, last_ts)
@@ -178,10 +179,3 @@ def _max_batches(sessions, filters, options):
         if not any_rows:
             return
         iteration += 1
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
