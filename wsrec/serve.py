@@ -90,6 +90,7 @@ class _Player:
         """Play the schedule to one client: ``render(frames, session)`` gives what to send
         for each frame (None: skip); ``send(item)`` sends one. Returns frames sent."""
         shared = self.serve.shared_clock
+        unpaced = self.options.speed is None  # --speed max: as fast as the client reads
         pacer = Pacer(self.clock) if shared else None
         max_lag_ns = int(self.serve.max_lag * 1e9)
         joined = pacer.lateness(0) if shared else 0
@@ -102,6 +103,10 @@ class _Player:
                 pacer = Pacer(time.monotonic_ns() - dues[0])
             for item, due in zip(items, dues):
                 if item is None or (shared and due < joined):
+                    continue
+                if unpaced:
+                    send(item)
+                    sent += 1
                     continue
                 pacer.wait(due)
                 late = pacer.lateness(due)
@@ -215,7 +220,14 @@ def _serve_ws(player: _Player, host: str, port: int, path: str) -> dict:
         name = f"client {ws.remote_address[0]}:{ws.remote_address[1]}"
 
         def send(payload: bytes, text: bool):
-            ws.send(payload, text=text)
+            try:
+                ws.send(payload, text=text)
+            except ConnectionClosed as exc:
+                # websockets reports a send that timed out (SO_SNDTIMEO) as a closed
+                # connection: tell that apart from a client that left
+                if isinstance(exc.__cause__, (BlockingIOError, TimeoutError)):
+                    raise _SlowClient(f"more than {player.serve.max_lag:g}s behind") from None
+                raise
 
         emu = emulator_for(venue, player.serve.emulate, send, request.path,
                            request.headers, manifest)
