@@ -36,6 +36,10 @@ def test_raw_block_matches_line_by_line():
     plain = batch.slice(0, 3)  # the vectorised path
     assert raw_block(plain, False) == b'{"a":1}\nx\n\n'
     assert raw_block(batch.slice(1, 1), False) == b"x\n"
+    assert raw_block(batch.slice(3, 1), False) == b'"multi\\nline"\n'  # found in a slice
+    empty = pa.record_batch({"payload": pa.array([b"", b""], pa.binary()),
+                             "kind": pa.array(["text", "text"]).dictionary_encode()})
+    assert bytes(raw_block(empty, False)) == b"\n\n"
 
 
 def test_envelope_encodings_are_lossless():

@@ -25,6 +25,7 @@ buffer written as is.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 
 import msgpack
@@ -88,17 +89,17 @@ def _utf8(payload: bytes) -> bool:
     return True
 
 
-def raw_block(batch: pa.RecordBatch, msgpack_mode: bool) -> bytes:
-    """A whole batch in the raw format (lines with newlines), vectorised when it can be."""
+def raw_block(batch: pa.RecordBatch, msgpack_mode: bool) -> bytes | memoryview:
+    """A whole batch in the raw format (lines with newlines), vectorised when it can be:
+    for a batch of plain text, a view of one Arrow buffer (keep the batch alive while
+    using it)."""
     payload = batch.column("payload")
     kinds = batch.column("kind")
     if pa.types.is_dictionary(kinds.type):
         kinds = kinds.dictionary_decode()
-    plain = pc.and_(pc.equal(kinds, "text"),
-                    pc.invert(pc.match_substring_regex(payload.cast(pa.binary()), r"[\r\n]")))
-    if pc.all(plain).as_py() is not False:
+    if pc.all(pc.equal(kinds, "text")).as_py() is not False and not _has_line_break(payload):
         # payload + "\n" for every row: the result's data buffer is the output
-        return _buffer_bytes(pc.binary_join_element_wise(payload, _EMPTY, _NL))
+        return _buffer_view(pc.binary_join_element_wise(payload, _EMPTY, _NL))
     out = []
     for p, k in zip(payload.to_pylist(), kinds.to_pylist()):
         out.append(raw_line(p, k, msgpack_mode))
@@ -106,15 +107,45 @@ def raw_block(batch: pa.RecordBatch, msgpack_mode: bool) -> bytes:
     return b"".join(out)
 
 
-def _buffer_bytes(arr: pa.Array) -> bytes:
-    """The concatenated values of a binary array: its data buffer, sliced, one copy."""
+def _value_span(arr: pa.Array) -> tuple[int, int]:
+    """Byte offsets of a binary array's values inside its data buffer."""
     n = len(arr)
-    if n == 0:
-        return b""
     offsets = arr.buffers()[1]
     first = int.from_bytes(offsets[arr.offset * 4:arr.offset * 4 + 4], "little")
     last = int.from_bytes(offsets[(arr.offset + n) * 4:(arr.offset + n) * 4 + 4], "little")
-    return arr.buffers()[2][first:last].to_pybytes()
+    return first, last
+
+
+try:  # memchr over Arrow's buffer in place: ~10 GB/s, no copy, no per-row work
+    _libc = ctypes.CDLL(None)
+    _memchr = _libc.memchr
+    _memchr.restype = ctypes.c_void_p
+    _memchr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+except (OSError, AttributeError):  # pragma: no cover - no C library to call
+    _memchr = None
+
+
+def _has_line_break(arr: pa.Array) -> bool:
+    """Whether any value of a binary array holds a newline or carriage return."""
+    if len(arr) == 0:
+        return False
+    first, last = _value_span(arr)
+    data = arr.buffers()[2]
+    if data is None or last == first:
+        return False
+    if _memchr is not None:
+        start = data.address + first
+        return bool(_memchr(start, 10, last - first) or _memchr(start, 13, last - first))
+    chunk = data[first:last].to_pybytes()
+    return b"\n" in chunk or b"\r" in chunk
+
+
+def _buffer_view(arr: pa.Array) -> memoryview:
+    """The concatenated values of a binary array: a view of its data buffer, no copy."""
+    if len(arr) == 0:
+        return memoryview(b"")
+    first, last = _value_span(arr)
+    return memoryview(arr.buffers()[2])[first:last]
 
 
 def envelope(frame, venue: str, session: str, msgpack_mode: bool) -> dict:

@@ -118,23 +118,14 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
     """
     written = 0
     if options.speed is None:
-        block: list[bytes] = []
-        size = 0
-        for _, batch, session in _max_batches(sessions, filters, options):
+        for batch, session in prefetch(_max_batches(sessions, filters, options), depth=2):
             if options.format == "raw":
-                data = raw_block(batch, is_msgpack_session(session.manifest))
+                out.write(raw_block(batch, is_msgpack_session(session.manifest)))
             else:
-                data = b"".join(frame_lines(_frames(batch), session, "envelope"))
-            block.append(data)
-            size += len(data)
+                out.write(b"".join(frame_lines(_frames(batch), session, "envelope")))
             written += batch.num_rows
-            if size >= 1 << 20:
-                out.write(b"".join(block))
-                block, size = [], 0
-                if progress:
-                    progress(written, 0)
-        if block:
-            out.write(b"".join(block))
+            if progress:
+                progress(written, 0)
         out.flush()
         return written
     rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
@@ -157,25 +148,28 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
 
 
 def _max_batches(sessions, filters, options):
-    """At full speed: batches in merged order, looped, each with its session."""
+    """At full speed: batches in merged order, looped, each with its session. One session
+    needs no schedule: only the columns the format needs are read."""
     by_id = {s.id: s for s in sessions}
+    columns = ["payload", "kind"] if options.format == "raw" else FRAME_COLUMNS
     iteration = 0
     while options.loop == 0 or iteration < options.loop:
         any_rows = False
-        schedule = Schedule(sessions, filters, speed=None, skip_gaps=options.skip_gaps,
-                            columns=FRAME_COLUMNS + ["session"])
-        for batch, _ in schedule:
-            any_rows = True
-            ids = batch.column("session")
-            if len(sessions) == 1:
-                yield iteration, batch, sessions[0]
-                continue
-            sess = ids.dictionary_decode().to_pylist()
-            start = 0
-            for i in range(1, len(sess) + 1):
-                if i == len(sess) or sess[i] != sess[start]:
-                    yield iteration, batch.slice(start, i - start), by_id[sess[start]]
-                    start = i
+        if len(sessions) == 1:
+            for batch in sessions[0].batches(filters, columns=columns):
+                any_rows = True
+                yield batch, sessions[0]
+        else:
+            schedule = Schedule(sessions, filters, speed=None, skip_gaps=options.skip_gaps,
+                                columns=FRAME_COLUMNS + ["session"])
+            for batch, _ in schedule:
+                any_rows = True
+                sess = batch.column("session").dictionary_decode().to_pylist()
+                start = 0
+                for i in range(1, len(sess) + 1):
+                    if i == len(sess) or sess[i] != sess[start]:
+                        yield batch.slice(start, i - start), by_id[sess[start]]
+                        start = i
         if not any_rows:
             return
         iteration += 1
