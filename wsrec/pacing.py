@@ -9,6 +9,7 @@ microseconds of their time and an idle replay costs nothing.
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import sys
 import threading
@@ -108,11 +109,18 @@ def prefetch(iterable, depth: int = 4):
 
 @contextlib.contextmanager
 def fine_switching(seconds: float = 0.0002):
-    """Let threads take the GIL from each other every ``seconds`` (default 5 ms is too
-    coarse for a pacer sharing the interpreter with a prefetch thread)."""
+    """Real-time settings while pacing: threads take the GIL from each other every
+    ``seconds`` (the default 5 ms is too coarse for a pacer sharing the interpreter with a
+    prefetch thread), and the cyclic garbage collector is off (a full collection over the
+    frames in flight stops every thread for tens of milliseconds; replay's objects hold no
+    cycles, reference counting frees them)."""
     old = sys.getswitchinterval()
+    collecting = gc.isenabled()
     sys.setswitchinterval(seconds)
+    gc.disable()
     try:
         yield
     finally:
         sys.setswitchinterval(old)
+        if collecting:
+            gc.enable()

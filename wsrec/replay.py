@@ -58,34 +58,40 @@ def count_frames(sessions: list[Session], filters: Filters) -> int:
     return sum(b.num_rows for s in sessions for b in s.batches(filters, columns=["seq"]))
 
 
+_CHUNK = 128  # frames turned into Python objects at a time, between due times
+
+
 def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions
                      ) -> Iterator[tuple[int, list[Frame], list[int], "Session"]]:
-    """Batches of frames with their due times, looped; yields (loop, frames, dues, session).
+    """Small runs of frames with their due times, looped: (loop, frames, dues, session).
 
     Dues are ns after the replay's start, across loops (each loop starts when the previous
-    one's last frame was due).
+    one's last frame was due). Reading and decoding (Arrow, which releases the GIL) run
+    ahead in a thread; turning rows into Python objects happens here, ``_CHUNK`` rows at a
+    time, so the caller's pacing thread never waits long for the interpreter.
     """
     by_id = {s.id: s for s in sessions}
-    speed = options.speed
     offset = 0
     iteration = 0
     while options.loop == 0 or iteration < options.loop:
         last = None
-        schedule = Schedule(sessions, filters, speed=speed, skip_gaps=options.skip_gaps,
-                            columns=FRAME_COLUMNS + ["session"])
-        for batch, due in schedule:
-            frames = _frames(batch)
+        schedule = Schedule(sessions, filters, speed=options.speed,
+                            skip_gaps=options.skip_gaps, columns=FRAME_COLUMNS + ["session"],
+                            batch_size=8192)
+        for batch, due in prefetch(iter(schedule), depth=4):
             ids = batch.column("session")
-            dues = [d + offset for d in due.to_pylist()]
-            # one session per run of rows: group by the session column
-            sess = ids.dictionary_decode().to_pylist() if pa.types.is_dictionary(ids.type) \
-                else ids.to_pylist()
-            start = 0
-            for i in range(1, len(sess) + 1):
-                if i == len(sess) or sess[i] != sess[start]:
-                    yield iteration, frames[start:i], dues[start:i], by_id[sess[start]]
-                    start = i
-            last = dues[-1]
+            sess = ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+            for start in range(0, batch.num_rows, _CHUNK):
+                chunk = batch.slice(start, _CHUNK)
+                names = sess.slice(start, _CHUNK).to_pylist()
+                frames = _frames(chunk)
+                dues = [d + offset for d in due.slice(start, _CHUNK).to_pylist()]
+                run = 0
+                for i in range(1, len(names) + 1):  # one session per run of rows
+                    if i == len(names) or names[i] != names[run]:
+                        yield iteration, frames[run:i], dues[run:i], by_id[names[run]]
+                        run = i
+                last = dues[-1]
         if last is None:
             return
         offset = last
@@ -132,7 +138,7 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
                 for _, frames, dues, session in scheduled_frames(sessions, filters, options))
     pacer = None
     with fine_switching():
-        for lines, dues, last_ts in prefetch(rendered):
+        for lines, dues, last_ts in rendered:
             if pacer is None:  # the clock starts with the first frame, not with the reading
                 pacer = Pacer(time.monotonic_ns() - dues[0])
             for line, due in zip(lines, dues):

@@ -29,7 +29,7 @@ from websockets.sync.server import serve as ws_serve
 from .emulate import emulator_for
 from .errors import WsrecError
 from .filters import Filters
-from .pacing import Lateness, Pacer, fine_switching, prefetch
+from .pacing import Lateness, Pacer, fine_switching
 from .replay import ReplayOptions, frame_lines, scheduled_frames
 from .session import Session
 
@@ -98,7 +98,7 @@ class _Player:
         batches = ((render(frames, session), dues)
                    for _, frames, dues, session in scheduled_frames(
                        self.sessions, self.filters, self.options))
-        for items, dues in prefetch(batches):
+        for items, dues in batches:
             if pacer is None:  # this client's clock starts with its first frame
                 pacer = Pacer(time.monotonic_ns() - dues[0])
             for item, due in zip(items, dues):
