@@ -687,7 +687,8 @@ def _stats_line(s: dict) -> str:
     if s.get("p50_ms") is None:
         return f"frames sent: {s['frames']:,}"
     return (f"frames sent: {s['frames']:,}; lateness p50 {s['p50_ms']:.3f} ms, "
-            f"p99 {s['p99_ms']:.3f} ms, max {s['max_ms']:.3f} ms")
+            f"p99 {s['p99_ms']:.3f} ms, max {s['max_ms']:.3f} ms, "
+            f"last frame {s['last_ms']:.3f} ms")
 
 
 def main() -> None:

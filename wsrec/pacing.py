@@ -49,9 +49,11 @@ class Lateness:
     def __init__(self):
         self.samples = array("q")
         self.count = 0
+        self.last = None          # the latest frame's lateness: the drift at the end
         self._stride = 1
 
     def add(self, ns: int) -> None:
+        self.last = ns
         self.count += 1
         if self.count % self._stride:
             return
@@ -62,11 +64,13 @@ class Lateness:
 
     def summary(self) -> dict:
         if not self.samples:
-            return {"frames": self.count, "p50_ms": None, "p99_ms": None, "max_ms": None}
+            return {"frames": self.count, "p50_ms": None, "p99_ms": None, "max_ms": None,
+                    "last_ms": None}
         ordered = sorted(self.samples)
         pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6  # noqa: E731
         return {"frames": self.count, "p50_ms": round(pick(0.50), 3),
-                "p99_ms": round(pick(0.99), 3), "max_ms": round(ordered[-1] / 1e6, 3)}
+                "p99_ms": round(pick(0.99), 3), "max_ms": round(ordered[-1] / 1e6, 3),
+                "last_ms": round(self.last / 1e6, 3)}
 
 
 _END = object()
