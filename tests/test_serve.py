@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import msgpack
 import pytest
@@ -16,7 +15,6 @@ import wsrec
 from wsrec.recorder import RecordOptions
 from wsrec.sim import SimOptions
 from wsrec.sim.vega import MARKETS
-from wsrec.venues.alpaca import TYPES
 
 from conftest import record_from_sim
 

@@ -551,7 +551,8 @@ def filter_options(f):
                      type=click.Choice(["in", "out", "event", "all"]),
                      help="Which rows: received, sent, events, or all.")(f)
     f = list_options(f)
-    f = click.option("--end", metavar="TIME", help="Stop before this time (ISO 8601 or +OFFSET).")(f)
+    f = click.option("--end", metavar="TIME",
+                     help="Stop before this time (ISO 8601 or +OFFSET).")(f)
     return click.option("--start", metavar="TIME",
                         help="Start at this time: ISO 8601 (naive = UTC) or an offset such "
                              "as +30s from the earliest session's start.")(f)

@@ -85,8 +85,9 @@ class VegaSim(Simulator):
             elif path == "trades":
                 body = {"trades": [item]}
             elif path.startswith("markets/depth"):
+                update = dict(item, sequenceNumber=str(n), previousSequenceNumber=str(n - 1))
                 body = {"marketDepth": [item]} if path == "markets/depth" else \
-                    {"update": [dict(item, sequenceNumber=str(n), previousSequenceNumber=str(n - 1))]}
+                    {"update": [update]}
             elif path == "markets/data":
                 body = {"marketData": [item]}
             else:
