@@ -82,6 +82,26 @@ class Filters:
             expr = p if expr is None else expr & p
         return expr
 
+    def row_mask(self, batch: pa.RecordBatch) -> pa.BooleanArray:
+        """The rows of ``batch`` that pass the time, direction and kind filters (the same
+        test as ``expression()``, as compute kernels on a batch in hand)."""
+        mask = None
+
+        def both(m):
+            return m if mask is None else pc.and_(mask, m)
+        if self.start is not None:
+            mask = both(pc.greater_equal(batch.column("ts"), pa.scalar(self.start, _TS)))
+        if self.end is not None:
+            mask = both(pc.less(batch.column("ts"), pa.scalar(self.end, _TS)))
+        for column, wanted in (("dir", self.directions), ("kind", self.kinds)):
+            if wanted:
+                values = batch.column(column)
+                if pa.types.is_dictionary(values.type):
+                    values = values.dictionary_decode()
+                mask = both(pc.fill_null(pc.is_in(values, value_set=pa.array(sorted(wanted))),
+                                         False))
+        return mask if mask is not None else pa.array([True] * batch.num_rows)
+
     def overlaps(self, ts_min: int | None, ts_max: int | None) -> bool:
         """False when no row of a file spanning [ts_min, ts_max] can match."""
         if ts_min is None or ts_max is None:
