@@ -23,6 +23,7 @@ from .session import Session
 from .store import ENV_DATA, data_root, resolve, session_folders
 from .recorder import RecordOptions, record
 from .sim import SIMULATORS, SimOptions, get_simulator
+from .convert import FORMATS, convert
 from .filters import Filters
 from .pacing import Lateness
 from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream
@@ -690,6 +691,58 @@ def _stats_line(s: dict) -> str:
     return (f"frames sent: {s['frames']:,}; lateness p50 {s['p50_ms']:.3f} ms, "
             f"p99 {s['p99_ms']:.3f} ms, max {s['max_ms']:.3f} ms, "
             f"last frame {s['last_ms']:.3f} ms")
+
+
+# -- convert ---------------------------------------------------------------------------------
+
+@cli.command("convert")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="jsonl and jsonl.zst (replay's envelope), csv, parquet, arrow (IPC file).")
+@click.option("--output", "-o", metavar="FILE|-", help="Where to write [default: stdout].")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--level", type=click.IntRange(1, 22), metavar="N",
+              help="zstd level for parquet and jsonl.zst [default: 6 and 3].")
+@filter_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@data_option
+@repair_option
+def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbols, direction,
+                quiet, data, do_repair):
+    """Convert sessions to JSON lines, CSV, Parquet or Arrow, merged by time.
+
+    Takes replay's filters. msgpack frames become JSON in the text formats. The
+    output file appears only once it is complete.
+
+    Example:
+
+        wsrec convert alpaca --format csv -o quotes.csv -c quotes
+        wsrec convert last --format jsonl.zst -o last.jsonl.zst --direction all
+        wsrec convert alpaca hyperliquid --format parquet -o both.parquet --level 12
+    """
+    picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
+                                            direction, do_repair)
+    bar = None if quiet else tqdm(unit=" rows", dynamic_ncols=True, disable=None, leave=False)
+
+    def progress(rows):
+        if bar is not None:
+            bar.n = rows
+            bar.refresh()
+
+    try:
+        rows = convert(picked, filters, fmt, output, force=force, level=level,
+                       stdout=sys.stdout.buffer, progress=progress)
+    except BrokenPipeError:
+        return
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet and output not in (None, "-"):
+        click.echo(f"wrote {rows:,} rows to {output}", err=True)
+    if rows == 0:
+        click.echo("nothing matches the filters: no row written", err=True)
 
 
 def main() -> None:
