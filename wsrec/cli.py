@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 from tqdm import tqdm
@@ -25,6 +26,7 @@ from .recorder import RecordOptions, record
 from .sim import SIMULATORS, SimOptions, get_simulator
 from .convert import FORMATS, convert
 from .filters import Filters
+from .importer import IMPORT_FORMATS, import_file
 from .pacing import Lateness
 from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream
 from .timefmt import format_duration, format_ns, parse_duration, parse_time
@@ -743,6 +745,41 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
         click.echo(f"wrote {rows:,} rows to {output}", err=True)
     if rows == 0:
         click.echo("nothing matches the filters: no row written", err=True)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--venue", required=True, help="Venue folder (and classification rules) for "
+                                             "the new session.")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS),
+              help="jsonl (wsrec's envelope), lines ('<timestamp> <message>', optionally "
+                   ".gz/.zst) or har [default: detected].")
+@click.option("--strict", is_flag=True, help="Fail at the first unreadable line.")
+@data_option
+@json_option
+def import_cmd(file, venue, fmt, strict, data, as_json):
+    """Build a session from another capture: wsrec JSON lines, timestamped lines, or a HAR
+    file saved from a browser's developer tools.
+
+    Example:
+
+        wsrec import capture.har --venue mysite
+        wsrec import trades.txt.zst --venue hyperliquid --format lines
+        wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
+    """
+    try:
+        result = import_file(file, venue, data, fmt, strict)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if result.bad:
+        shown = ", ".join(map(str, result.bad[:10]))
+        more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
+        click.echo(f"warning: skipped {len(result.bad)} unreadable line(s) of {file}: "
+                   f"{shown}{more}", err=True)
+    if as_json:
+        _json({"path": str(result.path), "rows": result.rows, "bad_lines": result.bad})
+    else:
+        click.echo(f"imported {result.rows:,} rows into {result.path}", err=True)
 
 
 def main() -> None:

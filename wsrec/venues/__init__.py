@@ -21,3 +21,29 @@ def get_venue(name: str) -> Venue:
         return VENUES[name]()
     except KeyError:
         raise UsageError(f"unknown venue {name!r} (choose from {', '.join(VENUES)})") from None
+
+
+def classifier(venue: str):
+    """A function ``(payload, is_text) -> (channels, symbols)`` for frames of ``venue``
+    that were not recorded by wsrec (imports), or one that classifies nothing."""
+    from .alpaca import AlpacaStream
+    from .dfuse import DfuseStream
+    from .flow import FlowStream
+    from .hyperliquid import HyperliquidStream
+    streams = {"alpaca": lambda: AlpacaStream("", "", "", {}, auth_headers=False,
+                                              msgpack_mode=False),
+               "hyperliquid": lambda: HyperliquidStream("", []),
+               "flow": lambda: FlowStream("", []),
+               "dfuse": lambda: DfuseStream("", "", [])}
+    make = streams.get(venue)
+    if make is None:
+        return lambda payload, text: ((), ())
+    stream = make()
+
+    def classify(payload: bytes, text: bool):
+        try:
+            channels, symbols, _ = stream.receive(payload, text)
+        except Exception:  # noqa: BLE001 - unclassifiable: stored with empty lists
+            return (), ()
+        return channels, symbols
+    return classify
