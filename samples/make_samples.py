@@ -1,83 +1,43 @@
-"""Regenerate the sample sessions in this folder (a wsrec data root).
+"""Regenerate the sample sessions in this folder (a wsrec data root): one small session
+per venue, recorded from the built-in simulators with a fixed seed.
 
     python samples/make_samples.py
 
-Deterministic: fixed seed, fixed session ids and timestamps, so the files only
-change when the format or this script does.
+The simulators' data is deterministic under the seed; receive times are those of the
+run, so files differ between runs only in timestamps.
 """
 
 from __future__ import annotations
 
-import random
 import shutil
-import time
 from pathlib import Path
 
-import wsrec
+from wsrec.recorder import RecordOptions, record
+from wsrec.sim import SimOptions
+from wsrec.venues import Request, get_venue
 
 HERE = Path(__file__).resolve().parent
-START = 1_795_000_000_000_000_000        # 2026-11-18T11:06:40Z
-SYMBOLS = ["FAKEPACA"]
-
-
-def alpaca(data: Path) -> None:
-    r = random.Random(20261121)
-    sid = "20261118T110640Z-a1a1"
-    shutil.rmtree(data / "alpaca" / sid, ignore_errors=True)
-    ts, mono = START, 5_000_000_000
-    price = 134.0
-
-    def tick(lo=20_000, hi=900_000):
-        nonlocal ts, mono
-        step = r.randint(lo, hi)
-        ts += step
-        mono += step
-        return dict(ts_ns=ts, mono_ns=mono)
-
-    def stamp(ns):
-        secs, frac = divmod(ns, 1_000_000_000)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-    with wsrec.SessionWriter("alpaca", data=data, session_id=sid, started_ns=START,
-                             args={"symbols": SYMBOLS, "feed": "test"}) as w:
-        w.event("open", url="wss://stream.data.alpaca.markets/v2/test", **tick())
-        w.append(b'[{"T":"success","msg":"connected"}]', kind="text", **tick())
-        w.append(b'{"action":"auth","key":"***","secret":"***"}', dir="out", kind="text",
-                 **tick())
-        w.append(b'[{"T":"success","msg":"authenticated"}]', kind="text", **tick())
-        w.append(b'{"action":"subscribe","trades":["FAKEPACA"],"quotes":["FAKEPACA"],'
-                 b'"bars":["FAKEPACA"]}', dir="out", kind="text", channels=(
-                     "trades", "quotes", "bars"), symbols=("FAKEPACA",), **tick())
-        w.append(b'[{"T":"subscription","trades":["FAKEPACA"],"quotes":["FAKEPACA"],'
-                 b'"bars":["FAKEPACA"],"updatedBars":[],"dailyBars":[],"statuses":[],'
-                 b'"lulds":[],"corrections":["FAKEPACA"],"cancelErrors":["FAKEPACA"]}]',
-                 kind="text", **tick())
-        for i in range(300):
-            t = tick(200_000, 80_000_000)
-            price = round(price * (1 + r.gauss(0, 0.0004)), 2)
-            exch = stamp(t["ts_ns"] - r.randint(300_000, 2_000_000))
-            if i % 40 == 39:
-                payload = (f'[{{"T":"b","S":"FAKEPACA","o":{price},"h":{price + 0.4:.2f},'
-                           f'"l":{price - 0.3:.2f},"c":{price},"v":{r.randint(50, 400)},'
-                           f'"t":"{exch[:17]}00Z","n":{r.randint(5, 30)},"vw":{price}}}]')
-                channel = "bars"
-            elif r.random() < 0.3:
-                payload = (f'[{{"T":"t","S":"FAKEPACA","i":{1000 + i},"x":"V","p":{price},'
-                           f'"s":{r.randint(1, 300)},"c":["@"],"z":"C","t":"{exch}"}}]')
-                channel = "trades"
-            else:
-                payload = (f'[{{"T":"q","S":"FAKEPACA","bx":"V","bp":{price - 0.01:.2f},'
-                           f'"bs":{r.randint(1, 9)},"ax":"V","ap":{price + 0.01:.2f},'
-                           f'"as":{r.randint(1, 9)},"c":["R"],"z":"C","t":"{exch}"}}]')
-                channel = "quotes"
-            w.append(payload.encode(), kind="text", channels=(channel,),
-                     symbols=("FAKEPACA",), **t)
-        w.event("close", code=1000, reason="", **tick())
+FRAMES = 300
+#: venue -> what to record
+SAMPLES = {
+    "alpaca": dict(symbols=["FAKEPACA"]),
+    "hyperliquid": dict(symbols=["BTC", "ETH"], channels=["trades", "l2Book"]),
+    "vega": dict(channels=["trades"]),
+    "flow": dict(channels=["block_digests"]),
+    "dfuse": dict(symbols=["eosio.token"]),
+}
 
 
 def main() -> None:
-    alpaca(HERE)
-    print(f"samples written under {HERE}")
+    for venue, what in SAMPLES.items():
+        shutil.rmtree(HERE / venue, ignore_errors=True)
+        request = Request(channels=what.get("channels", []), symbols=what.get("symbols", []))
+        result = record(get_venue(venue), request, data=HERE,
+                        options=RecordOptions(max_frames=FRAMES, duration=60),
+                        sim=SimOptions(seed=20261121, rate=100),
+                        args={"venue": venue, "sim": True, **what})
+        size = sum(p.stat().st_size for p in result.path.iterdir())
+        print(f"{venue}: {result.frames_in} frames, {size:,} bytes -> {result.path}")
 
 
 if __name__ == "__main__":
