@@ -220,7 +220,9 @@ class Session:
 
     def table(self, filters: Filters | None = None, **kw) -> pa.Table:
         """All matching rows as one Arrow table (for sessions that fit in memory)."""
-        return pa.Table.from_batches(list(self.batches(filters, **kw)), schema=SCHEMA)
+        columns = kw.get("columns")
+        schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
+        return pa.Table.from_batches(list(self.batches(filters, **kw)), schema=schema)
 
 
 def _row_groups(path: Path, f: Filters, columns, batch_size):
