@@ -89,7 +89,7 @@ def _page(name: str, command: click.Command, ctx: click.Context) -> str:
 
 def pages() -> dict[str, str]:
     """file name -> page text, for wsrec and each of its commands."""
-    root = click.Context(cli, info_name="wsrec")
+    root = click.Context(cli, info_name="wsrec", **cli.context_settings)
     out = {"wsrec.1": _page("wsrec", cli, root)}
     for sub_name, sub in sorted(cli.commands.items()):
         ctx = click.Context(sub, info_name=sub_name, parent=root)
