@@ -22,6 +22,7 @@ import zstandard
 from .errors import WsrecError, storage_error
 from .filters import Filters
 from .lines import envelope, is_msgpack_session, raw_line
+from .replay import batch_frames, split_by_session
 from .schedule import Schedule
 from .schema import COLUMNS, PARQUET_OPTIONS, SCHEMA
 from .session import Frame, Session
@@ -38,18 +39,7 @@ def _batches(sessions: list[Session], filters: Filters, columns):
     """(batch, session) in time order across sessions."""
     by_id = {s.id: s for s in sessions}
     for batch, _ in Schedule(sessions, filters, speed=None, columns=columns):
-        ids = batch.column("session").dictionary_decode().to_pylist()
-        start = 0
-        for i in range(1, len(ids) + 1):
-            if i == len(ids) or ids[i] != ids[start]:
-                yield batch.slice(start, i - start), by_id[ids[start]]
-                start = i
-
-
-def _frames(batch) -> list[Frame]:
-    cols = [batch.column(n) for n in _FRAME]
-    cols[1] = cols[1].cast(pa.int64())
-    return [Frame._make(r) for r in zip(*(c.to_pylist() for c in cols))]
+        yield from split_by_session(batch, by_id)
 
 
 def convert(sessions: list[Session], filters: Filters, fmt: str, output: str | None, *,
@@ -127,7 +117,7 @@ def _write(sessions, filters, fmt, sink, level, progress) -> int:
         table.writerow(CSV_FIELDS)
     for batch, session in _batches(sessions, filters, _FRAME + ["session"]):
         mp = is_msgpack_session(session.manifest)
-        frames = _frames(batch)
+        frames = batch_frames(batch)
         if table is None:
             out.write(b"".join(json.dumps(envelope(f, session.venue, session.id, mp),
                                           separators=(",", ":"), ensure_ascii=False).encode()

@@ -59,6 +59,20 @@ class Emulator:
 Passthrough = Emulator
 
 
+class _JsonEmulator(Emulator):
+    """A venue where the client speaks first and the server answers in compact JSON."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lock = threading.Lock()
+
+    def reply(self, obj) -> None:
+        self.send(json.dumps(obj, separators=(",", ":")).encode(), True)
+
+    def start(self) -> None:
+        pass  # no greeting: the client's first message starts the conversation
+
+
 # -- Alpaca -----------------------------------------------------------------------------
 
 _CONTROL_ALPACA = {"success", "error", "subscription"}
@@ -166,17 +180,11 @@ def _to_msgpack(item: dict) -> dict:
 
 # -- Hyperliquid -------------------------------------------------------------------------
 
-class HyperliquidEmulator(Emulator):
+class HyperliquidEmulator(_JsonEmulator):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.subs: list[dict] = []
-        self.lock = threading.Lock()
 
-    def reply(self, obj) -> None:
-        self.send(json.dumps(obj, separators=(",", ":")).encode(), True)
-
-    def start(self) -> None:
-        pass  # the client speaks first
 
     def on_message(self, message) -> None:
         try:
@@ -240,18 +248,12 @@ class VegaEmulator(Emulator):
 _FLOW_ID = re.compile(rb'^\{"subscription_id":"[^"]*"')
 
 
-class FlowEmulator(Emulator):
+class FlowEmulator(_JsonEmulator):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.subs: dict[str, str] = {}   # client subscription_id -> topic
-        self.lock = threading.Lock()
         self.next_id = 0
 
-    def reply(self, obj) -> None:
-        self.send(json.dumps(obj, separators=(",", ":")).encode(), True)
-
-    def start(self) -> None:
-        pass
 
     def on_message(self, message) -> None:
         try:
@@ -296,17 +298,11 @@ _DFUSE_TYPES = {"get_action_traces": {"action_trace", "progress"},
                 "get_transaction_lifecycle": {"transaction_lifecycle"}}
 
 
-class DfuseEmulator(Emulator):
+class DfuseEmulator(_JsonEmulator):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.requests: dict[str, str] = {}   # client req_id -> request type
-        self.lock = threading.Lock()
 
-    def reply(self, obj) -> None:
-        self.send(json.dumps(obj, separators=(",", ":")).encode(), True)
-
-    def start(self) -> None:
-        pass
 
     def on_message(self, message) -> None:
         try:

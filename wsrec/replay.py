@@ -84,7 +84,7 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
             for start in range(0, batch.num_rows, _CHUNK):
                 chunk = batch.slice(start, _CHUNK)
                 names = sess.slice(start, _CHUNK).to_pylist()
-                frames = _frames(chunk)
+                frames = batch_frames(chunk)
                 dues = [d + offset for d in due.slice(start, _CHUNK).to_pylist()]
                 run = 0
                 for i in range(1, len(names) + 1):  # one session per run of rows
@@ -98,7 +98,19 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
         iteration += 1
 
 
-def _frames(batch: pa.RecordBatch) -> list[Frame]:
+def split_by_session(batch: pa.RecordBatch, by_id: dict):
+    """(slice, session) for each run of rows of one session in a merged batch."""
+    ids = batch.column("session")
+    names = (ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids).to_pylist()
+    start = 0
+    for i in range(1, len(names) + 1):
+        if i == len(names) or names[i] != names[start]:
+            yield batch.slice(start, i - start), by_id[names[start]]
+            start = i
+
+
+def batch_frames(batch: pa.RecordBatch) -> list[Frame]:
+    """The rows of a batch with the ``Frame`` columns, as ``Frame`` tuples."""
     cols = [batch.column(name) for name in FRAME_COLUMNS]
     cols[1] = cols[1].cast(pa.int64())
     return [Frame._make(row) for row in zip(*(c.to_pylist() for c in cols))]
@@ -128,7 +140,7 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
             if options.format == "raw":
                 out.write(raw_block(batch, is_msgpack_session(session.manifest)))
             else:
-                out.write(b"".join(frame_lines(_frames(batch), session, "envelope")))
+                out.write(b"".join(frame_lines(batch_frames(batch), session, "envelope")))
             written += batch.num_rows
             if progress:
                 progress(written, 0)
@@ -170,12 +182,7 @@ def _max_batches(sessions, filters, options):
                                 columns=FRAME_COLUMNS + ["session"])
             for batch, _ in schedule:
                 any_rows = True
-                sess = batch.column("session").dictionary_decode().to_pylist()
-                start = 0
-                for i in range(1, len(sess) + 1):
-                    if i == len(sess) or sess[i] != sess[start]:
-                        yield batch.slice(start, i - start), by_id[sess[start]]
-                        start = i
+                yield from split_by_session(batch, by_id)
         if not any_rows:
             return
         iteration += 1
