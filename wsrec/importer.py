@@ -11,7 +11,8 @@ and HAR files from a browser's developer tools.
   one ``conn`` per socket, with an ``open`` event carrying the socket's URL.
 
 Sources without a monotonic clock use the timestamp as ``mono_ns`` (never decreasing), so
-replays pace them by time. Frames are classified with the venue's rules, as when
+replays pace them by time. Rows stream into the new session as they are read (HAR files,
+being one JSON document, are read whole). Frames are classified with the venue's rules, as when
 recording. Lines that can't be read are counted and reported with their numbers; with
 ``strict`` the first one is an error and nothing is kept.
 """
@@ -22,6 +23,7 @@ import base64
 import gzip
 import io
 import json
+import shutil
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -96,12 +98,16 @@ def epoch_ns(text: str) -> int:
 
 
 class _Rows:
-    """Collects rows, keeping mono_ns non-decreasing, and writes them once all are read."""
+    """Streams rows into a new session (created at the first row, so it starts at that
+    row's time), keeping mono_ns non-decreasing."""
 
-    def __init__(self, venue: str, strict: bool, path: Path):
+    def __init__(self, venue: str, strict: bool, path: Path, data, args):
         self.venue, self.strict, self.path = venue, strict, path
+        self.data, self.args = data, args
         self.classify = classifier(venue)
-        self.rows: list[tuple] = []
+        self.writer: SessionWriter | None = None
+        self.count = 0
+        self.last = None
         self.bad: list[int] = []
 
     def skip(self, number: int, why: str) -> None:
@@ -112,21 +118,29 @@ class _Rows:
     def add(self, payload: bytes, ts: int, mono: int | None = None, **kw) -> None:
         if "channels" not in kw and kw.get("dir", "in") == "in":
             kw["channels"], kw["symbols"] = self.classify(payload, kw.get("kind") == "text")
-        self.rows.append((ts, mono, payload, kw))
+        if self.writer is None:
+            self.writer = SessionWriter(self.venue, self.data, args=self.args, started_ns=ts)
+        mono = ts if mono is None else mono
+        if self.last is not None and mono < self.last:
+            mono = self.last
+        self.last = mono
+        self.writer.append(payload, ts_ns=ts, mono_ns=mono, **kw)
+        self.count += 1
 
-    def write(self, data, args) -> ImportResult:
-        if not self.rows:
+    def finish(self) -> ImportResult:
+        if self.writer is None:
             raise WsrecError(f"{self.path}: no readable message to import")
-        first = self.rows[0][0]
-        with SessionWriter(self.venue, data, args=args, started_ns=first) as w:
-            last = None
-            for ts, mono, payload, kw in self.rows:
-                mono = ts if mono is None else mono
-                if last is not None and mono < last:
-                    mono = last
-                last = mono
-                w.append(payload, ts_ns=ts, mono_ns=mono, **kw)
-        return ImportResult(w.folder, len(self.rows), self.bad)
+        self.writer.close()
+        return ImportResult(self.writer.folder, self.count, self.bad)
+
+    def abandon(self) -> None:
+        """A failed import leaves no half-built session behind."""
+        if self.writer is not None:
+            try:
+                self.writer.close("failed", "import failed")
+            except WsrecError:
+                pass
+            shutil.rmtree(self.writer.folder, ignore_errors=True)
 
 
 def import_file(path, venue: str, data=None, fmt: str | None = None,
@@ -139,12 +153,16 @@ def import_file(path, venue: str, data=None, fmt: str | None = None,
     if fmt not in IMPORT_FORMATS:
         raise ValueError(f"unknown import format {fmt!r} (choose from "
                          f"{', '.join(IMPORT_FORMATS)})")
-    rows = _Rows(venue, strict, path)
+    rows = _Rows(venue, strict, path, data, {"imported_from": path.name, "format": fmt})
     try:
         {"jsonl": _jsonl, "lines": _lines, "har": _har}[fmt](path, rows)
     except (OSError, EOFError, zstandard.ZstdError) as exc:
+        rows.abandon()
         raise WsrecError(f"{path}: cannot read ({exc})") from None
-    return rows.write(data, {"imported_from": path.name, "format": fmt})
+    except BaseException:
+        rows.abandon()
+        raise
+    return rows.finish()
 
 
 def _jsonl(path: Path, rows: _Rows) -> None:
