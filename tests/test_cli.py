@@ -203,6 +203,8 @@ def test_record_max_frames_and_quiet(run, data):
     (["record", "alpaca", "-p", "novalue", "--sim", "-s", "X"], "is not KEY=VALUE"),
     (["record", "nowhere"], "VENUE"),
     (["record", "url"], "give the endpoint"),
+    (["record", "url", "ws://127.0.0.1:9/", "--name", "a/b"], "invalid --name"),
+    (["import", "nofile", "--venue", "last"], "invalid venue"),
 ])
 def test_record_usage_errors_exit_2(run, data, args, message):
     result = run(*args, env={"APCA_API_KEY_ID": None, "APCA_API_SECRET_KEY": None,

@@ -32,6 +32,7 @@ from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream
 from .timefmt import format_duration, format_ns, parse_duration, parse_time
 from .venues import VENUES, Request, UsageError, get_venue
 from .venues.url import Url
+from .writer import check_name
 from .verify import verify as verify_session
 
 __all__ = ["main", "cli"]
@@ -401,6 +402,11 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
     v = get_venue(venue)
     if venue == "url":
         name = name or (Url.default_name(request.url) if request.url else None)
+    if name is not None:
+        try:
+            check_name("--name", name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--name") from None
     options = RecordOptions(duration=duration, max_frames=max_frames, max_retries=max_retries,
                             backoff_initial=backoff, backoff_max=backoff_max,
                             backoff_reset=backoff_reset, watchdog=watchdog,

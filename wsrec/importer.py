@@ -33,7 +33,7 @@ import zstandard
 from .errors import WsrecError
 from .timefmt import parse_time
 from .venues import classifier
-from .writer import SessionWriter
+from .writer import SessionWriter, check_name
 
 __all__ = ["import_file", "ImportResult", "IMPORT_FORMATS", "detect_format"]
 
@@ -146,6 +146,7 @@ class _Rows:
 def import_file(path, venue: str, data=None, fmt: str | None = None,
                 strict: bool = False) -> ImportResult:
     """Build a new session of ``venue`` from ``path``; returns where, rows, bad lines."""
+    check_name("venue", venue)
     path = Path(path)
     if not path.is_file():
         raise WsrecError(f"{path}: no such file")

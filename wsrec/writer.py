@@ -34,7 +34,7 @@ from .schema import columns_to_batch
 from .store import data_root
 from .timefmt import format_ns
 
-__all__ = ["SessionWriter", "DEFAULTS"]
+__all__ = ["SessionWriter", "DEFAULTS", "check_name"]
 
 #: Writer settings and their defaults (all overridable by keyword).
 DEFAULTS = {
@@ -54,7 +54,8 @@ _monotonic_ns = time.monotonic_ns
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _check_name(what: str, value: str) -> str:
+def check_name(what: str, value: str) -> str:
+    """A venue or session id usable as a folder name, or ValueError saying what is wrong."""
     if not isinstance(value, str) or not _NAME.match(value) or value == "last":
         raise ValueError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-' "
                          f"(and not 'last')")
@@ -79,7 +80,7 @@ class SessionWriter:
         self.settings = {**DEFAULTS, **settings}
         if self.settings["flush_interval"] <= 0:
             raise ValueError("flush_interval must be positive")
-        self.venue = _check_name("venue", venue)
+        self.venue = check_name("venue", venue)
         root = data_root(data)
         venue_dir = root / venue
         try:
@@ -145,7 +146,7 @@ class SessionWriter:
     @staticmethod
     def _make_folder(venue_dir: Path, session_id: str | None, started: int):
         for _ in range(100):
-            sid = _check_name("session id", session_id) if session_id else new_session_id(started)
+            sid = check_name("session id", session_id) if session_id else new_session_id(started)
             folder = venue_dir / sid
             try:
                 folder.mkdir()
