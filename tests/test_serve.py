@@ -285,3 +285,16 @@ def test_server_errors(recorded, tmp_path):
     assert existing.read_text() == "keep me"
     result = run("replay", "alpaca", "--to", f"unix:{tmp_path}/no/such/dir/s.sock")
     assert result.exit_code == 1 and "cannot create" in result.stderr
+
+
+def test_corrupt_part_stops_the_server_with_one_line(data):
+    folder, _ = __import__("conftest").write_session(data, n=50, venue="broken")
+    part = folder / "part-000000.parquet"
+    part.write_bytes(part.read_bytes()[:200])
+    server = Server(data, "broken", "--to", "tcp://127.0.0.1:0")
+    host, port = server.url[len("tcp://"):].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        assert read_lines(sock) == b""
+    code, err = server.finish()
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("Error: ") and "part-000000.parquet" in err

@@ -80,7 +80,13 @@ class _Player:
         self.lock = threading.Lock()
         self.clock = time.monotonic_ns()
         self.done = threading.Event()
+        self.error: str | None = None
         self.clients = 0
+
+    def fail(self, exc: WsrecError) -> None:
+        """The sessions can't be read (a corrupt part): stop serving, report it once."""
+        self.error = self.error or str(exc)
+        self.done.set()
 
     def log(self, text: str) -> None:
         if not self.serve.quiet:
@@ -152,6 +158,8 @@ def _wait(player: _Player, shutdown) -> dict:
         pass
     finally:
         shutdown()
+    if player.error:
+        raise WsrecError(player.error)
     return player.report()
 
 
@@ -171,6 +179,9 @@ def _serve_lines(player: _Player, kind: str, host: str, port) -> dict:
             except (_SlowClient, BlockingIOError, TimeoutError) as exc:
                 player.log(f"{name} disconnected: {exc or 'too slow'} (more than "
                            f"{player.serve.max_lag:g}s behind)")
+                return
+            except WsrecError as exc:
+                player.fail(exc)
                 return
             except OSError:
                 return  # the client went away
@@ -265,6 +276,10 @@ def _serve_ws(player: _Player, host: str, port: int, path: str) -> dict:
                 ws.close(1008, "client too slow")
             except Exception:  # noqa: BLE001 - its buffer is full: just drop it
                 ws.socket.close()
+            return
+        except WsrecError as exc:
+            player.fail(exc)
+            ws.close(1011, "replay failed")
             return
         except (ConnectionClosed, OSError):
             return
