@@ -224,7 +224,8 @@ def test_slow_client_is_dropped_and_others_are_not(data):
         for i in range(2_000):  # 2,000 frames of 20 KB in 2 s: 40 MB, more than buffers hold
             w.append(b'{"i":%d,"pad":"%s"}' % (i, b"x" * 20_000), kind="text",
                      ts_ns=10**18 + i * 1_000_000, mono_ns=i * 1_000_000)
-    server = Server(data, "bulk", "--to", "ws://127.0.0.1:0", "--max-lag", "0.3", "--once")
+    # a lag allowance the healthy client keeps within even on a loaded machine
+    server = Server(data, "bulk", "--to", "ws://127.0.0.1:0", "--max-lag", "1", "--once")
 
     host, port = server.url[len("ws://"):].split(":")
     slow = socket.socket()
@@ -259,7 +260,7 @@ def test_shared_clock_late_joiner_starts_mid_way(data):
 
     first, late = asyncio.run(main())
     # one clock since the server started: frames due before a client joined are gone
-    assert len(first) >= 28 and 5 < len(late) < 25
+    assert len(first) >= 20 and 5 < len(late) < len(first) - 5
     assert late == first[-len(late):]
     server.finish()
 
