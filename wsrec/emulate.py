@@ -26,7 +26,7 @@ from .venues.alpaca import TYPES
 from .venues.hyperliquid import SUBSCRIPTIONS
 from .venues.vega import PREFIX
 
-__all__ = ["Emulator", "Passthrough", "emulator_for"]
+__all__ = ["Emulator", "emulator_for"]
 
 Send = Callable[[bytes, bool], None]   # (payload, is_text)
 
@@ -55,8 +55,6 @@ class Emulator:
             return None
         return frame.payload, frame.kind == "text"
 
-
-Passthrough = Emulator
 
 
 class _JsonEmulator(Emulator):

@@ -32,7 +32,6 @@ __all__ = ["Recorder", "RecordOptions", "RecordResult", "record"]
 
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
-_DEFAULT = object()
 
 
 @dataclass

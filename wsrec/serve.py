@@ -81,7 +81,6 @@ class _Player:
         self.clock = time.monotonic_ns()
         self.done = threading.Event()
         self.error: str | None = None
-        self.clients = 0
 
     def fail(self, exc: WsrecError) -> None:
         """The sessions can't be read (a corrupt part): stop serving, report it once."""
@@ -257,11 +256,7 @@ def _serve_ws(player: _Player, host: str, port: int, path: str) -> dict:
                 if ws.state.name != "OPEN":
                     return
             def render(frames, session):
-                out = []
-                for f in frames:
-                    item = emu.render(f)
-                    out.append(item)
-                return out
+                return [emu.render(f) for f in frames]
 
             def send_item(item):
                 for payload, text in (item if isinstance(item, list) else [item]):
