@@ -161,6 +161,51 @@ def test_data_option_beats_environment(run, data, tmp_path):
     assert [r["venue"] for r in rows] == ["elsewhere"]
 
 
+@pytest.mark.parametrize("root", ["s3://bucket/x", "gs://b", "file:///tmp/x", "HTTP://h/p"])
+@pytest.mark.parametrize("command", [["ls"], ["info", "last"], ["replay", "last"],
+                                     ["record", "alpaca", "-s", "FAKEPACA", "--sim"],
+                                     ["import", "x.jsonl", "--venue", "v"]])
+def test_a_url_data_root_is_a_usage_error(run, tmp_path, monkeypatch, root, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.jsonl").write_text("{}\n")
+    for result in (run(*command, "--data", root), run(*command, env={"WSREC_DATA": root})):
+        assert result.exit_code == 2, result.output
+        assert "is a URL; only local folders are supported" in result.output
+        assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.jsonl"]  # nothing created
+
+
+def test_a_local_root_with_a_colon_works(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("record", "alpaca", "-s", "FAKEPACA", "--sim", "--max-frames", "20",
+                 "--sim-rate", "200", "--data", "run:1", "-q")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run:1" / "alpaca").is_dir()
+    assert run("verify", "--data", "run:1", "last").exit_code == 0
+    out = run("convert", "--data", "run:1", "last", "--format", "parquet", "-o", "a:b.parquet")
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "a:b.parquet").stat().st_size > 0
+    assert wsrec.open_session("last", data="run:1").rows() > 20
+
+
+def test_filters_matching_nothing_name_what_is_there(run, data):
+    write_session(data, n=200, venue="alpaca")
+    result = run("replay", "alpaca", "--speed", "max", "--channel", "quote")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "warning: nothing replayed: no frame has channel 'quote'; channels here: "
+        + result.stderr.split("channels here: ")[1].strip()]
+    assert "quotes" in result.stderr.split("channels here: ")[1]
+    result = run("convert", "alpaca", "--format", "jsonl", "-s", "NOPE,ZZZ", "-q")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no frame has symbol 'NOPE' or 'ZZZ'; symbols here: " in result.stderr
+    assert "AAPL" in result.stderr
+    result = run("replay", "alpaca", "--speed", "max", "--end", "2000-01-01")
+    assert result.exit_code == 0
+    assert "no frame between the start and 2000-01-01T00:00:00.000000000Z; the sessions " \
+           "span 2026-" in result.stderr
+
+
 def test_usage_errors_exit_2(run):
     assert run("info").exit_code == 2
     assert run("frobnicate").exit_code == 2

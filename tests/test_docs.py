@@ -56,3 +56,16 @@ def test_format_md_examples_agree(root):
     assert polars["aapl"].height == len(aapl)
     counts = {r["venue"]: r["seq_count"] for r in arrow["per_venue"].to_pylist()}
     assert counts == {v: n for v, (n, _) in per_venue.items()}
+    expected = _per_connection(root)
+    assert {(s, st, c): n for s, st, c, n in duck["per_connection"]} == expected
+    assert {(r["session"], r["stream"], r["conn"]): r["len"]
+            for r in polars["per_connection"].to_dicts()} == expected
+
+
+def _per_connection(data):
+    out = {}
+    for folder in sorted(data.glob("*/*")):
+        for f in wsrec.open_session(folder).frames(direction="in"):
+            key = (folder.name, f.stream, f.conn)
+            out[key] = out.get(key, 0) + 1
+    return out

@@ -8,7 +8,7 @@ from wsrec.session import Frame
 
 def frame(payload, channels=(), symbols=(), kind="text", dir="in"):
     chans, syms = list(channels), list(symbols)
-    return Frame(0, 0, 0, 0, dir, kind, chans[0] if len(chans) == 1 else None,
+    return Frame(0, 0, 0, 0, "main", dir, kind, chans[0] if len(chans) == 1 else None,
                  syms[0] if len(syms) == 1 else None, chans, syms, payload)
 
 

@@ -9,7 +9,7 @@ from wsrec.schema import columns_to_batch
 
 
 def _rows(start, n):
-    return [(i, 1_000 + i, 2_000 + i, 0, "in", "text", ("c",), ("S",), b"p%d" % i)
+    return [(i, 1_000 + i, 2_000 + i, 0, "main", "in", "text", ("c",), ("S",), b"p%d" % i)
             for i in range(start, start + n)]
 
 

@@ -11,7 +11,8 @@ TS = msgpack.Timestamp.from_unix_nano(1_795_000_000_123_456_789)
 
 
 def frame(payload, kind="text", **kw):
-    return Frame(seq=7, ts=1_795_000_000_000_000_001, mono_ns=5, conn=0, dir="in", kind=kind,
+    return Frame(seq=7, ts=1_795_000_000_000_000_001, mono_ns=5, conn=0, stream="main", dir="in",
+                 kind=kind,
                  channel=kw.get("channel"), symbol=None, channels=kw.get("channels", []),
                  symbols=kw.get("symbols", []), payload=payload)
 

@@ -1,15 +1,18 @@
 """The recording engine against each venue's simulator, on 127.0.0.1."""
 
+import asyncio
 import json
 import re
+import threading
 
 import pytest
+from websockets.utils import accept_key
 
 from wsrec.recorder import RecordOptions
 from wsrec.sim import SimOptions
 
 from conftest import (all_bytes_under, assert_recorded_what_was_sent, inbound_by_conn,
-                      record_from_sim)
+                      inbound_by_connection, record_from_sim)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -58,20 +61,54 @@ def test_records_every_frame_byte_exact(venue, data):
     # classified
     data_frames = [f for f in s.frames(direction="in")][-20:]
     assert all(f.channels for f in data_frames)
-    if venue != "vega":
+    if venue not in ("vega", "flow"):  # flow: block topics have no symbols (venues/flow.py)
         assert all(f.symbols for f in data_frames)
     events = [f.kind for f in s.frames(direction="event")]
     assert events[0] == "open" and events[-1] == "close"
     assert s.status == "complete" and s.manifest["connections"][0]["code"] == 1000
 
 
+@pytest.fixture
+def sent_at(monkeypatch):
+    """The monotonic time (ns) each simulator message was sent, per connection."""
+    import time
+
+    from wsrec.sim import Simulator
+    times: dict[int, list[int]] = {}
+    send = Simulator.send
+
+    async def timed(self, ws, state, payload, binary=False):
+        times.setdefault(state["cid"], []).append(time.monotonic_ns())
+        await send(self, ws, state, payload, binary)
+
+    monkeypatch.setattr(Simulator, "send", timed)
+    return times
+
+
+def assert_recorded_until_the_stop(session, sim, sent_at):
+    """Each connection's recorded frames are what the simulator sent on it, in order;
+    the last may miss a tail, only of frames sent when the recording was stopping (a
+    resuming stream catches up in a burst, which the stop may cut anywhere)."""
+    got = inbound_by_connection(session)
+    cids = sorted(sim.sent)
+    assert len(got) == len(cids)
+    for i, (g, cid) in enumerate(zip(got, cids)):
+        sent = sim.sent[cid]
+        assert g == sent[:len(g)], f"connection {i}"
+        if i < len(cids) - 1:
+            assert len(g) == len(sent), f"connection {i}"
+    closed = [f.mono_ns for f in session.frames(direction="event") if f.kind == "close"][-1]
+    missing = sent_at.get(cids[-1], [])[len(got[-1]):]
+    assert all(t >= closed - int(0.5e9) for t in missing), "frames lost before the stop"
+
+
 @pytest.mark.parametrize("venue", sorted(CASES))
-def test_reconnects_after_a_drop(venue, data):
+def test_reconnects_after_a_drop(venue, data, sent_at):
     result, sim, s = record_from_sim(venue, data, sim=SimOptions(rate=300, drop_every=40),
                                      options=fast(duration=1.5), **CASES[venue])
     assert result.status == "complete" and result.reconnects >= 2
     assert len(sim.sent) >= 3
-    assert_recorded_what_was_sent(s, sim)
+    assert_recorded_until_the_stop(s, sim, sent_at)
     assert s.manifest["gaps"] and all(g["duration_ns"] >= 0 for g in s.manifest["gaps"])
     kinds = [f.kind for f in s.frames(direction="event")]
     assert kinds.count("open") == len(sim.sent) and "reconnect" in kinds
@@ -252,3 +289,322 @@ def test_record_url_from_a_plain_server(data):
     assert [f.payload for f in frames] == [b'{"op":"subscribe"}', b"hello", b"\x00\xffbinary",
                                            "ünïcode text".encode(), b"fragmented"]
     assert [f.kind for f in frames] == ["text", "binary", "binary", "text", "binary"]
+
+
+# -- stops are exact: --duration and --max-frames under a flood ---------------------------
+
+
+
+class RawFloodServer:
+    """A minimal WebSocket server on 127.0.0.1 in its own thread and event loop: it
+    answers the upgrade, then sends small text frames as fast as the socket takes them,
+    and never reads again (so it never answers a close frame)."""
+
+    def __init__(self):
+        self.url = None
+        self.loop = None
+        self.stopping = None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    @staticmethod
+    def frame(payload: bytes) -> bytes:
+        assert len(payload) < 126
+        return bytes([0x81, len(payload)]) + payload
+
+    async def _handle(self, reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head).group(1)
+            accept = accept_key(key.decode()).encode()
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            i = 0
+            while True:
+                writer.write(b"".join(self.frame(b'{"channel":"flood","i":%d}' % (i + k))
+                                      for k in range(256)))
+                i += 256
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    async def _main(self):
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = "ws://127.0.0.1:%d/flood" % server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await self.stopping.wait()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(30)
+
+
+def _record_url(url, data, options, **kw):
+    import asyncio
+
+    from wsrec.recorder import Recorder
+    from wsrec.venues import Request, get_venue
+
+    rec = Recorder(get_venue("url"), Request(url=url), data=data, name="flood",
+                   options=options, **kw)
+    return asyncio.run(asyncio.wait_for(rec.run(), 60))
+
+
+def _record_sim_thread(venue, data, sim, options, **request):
+    """Record ``venue`` from its simulator served from another thread (a separate
+    server, as ``record(..., sim=...)`` does)."""
+    import asyncio
+
+    from wsrec.recorder import Recorder
+    from wsrec.sim import SimThread, get_simulator
+    from wsrec.venues import Request, get_venue
+
+    with SimThread(get_simulator(venue, sim)) as server:
+        rec = Recorder(get_venue(venue), Request(url=server.url, sim=True, **request),
+                       data=data, options=options)
+        result = asyncio.run(asyncio.wait_for(rec.run(), 60))
+    return result, server.simulator
+
+
+def _stop_facts(result):
+    """(first open ts, last inbound ts, open events, close events, session)."""
+    import wsrec
+    s = wsrec.open_session(result.path)
+    events = list(s.frames(direction="event"))
+    opens = [f for f in events if f.kind == "open"]
+    closes = [f for f in events if f.kind == "close"]
+    last_in = max(f.ts for f in s.frames(direction="in"))
+    return opens[0].ts, last_in, opens, closes, s
+
+
+def _assert_every_connection_closed(opens, closes, s):
+    assert sorted(f.conn for f in closes) == sorted(f.conn for f in opens)  # one each
+    assert s.manifest["connections"] and all(c["closed"] for c in s.manifest["connections"])
+    assert s.status == "complete"
+
+
+@pytest.mark.parametrize("rate", [20_000, 1e9])
+def test_duration_is_exact_under_a_flooding_simulator(rate, data):
+    import time
+    started = time.monotonic()
+    result, sim = _record_sim_thread("hyperliquid", data, SimOptions(rate=rate),
+                                     RecordOptions(duration=1.0), symbols=["BTC", "ETH"])
+    wall = time.monotonic() - started
+    assert result.status == "complete" and result.stopped_by == "duration"
+    assert wall < 1.0 + 10
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    assert result.frames_in > 100
+    assert last_in <= first_open + int(2.0e9)   # duration + at most 1 s
+    _assert_every_connection_closed(opens, closes, s)
+    # the simulator answered the close (it runs apart, so it is never starved)
+    assert [json.loads(f.payload)["code"] for f in closes] == [1000]
+
+
+def test_max_frames_is_exact_under_a_flooding_simulator(data):
+    import time
+    started = time.monotonic()
+    result, sim = _record_sim_thread("hyperliquid", data, SimOptions(rate=1e9),
+                                     RecordOptions(duration=60, max_frames=5000),
+                                     symbols=["BTC", "ETH"])
+    assert time.monotonic() - started < 30
+    assert result.stopped_by == "max-frames" and result.frames_in == 5000
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    assert len(list(s.frames(direction="in"))) == 5000
+    _assert_every_connection_closed(opens, closes, s)
+    # the close came right after the 5000th frame, not seconds later
+    assert closes[-1].ts - last_in < int(1.5e9)
+
+
+def test_a_server_that_floods_and_never_answers_the_close(data):
+    import time
+    from wsrec.recorder import CLOSE_TIMEOUT
+    with RawFloodServer() as server:
+        started = time.monotonic()
+        result = _record_url(server.url, data, RecordOptions(duration=1.0))
+        wall = time.monotonic() - started
+    assert result.status == "complete" and result.stopped_by == "duration"
+    assert wall < 1.0 + 10
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    assert result.frames_in > 1000
+    assert last_in <= first_open + int(2.0e9)
+    _assert_every_connection_closed(opens, closes, s)
+    info = json.loads(closes[0].payload)
+    assert info["code"] == 1006 and "no close frame from the server within" in info["reason"]
+    assert s.manifest["connections"][0]["code"] == 1006
+    # the close was attempted: the recorder's close frame is not a stored row, but the
+    # wait for the answer is bounded by CLOSE_TIMEOUT
+    assert closes[0].ts - last_in < int((CLOSE_TIMEOUT + 1.5) * 1e9)
+
+
+def test_max_frames_from_a_raw_flood(data):
+    with RawFloodServer() as server:
+        result = _record_url(server.url, data, RecordOptions(max_frames=20_000))
+    assert result.stopped_by == "max-frames" and result.frames_in == 20_000
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    payloads = [f.payload for f in s.frames(direction="in")]
+    assert len(payloads) == 20_000
+    assert payloads[-1] == b'{"channel":"flood","i":19999}'  # in order, none lost
+    _assert_every_connection_closed(opens, closes, s)
+
+
+def test_a_cancelled_stream_still_writes_its_close(data, monkeypatch):
+    """A stream still waiting for the server's close when ``run`` gives up on it is
+    cancelled; its connection gets its close event all the same."""
+    import time
+
+    from wsrec import recorder
+    monkeypatch.setattr(recorder, "CLOSE_TIMEOUT", 60.0)   # longer than STOP_GRACE
+    with RawFloodServer() as server:
+        started = time.monotonic()
+        result = _record_url(server.url, data, RecordOptions(duration=0.5))
+        wall = time.monotonic() - started
+    assert wall < 0.5 + recorder.STOP_GRACE + 10
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    _assert_every_connection_closed(opens, closes, s)
+    info = json.loads(closes[0].payload)
+    assert info == {"code": 1006, "reason": "closed by wsrec: the recording ended"}
+
+
+def test_record_with_sim_serves_it_from_another_thread(data, monkeypatch):
+    import threading
+    import time
+
+    from wsrec.recorder import record
+    from wsrec.sim import Simulator
+    from wsrec.venues import Request, get_venue
+
+    threads = []
+    start = Simulator.start
+
+    async def spy(self, *args, **kwargs):
+        threads.append(threading.current_thread())
+        return await start(self, *args, **kwargs)
+
+    monkeypatch.setattr(Simulator, "start", spy)
+    request = Request(symbols=["BTC", "ETH"])
+    started = time.monotonic()
+    result = record(get_venue("hyperliquid"), request, sim=SimOptions(rate=50_000),
+                    data=data, options=RecordOptions(duration=1.0))
+    wall = time.monotonic() - started
+    assert len(threads) == 1 and threads[0] is not threading.current_thread()
+    assert not threads[0].is_alive()          # stopped with the recording
+    assert request.sim and request.url.startswith("ws://127.0.0.1:")
+    assert result.status == "complete" and result.stopped_by == "duration"
+    assert wall < 1.0 + 10
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    assert result.frames_in > 100
+    assert last_in <= first_open + int(2.0e9)
+    _assert_every_connection_closed(opens, closes, s)
+    assert s.manifest["connections"][0]["code"] == 1000
+
+
+# -- the duration on an injectable clock ------------------------------------------------
+
+def _slow_server(frames):
+    """A websockets handler: ``frames`` frames 10 ms apart (None: forever), then silence."""
+    import asyncio
+    import itertools
+
+    async def handler(ws):
+        for i in itertools.count() if frames is None else range(frames):
+            await ws.send('{"i":%d}' % i)
+            await asyncio.sleep(0.01)
+        await ws.wait_closed()
+    return handler
+
+
+def _record_with_clock(data, handler, jump_after, duration=1000.0):
+    """Record a local server with a clock that jumps past the duration once
+    ``jump_after`` frames are stored."""
+    import asyncio
+    import time
+
+    from websockets.asyncio.server import serve
+
+    from wsrec.recorder import Recorder
+    from wsrec.venues import Request, get_venue
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            rec = None
+
+            def clock():
+                jumped = rec is not None and rec.frames_in >= jump_after
+                return time.monotonic() + (2 * duration if jumped else 0.0)
+
+            rec = Recorder(get_venue("url"), Request(url=f"ws://127.0.0.1:{port}/"),
+                           data=data, name="clock", options=RecordOptions(duration=duration),
+                           clock=clock)
+            return await asyncio.wait_for(rec.run(), 60)
+
+    return asyncio.run(main())
+
+
+def test_duration_is_checked_between_messages(data):
+    result = _record_with_clock(data, _slow_server(None), jump_after=10)
+    assert result.stopped_by == "duration" and result.frames_in == 10
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    assert [f.payload for f in s.frames(direction="in")] == [b'{"i":%d}' % i
+                                                            for i in range(10)]
+    _assert_every_connection_closed(opens, closes, s)
+    assert json.loads(closes[0].payload)["code"] == 1000
+
+
+def test_duration_timer_fires_without_traffic(data):
+    result = _record_with_clock(data, _slow_server(3), jump_after=3)
+    assert result.stopped_by == "duration" and result.frames_in == 3
+    assert result.seconds < 10   # not the 1000 s of real time
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    _assert_every_connection_closed(opens, closes, s)
+
+
+# -- simulators yield while they catch up --------------------------------------------------
+
+def test_simulator_catch_up_yields_to_its_loop():
+    import asyncio
+
+    from wsrec.sim import get_simulator
+    from wsrec.sim.base import YIELD_EVERY
+
+    class NeverBlocks:
+        async def send(self, message):
+            pass
+
+    async def main():
+        sim = get_simulator("hyperliquid", SimOptions(rate=1e9))
+        sim.loop_started = asyncio.get_running_loop().time()
+        turns = 0
+
+        async def other():
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        base = turns
+        async for i in sim.ticks():   # always behind at this rate: never sleeps
+            if i >= 50 * YIELD_EVERY:
+                break
+        assert turns - base >= 49
+        base = turns
+        state = {"data": 0, "cid": 0}
+        sim.sent[0] = []
+        for _ in range(50 * YIELD_EVERY):   # sends that never block
+            await sim.emit(NeverBlocks(), state, b"{}")
+        assert turns - base >= 49
+        task.cancel()
+
+    asyncio.run(main())

@@ -167,7 +167,7 @@ def test_bad_input(recorded, args, code, message):
 def test_filter_matching_nothing_says_so(recorded):
     result = run(recorded, "replay", "alpaca", "--speed", "max", "--symbols", "NOPE")
     assert result.exit_code == 0 and result.stdout == ""
-    assert "nothing matches" in result.stderr
+    assert "no frame has symbol 'NOPE'; symbols here: " in result.stderr
 
 
 def test_live_session_replays_what_is_flushed(data):

@@ -57,10 +57,11 @@ def test_skip_gaps_collapses_time_when_every_connection_was_down(data):
     assert skipped[b"y"] == kept[b"y"] == 100 * MS
 
 
-def test_down_intervals_intersects_connections():
-    manifest = {"connections": [{"conn": 0}, {"conn": 1}],
-                "gaps": [{"conn": 0, "mono_start": 10, "mono_end": 50},
-                         {"conn": 1, "mono_start": 30, "mono_end": 80}]}
+def test_down_intervals_intersects_streams():
+    manifest = {"connections": [{"conn": 0, "stream": "a"}, {"conn": 1, "stream": "b"},
+                                {"conn": 2, "stream": "a"}],
+                "gaps": [{"stream": "a", "mono_start": 10, "mono_end": 50},
+                         {"stream": "b", "mono_start": 30, "mono_end": 80}]}
     assert down_intervals(manifest) == [(30, 50)]
     manifest["gaps"].pop()
-    assert down_intervals(manifest) == []  # conn 1 stayed up
+    assert down_intervals(manifest) == []  # stream b stayed up

@@ -123,10 +123,10 @@ def test_live_session_reads_parts_and_journal(data):
 
 def test_frames_fields(data):
     with wsrec.SessionWriter("v", data=data) as w:
-        w.append(b"x", conn=3, dir="out", kind="text", channels=("a",), symbols=("S", "T"),
-                 ts_ns=5, mono_ns=6)
+        w.append(b"x", conn=3, stream="s", dir="out", kind="text", channels=("a",),
+                 symbols=("S", "T"), ts_ns=5, mono_ns=6)
     [f] = wsrec.open_session(w.folder).frames()
-    assert f == wsrec.Frame(seq=0, ts=5, mono_ns=6, conn=3, dir="out", kind="text",
+    assert f == wsrec.Frame(seq=0, ts=5, mono_ns=6, conn=3, stream="s", dir="out", kind="text",
                             channel="a", symbol=None, channels=["a"], symbols=["S", "T"],
                             payload=b"x")
 

@@ -62,7 +62,7 @@ def test_seq_gap_and_mono_backwards(data):
     mono = table.column("mono_ns").to_pylist()
     mono[7] = 0
     import pyarrow as pa
-    table = table.set_column(2, "seq", pa.array(seq, pa.uint64()))
+    table = table.set_column(2, "seq", pa.array(seq, pa.int64()))
     table = table.set_column(1, "mono_ns", pa.array(mono, pa.int64()))
     path = folder / "part-000000.parquet"
     pq.write_table(table, path)

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import wsrec
+from wsrec.timefmt import format_ns
 from wsrec.manifest import load_manifest
 
 from conftest import write_session
@@ -61,7 +62,7 @@ def test_manifest_contents(data):
     folder, written = write_session(data, n=50, args={"symbols": ["AAPL"],
                                                       "secret": "hunter2", "api_key": "k"})
     m = load_manifest(folder)
-    assert m["format_version"] == 1 and m["venue"] == "alpaca"
+    assert m["format_version"] == 2 and m["venue"] == "alpaca"
     assert m["session"] == folder.name and m["status"] == "complete"
     assert m["wsrec_version"] == wsrec.__version__
     assert m["args"] == {"symbols": ["AAPL"], "secret": "***", "api_key": "***"}
@@ -175,18 +176,41 @@ def test_unwritable_data_root(tmp_path):
 
 def test_gaps_from_events(data):
     with wsrec.SessionWriter("v", data=data) as w:
-        w.event("open", url="wss://a", ts_ns=1_000, mono_ns=1_000)
-        w.append(b"x", ts_ns=2_000, mono_ns=2_000)
-        w.event("error", error="reset", ts_ns=3_000, mono_ns=3_000)
-        w.event("close", code=1006, ts_ns=3_100, mono_ns=3_100)
-        w.event("reconnect", attempt=1, ts_ns=3_500, mono_ns=3_500)
-        w.event("open", url="wss://a", ts_ns=9_000, mono_ns=9_000)
+        w.event("open", conn=0, stream="s", url="wss://a", ts_ns=1_000, mono_ns=1_000)
+        w.append(b"x", conn=0, stream="s", ts_ns=2_000, mono_ns=2_000)
+        w.event("error", conn=0, stream="s", error="reset", ts_ns=3_000, mono_ns=3_000)
+        w.event("close", conn=0, stream="s", code=1006, ts_ns=3_100, mono_ns=3_100)
+        w.event("reconnect", conn=None, stream="s", attempt=1, ts_ns=3_500, mono_ns=3_500)
+        w.event("open", conn=1, stream="s", url="wss://a", ts_ns=9_000, mono_ns=9_000)
     m = load_manifest(w.folder)
-    assert len(m["connections"]) == 2
+    assert [(c["conn"], c["stream"]) for c in m["connections"]] == [(0, "s"), (1, "s")]
     assert m["connections"][0]["error"] == "reset"
-    assert m["gaps"] == [{"conn": 0, "start": "1970-01-01T00:00:00.000003000Z",
+    assert m["gaps"] == [{"stream": "s", "after_conn": 0, "conn": 1,
+                          "start": "1970-01-01T00:00:00.000003000Z",
                           "end": "1970-01-01T00:00:00.000009000Z",
                           "mono_start": 3_000, "mono_end": 9_000, "duration_ns": 6_000}]
+    frames = list(wsrec.open_session(w.folder).frames(direction="all"))
+    assert [(f.kind, f.conn, f.stream) for f in frames] == [
+        ("open", 0, "s"), ("binary", 0, "s"), ("error", 0, "s"), ("close", 0, "s"),
+        ("reconnect", None, "s"), ("open", 1, "s")]
+
+
+def test_event_rows_given_to_append_count_as_events(data):
+    """Importers and repair write event rows through append: the manifest sees them."""
+    with wsrec.SessionWriter("v", data=data) as w:
+        w.append(b'{"url":"wss://a"}', dir="event", kind="open", conn=3, stream="x",
+                 ts_ns=10, mono_ns=10)
+        w.append(b'{"code":1000}', dir="event", kind="close", conn=3, stream="x",
+                 ts_ns=20, mono_ns=20)
+    m = load_manifest(w.folder)
+    assert m["connections"] == [{"conn": 3, "stream": "x", "opened": format_ns(10),
+                                 "closed": format_ns(20), "url": "wss://a", "code": 1000}]
+
+
+def test_append_refuses_an_unknown_direction(data):
+    with wsrec.SessionWriter("v", data=data) as w:
+        with pytest.raises(ValueError, match="dir must be one of in, out, event"):
+            w.append(b"x", dir="sideways")
 
 
 DISK_FULL_CHILD = textwrap.dedent("""

@@ -1,3 +1,5 @@
+"""``python -m wsrec``: the same as the ``wsrec`` command."""
+
 from .cli import main
 
 main()

@@ -17,18 +17,18 @@ import click
 from tqdm import tqdm
 
 from . import __version__
-from .errors import WsrecError
+from .errors import SessionBusy, WsrecError
 from .info import details, summary
 from .repair import repair as repair_session
 from .session import Session
-from .store import ENV_DATA, data_root, resolve, session_folders
+from .store import ENV_DATA, check_root, data_root, resolve, session_folders
 from .recorder import RecordOptions, record
 from .sim import SIMULATORS, SimOptions, get_simulator
 from .convert import FORMATS, convert
 from .filters import Filters
 from .importer import IMPORT_FORMATS, import_file
 from .pacing import Lateness
-from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream
+from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream, why_empty
 from .timefmt import format_duration, format_ns, parse_duration, parse_time
 from .venues import VENUES, Request, UsageError, get_venue
 from .venues.url import Url
@@ -58,9 +58,20 @@ def cli():
     """
 
 
+def _data_root(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return check_root(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def data_option(f):
     return click.option("--data", metavar="DIR", envvar=ENV_DATA, default=None,
-                        help=f"Data root [env {ENV_DATA}; default ./wsrec-data].")(f)
+                        callback=_data_root,
+                        help=f"Data root, a local folder [env {ENV_DATA}; default "
+                             f"./wsrec-data].")(f)
 
 
 def json_option(f):
@@ -195,7 +206,12 @@ def info_cmd(session, data, as_json, do_repair):
     for c in d["connections"]:
         closed = c.get("closed") or "open"
         code = f" code {c['code']}" if "code" in c else ""
-        lines.append(("", f"conn {c['conn']}: {c['opened']} .. {closed}{code}"))
+        stream = f" ({c['stream']})" if c.get("stream") is not None else ""
+        lines.append(("", f"conn {c['conn']}{stream}: {c['opened']} .. {closed}{code}"))
+    for g in d["gaps"]:
+        stream = f"{g['stream']}: " if g.get("stream") is not None else ""
+        lines.append(("", f"gap {stream}{g['start']} .. {g['end']} "
+                          f"({format_duration(g['duration_ns'])})"))
     lines.append(("channels", _counts(d["channels"])))
     lines.append(("symbols", _counts(d["symbols"])))
     width = max(len(k) for k, _ in lines)
@@ -243,23 +259,48 @@ def verify_cmd(session, data, as_json, do_repair):
 
 
 @cli.command("repair")
-@click.argument("session")
+@click.argument("sessions", nargs=-1, metavar="[SESSION]...")
+@click.option("--upgrade", is_flag=True,
+              help="Also migrate sessions written in an older format (lossless).")
+@click.option("--all", "every", is_flag=True, help="Every session under the data root.")
 @data_option
-def repair_cmd(session, data):
-    """Rebuild a crashed session's open part from its journal and mark it recovered.
+def repair_cmd(sessions, upgrade, every, data):
+    """Rebuild a crashed session's open part from its journal and mark it recovered;
+    with --upgrade, migrate sessions of an older format to the current one.
 
     A sound session is left untouched. Fails if a recorder still holds the session.
 
     Example:
 
         wsrec repair last && wsrec verify last
+        wsrec repair --upgrade --all
     """
-    folder = resolve(session, data)
-    actions = repair_session(folder)
-    for line in actions:
-        click.echo(line)
-    if not actions:
-        click.echo("nothing to repair", err=True)
+    if every == bool(sessions):
+        raise click.UsageError("give SESSION... or --all")
+    folders = session_folders(data) if every else [resolve(ref, data) for ref in sessions]
+    failed = 0
+    for folder in folders:
+        name = f"{folder.parent.name}/{folder.name}"
+        try:
+            actions = repair_session(folder, upgrade=upgrade)
+        except SessionBusy:
+            if not every:
+                raise
+            click.echo(f"{name}: skipped, still being recorded", err=True)
+            continue
+        except WsrecError as exc:
+            if not every:
+                raise
+            click.echo(f"{name}: {exc}", err=True)
+            failed += 1
+            continue
+        prefix = f"{name}: " if len(folders) > 1 else ""
+        for line in actions:
+            click.echo(prefix + line)
+        if not actions and not every:
+            click.echo("nothing to repair", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} session(s) could not be repaired")
 
 
 # -- recording ------------------------------------------------------------------------------
@@ -522,6 +563,7 @@ def venues_cmd(venue, as_json):
                                   if info["default_channels"] else ""))
         for k, d in info["channels"].items():
             click.echo(f"  {k:<28} {d}")
+        click.echo(f"symbols (--symbols, the symbols column): {info['symbols'] or 'none'}")
         if info["params"]:
             click.echo("parameters (--param KEY=VALUE):")
             for k, d in info["params"].items():
@@ -674,7 +716,7 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         if bar is not None:
             bar.close()
     if written == 0:
-        click.echo("nothing matches the filters: no frame replayed", err=True)
+        click.echo(f"warning: nothing replayed: {why_empty(picked, filters)}", err=True)
     if stats:
         summary = lateness.summary()
         summary["frames"] = written
@@ -750,7 +792,7 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
     if not quiet and output not in (None, "-"):
         click.echo(f"wrote {rows:,} rows to {output}", err=True)
     if rows == 0:
-        click.echo("nothing matches the filters: no row written", err=True)
+        click.echo(f"warning: no row written: {why_empty(picked, filters)}", err=True)
 
 
 @cli.command("import")

@@ -73,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self._parts: list[bytes] = []
         self._part_text = False
+        self._abort_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -151,9 +152,10 @@ class Connection(asyncio.Protocol):
                 transport.write(data)
             elif transport.can_write_eof():
                 transport.write_eof()
-        if self.protocol.close_expected() or self.protocol.state is State.CLOSED:
-            loop = asyncio.get_running_loop()
-            loop.call_later(2.0, self.abort)  # the server should close TCP first
+        if self._abort_timer is None and (self.protocol.close_expected()
+                                          or self.protocol.state is State.CLOSED):
+            # the server should close TCP first; once, however many reads follow
+            self._abort_timer = asyncio.get_running_loop().call_later(2.0, self.abort)
 
     # -- the caller's side --------------------------------------------------------------
 
@@ -212,7 +214,7 @@ async def connect(url: str, handler: Handler, *, headers: dict | None = None,
     except InvalidHandshake as exc:
         conn.abort()
         raise ConnectError(f"WebSocket handshake failed: {exc}") from None
-    except ConnectError:
+    except BaseException:  # ConnectError, or cancelled mid-handshake: don't leak the socket
         conn.abort()
         raise
     return conn

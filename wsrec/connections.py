@@ -1,13 +1,17 @@
 """Connections and gaps, derived from a session's event rows.
 
-The writer feeds events as they are recorded; ``repair`` feeds the event rows it
-reads back. Either way the manifest's ``connections`` and ``gaps`` come from here.
+Every writer of sessions (the recorder, ``import``, ``repair``, an upgrade) feeds the
+event rows it writes through ``SessionWriter.append``, which feeds them here, so the
+manifest's ``connections`` and ``gaps`` come from one place whoever wrote the rows.
 
-* A connection starts at an ``open`` event and ends at the next ``close`` or
-  ``error`` event of the same ``conn`` (or stays open).
-* A gap is the time a ``conn`` spent disconnected between a loss (``close`` or
-  ``error``) and its next ``open``: data could not arrive then. Replay keeps gaps
-  as silence, or collapses them with ``--skip-gaps``.
+* ``conn`` numbers physical connections: a connection starts at an ``open`` event and
+  ends at the next ``close`` or ``error`` event of the same ``conn`` (or stays open).
+* ``stream`` names the logical stream a recorder keeps alive across reconnects (a Vega
+  path, a Flow or dfuse shard); rows outside any connection (``reconnect``, a failed
+  connect's ``error``) have a ``stream`` and no ``conn``.
+* A gap is the time a stream spent disconnected, between a loss (``close`` or
+  ``error``) and its next ``open``: data could not arrive then. Replay keeps gaps as
+  silence, or collapses them with ``--skip-gaps``.
 """
 
 from __future__ import annotations
@@ -27,20 +31,23 @@ class ConnectionTracker:
         self.connections: list[dict] = []
         self.gaps: list[dict] = []
         self._open: dict[int, dict] = {}
-        self._lost: dict[int, tuple[int, int]] = {}
+        self._lost: dict[str | None, tuple[int, int, int]] = {}
 
-    def feed(self, kind: str, conn: int, ts_ns: int, mono_ns: int, payload: bytes) -> bool:
+    def feed(self, kind: str, conn: int | None, stream: str | None, ts_ns: int, mono_ns: int,
+             payload: bytes) -> bool:
         """Account for one event row; True when connections or gaps changed."""
         if kind == OPEN:
             info = _info(payload)
-            entry = {"conn": conn, "opened": format_ns(ts_ns), "closed": None}
+            entry = {"conn": conn, "stream": stream, "opened": format_ns(ts_ns), "closed": None}
             if "url" in info:
                 entry["url"] = info["url"]
             self.connections.append(entry)
             self._open[conn] = entry
-            lost = self._lost.pop(conn, None)
+            lost = self._lost.pop(stream, None)
             if lost is not None:
                 self.gaps.append({
+                    "stream": stream,
+                    "after_conn": lost[2],
                     "conn": conn,
                     "start": format_ns(lost[0]),
                     "end": format_ns(ts_ns),
@@ -49,7 +56,7 @@ class ConnectionTracker:
                     "duration_ns": mono_ns - lost[1],
                 })
             return True
-        if kind in LOSS:
+        if kind in LOSS and conn is not None:
             entry = self._open.pop(conn, None)
             if entry is None:
                 return False  # a second loss event (error then close) for one connection
@@ -58,7 +65,7 @@ class ConnectionTracker:
             for key in ("code", "reason", "error"):
                 if key in info:
                     entry[key] = info[key]
-            self._lost[conn] = (ts_ns, mono_ns)
+            self._lost[entry["stream"]] = (ts_ns, mono_ns, conn)
             return True
         return False
 
@@ -79,5 +86,5 @@ def track(frames) -> ConnectionTracker:
     tracker = ConnectionTracker()
     for f in frames:
         if f.dir == "event":
-            tracker.feed(f.kind, f.conn, f.ts, f.mono_ns, f.payload)
+            tracker.feed(f.kind, f.conn, f.stream, f.ts, f.mono_ns, f.payload)
     return tracker

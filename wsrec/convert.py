@@ -30,8 +30,8 @@ from .session import Frame, Session
 __all__ = ["FORMATS", "convert", "CSV_FIELDS"]
 
 FORMATS = ("jsonl", "jsonl.zst", "csv", "parquet", "arrow")
-CSV_FIELDS = ["seq", "ts", "mono_ns", "venue", "session", "conn", "dir", "kind", "channel",
-              "channels", "symbols", "enc", "data"]
+CSV_FIELDS = ["seq", "ts", "mono_ns", "venue", "session", "conn", "stream", "dir", "kind",
+              "channel", "channels", "symbols", "enc", "data"]
 _FRAME = list(Frame._fields)
 
 
@@ -127,7 +127,8 @@ def _write(sessions, filters, fmt, sink, level, progress) -> int:
                 e = envelope(f, session.venue, session.id, mp)
                 data = raw_line(f.payload, f.kind, mp).decode("utf-8", errors="replace")
                 table.writerow([e["seq"], e["ts"], e["mono_ns"], e["venue"], e["session"],
-                                e["conn"], e["dir"], e["kind"], e["channel"] or "",
+                                "" if e["conn"] is None else e["conn"], e["stream"] or "",
+                                e["dir"], e["kind"], e["channel"] or "",
                                 " ".join(e["channels"]), " ".join(e["symbols"]), e["enc"],
                                 data])
         rows += len(frames)
@@ -143,7 +144,7 @@ def _write(sessions, filters, fmt, sink, level, progress) -> int:
 def _flush(writer, batches, fmt) -> None:
     if not batches:
         return
-    table = pa.Table.from_batches(batches, schema=SCHEMA).unify_dictionaries().combine_chunks()
+    table = pa.Table.from_batches(batches, schema=SCHEMA).combine_chunks()
     if fmt == "parquet":
         writer.write_table(table, row_group_size=table.num_rows)
     else:

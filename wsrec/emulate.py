@@ -283,7 +283,7 @@ class FlowEmulator(_JsonEmulator):
         out = []
         for sid in ids:
             tag = json.dumps({"subscription_id": sid}, separators=(",", ":"))[:-1].encode()
-            out.append((_FLOW_ID.sub(lambda m: tag, frame.payload, count=1), True))
+            out.append((_FLOW_ID.sub(lambda m, tag=tag: tag, frame.payload, count=1), True))
         return out or None
 
 
@@ -331,7 +331,7 @@ class DfuseEmulator(_JsonEmulator):
         out = []
         for req_id in ids:
             tag = b'"req_id":' + json.dumps(req_id).encode()
-            out.append((_DFUSE_REQ.sub(lambda m: tag, frame.payload, count=1), True))
+            out.append((_DFUSE_REQ.sub(lambda m, tag=tag: tag, frame.payload, count=1), True))
         return out or None
 
 

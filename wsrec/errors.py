@@ -10,6 +10,8 @@ exits 1 for any of them.
     ├── AmbiguousSession       a prefix matches several sessions
     ├── SessionBusy            the session is being recorded (its lock is held)
     ├── CorruptData            a manifest, part or journal can't be read
+    ├── OutdatedFormat         a session in an older format ('wsrec repair --upgrade')
+    ├── UnsupportedDataRoot    a data root that is not a local folder
     └── StorageError           a write to the data root failed
         └── DiskFull           ENOSPC, EDQUOT or EFBIG while writing
 """
@@ -24,6 +26,8 @@ __all__ = [
     "AmbiguousSession",
     "SessionBusy",
     "CorruptData",
+    "OutdatedFormat",
+    "UnsupportedDataRoot",
     "StorageError",
     "DiskFull",
     "storage_error",
@@ -48,6 +52,14 @@ class SessionBusy(WsrecError):
 
 class CorruptData(WsrecError):
     pass
+
+
+class OutdatedFormat(WsrecError):
+    pass
+
+
+class UnsupportedDataRoot(WsrecError, ValueError):
+    """A usage error: the CLI reports it as such (exit 2)."""
 
 
 class StorageError(WsrecError):

@@ -1,17 +1,17 @@
 """Row filters shared by the store API, replay and convert: time, channel, symbol, direction, kind.
 
-All filtering runs in Arrow: time, direction and kind become a dataset expression
-(so Parquet row-group statistics skip whole row groups), and the channel/symbol
-tests run as compute kernels over the list columns, so a frame carrying several
+All filtering runs in Arrow compute kernels on each batch read: parts and row groups
+outside the time range are skipped before (by the manifest and the ``ts`` statistics),
+and the channel/symbol tests run over the list columns, so a frame carrying several
 symbols matches a filter on any of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from .schema import DIRECTIONS
 from .timefmt import parse_time
@@ -66,41 +66,31 @@ class Filters:
     def empty(self) -> bool:
         return self == Filters()
 
-    def expression(self) -> ds.Expression | None:
-        """The part of the filter that Arrow datasets evaluate (with statistics)."""
-        parts = []
-        if self.start is not None:
-            parts.append(ds.field("ts") >= pa.scalar(self.start, _TS))
-        if self.end is not None:
-            parts.append(ds.field("ts") < pa.scalar(self.end, _TS))
-        if self.directions:
-            parts.append(ds.field("dir").isin(sorted(self.directions)))
-        if self.kinds:
-            parts.append(ds.field("kind").isin(sorted(self.kinds)))
-        expr = None
-        for p in parts:
-            expr = p if expr is None else expr & p
-        return expr
+    def columns(self) -> list[str]:
+        """The columns the filter reads."""
+        wanted = (("ts", self.start is not None or self.end is not None),
+                  ("dir", self.directions), ("kind", self.kinds),
+                  ("channels", self.channels), ("symbols", self.symbols))
+        return [column for column, used in wanted if used]
 
-    def row_mask(self, batch: pa.RecordBatch) -> pa.BooleanArray:
-        """The rows of ``batch`` that pass the time, direction and kind filters (the same
-        test as ``expression()``, as compute kernels on a batch in hand)."""
-        mask = None
-
-        def both(m):
-            return m if mask is None else pc.and_(mask, m)
+    def row_mask(self, batch: pa.RecordBatch) -> pa.BooleanArray | None:
+        """The rows of ``batch`` that pass every filter (None: no filter at all)."""
+        masks = []
         if self.start is not None:
-            mask = both(pc.greater_equal(batch.column("ts"), pa.scalar(self.start, _TS)))
+            masks.append(pc.greater_equal(batch.column("ts"), pa.scalar(self.start, _TS)))
         if self.end is not None:
-            mask = both(pc.less(batch.column("ts"), pa.scalar(self.end, _TS)))
+            masks.append(pc.less(batch.column("ts"), pa.scalar(self.end, _TS)))
         for column, wanted in (("dir", self.directions), ("kind", self.kinds)):
             if wanted:
-                values = batch.column(column)
-                if pa.types.is_dictionary(values.type):
-                    values = values.dictionary_decode()
-                mask = both(pc.fill_null(pc.is_in(values, value_set=pa.array(sorted(wanted))),
-                                         False))
-        return mask if mask is not None else pa.array([True] * batch.num_rows)
+                masks.append(pc.fill_null(pc.is_in(batch.column(column),
+                                                   value_set=pa.array(sorted(wanted))), False))
+        for column, wanted in (("channels", self.channels), ("symbols", self.symbols)):
+            if wanted:
+                masks.append(_any_in(batch.column(column), pa.array(sorted(wanted), pa.string())))
+        mask = None
+        for m in masks:
+            mask = m if mask is None else pc.and_(mask, m)
+        return mask
 
     def overlaps(self, ts_min: int | None, ts_max: int | None) -> bool:
         """False when no row of a file spanning [ts_min, ts_max] can match."""
@@ -112,30 +102,17 @@ class Filters:
             return False
         return True
 
-    def list_mask(self, batch: pa.RecordBatch) -> pa.BooleanArray | None:
-        """Rows whose ``channels``/``symbols`` meet the filter (None: no list filter)."""
-        mask = None
-        for column, wanted in (("channels", self.channels), ("symbols", self.symbols)):
-            if wanted:
-                hit = _any_in(batch.column(column), pa.array(sorted(wanted), pa.string()))
-                mask = hit if mask is None else pc.and_(mask, hit)
-        return mask
-
-    def apply(self, batch: pa.RecordBatch, with_expression: bool = True) -> pa.RecordBatch:
-        """Filter one batch (the expression too, unless the scanner already applied it)."""
-        if with_expression:
-            expr = self.expression()
-            if expr is not None:
-                batch = batch.filter(expr)
-        mask = self.list_mask(batch)
-        return batch if mask is None else batch.filter(mask)
+    def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The rows of one batch that pass; the batch itself (no copy) when all do."""
+        mask = self.row_mask(batch)
+        if mask is None or pc.all(mask).as_py() is not False:
+            return batch
+        return batch.filter(mask)
 
 
 def _any_in(lists: pa.ListArray, values: pa.Array) -> pa.BooleanArray:
     """For each list, whether any element is in ``values`` (vectorised, no Python per row)."""
     flat = lists.flatten()
-    if pa.types.is_dictionary(flat.type):
-        flat = flat.dictionary_decode()
     hits = pc.cast(pc.fill_null(pc.is_in(flat, value_set=values), False), pa.int64())
     cum = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(hits)])
     offsets = lists.offsets

@@ -185,7 +185,12 @@ def _jsonl(path: Path, rows: _Rows) -> None:
                     payload = base64.b64decode(e["raw"], validate=True)
                 else:
                     raise ValueError(f"unknown enc {enc!r}")
-                rows.add(payload, parse_time(e["ts"]), e.get("mono_ns"), conn=int(e["conn"]),
+                conn = e.get("conn")
+                stream = e.get("stream")
+                if stream is not None and not isinstance(stream, str):
+                    raise ValueError("stream is not a string")
+                rows.add(payload, parse_time(e["ts"]), e.get("mono_ns"),
+                         conn=None if conn is None else int(conn), stream=stream,
                          dir=e["dir"], kind=e["kind"],
                          channels=tuple(e.get("channels") or ()),
                          symbols=tuple(e.get("symbols") or ()))
@@ -248,6 +253,7 @@ def _har(path: Path, rows: _Rows) -> None:
                              json.dumps({"url": url}).encode()))
     for ts, conn, direction, kind, payload in sorted(messages, key=lambda m: m[0]):
         if direction == "event":
-            rows.add(payload, ts, conn=conn, dir="event", kind=kind, channels=(), symbols=())
+            rows.add(payload, ts, conn=conn, stream=f"socket-{conn}", dir="event", kind=kind,
+                     channels=(), symbols=())
         else:
-            rows.add(payload, ts, conn=conn, dir=direction, kind=kind)
+            rows.add(payload, ts, conn=conn, stream=f"socket-{conn}", dir=direction, kind=kind)

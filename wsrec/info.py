@@ -83,28 +83,30 @@ def details(session: Session) -> dict:
 
 
 _BLOCK = re.compile(rb'"block_num":(\d+)')
+_REQ = re.compile(rb'"req_id":"([^"]*)"')
 
 
 def redelivered(session: Session) -> int:
-    """dfuse: data frames of blocks that an earlier connection had already delivered
-    (a resume restarts at the last progress block + 1, so the blocks after it come twice)."""
+    """dfuse: data frames of blocks that an earlier connection of the same stream had
+    already delivered (a resume restarts at the last progress block + 1, so the blocks
+    after it come twice)."""
     count = 0
-    seen: dict[tuple[int, str], int] = {}       # (conn, req_id) -> highest block so far
-    before: dict[tuple[int, str], int] = {}     # the same, as of the current connection's open
+    seen: dict[tuple, int] = {}       # (stream, req_id) -> highest block so far
+    before: dict[tuple, int] = {}     # the same, as of the stream's current connection
     for f in session.frames(direction="in,event"):
         if f.dir == "event":
             if f.kind == "open":
-                before.update({k: v for k, v in seen.items() if k[0] == f.conn})
+                before.update({k: v for k, v in seen.items() if k[0] == f.stream})
             continue
-        if f.channel not in ("action_trace", "table_delta") or not f.symbol:
+        if f.channel not in ("action_trace", "table_delta"):
             continue
-        m = _BLOCK.search(f.payload)
-        if m is None:
+        block, req = _BLOCK.search(f.payload), _REQ.search(f.payload)
+        if block is None or req is None:
             continue
-        key, block = (f.conn, f.symbol), int(m.group(1))
-        if block <= before.get(key, -1):
+        key, number = (f.stream, req.group(1)), int(block.group(1))
+        if number <= before.get(key, -1):
             count += 1
-        seen[key] = max(seen.get(key, -1), block)
+        seen[key] = max(seen.get(key, -1), number)
     return count
 
 
@@ -112,8 +114,6 @@ def _count(counter: Counter, values: pa.Array) -> None:
     """Add an array's value counts to ``counter`` (one Python step per distinct value)."""
     if len(values) == 0:
         return
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
     for item in pc.value_counts(values).to_pylist():
         if item["values"] is not None:
             counter[item["values"]] += item["counts"]

@@ -56,8 +56,9 @@ class JournalWriter:
             pass
 
 
-def read_journal(path: Path) -> Iterator[pa.RecordBatch]:
-    """Yield the complete batches of a journal, in order; a torn tail is dropped."""
+def read_journal(path: Path, schema: pa.Schema = JOURNAL_SCHEMA) -> Iterator[pa.RecordBatch]:
+    """Yield the complete batches of a journal, in order; a torn tail is dropped.
+    (``schema``: what the journal must hold; an older format's for an upgrade.)"""
     try:
         source = pa.OSFile(str(path), "r")
     except OSError as exc:
@@ -69,7 +70,7 @@ def read_journal(path: Path) -> Iterator[pa.RecordBatch]:
             reader = pa.ipc.open_stream(source)
         except (pa.ArrowInvalid, OSError):
             return  # torn before the schema was complete: nothing recoverable
-        if not reader.schema.equals(JOURNAL_SCHEMA):
+        if not reader.schema.equals(schema):
             raise CorruptData(f"{path}: not a wsrec journal (unexpected schema)")
         while True:
             try:

@@ -10,7 +10,8 @@
 
 ``envelope``: one JSON object per frame, lossless (``wsrec import`` rebuilds the rows):
 ``seq``, ``ts`` (RFC 3339, 9 digits, Z), ``mono_ns``, ``venue``, ``session``, ``conn``,
-``dir``, ``kind``, ``channel``, ``symbols`` and ``channels``, ``data`` and ``enc``:
+``stream``, ``dir``, ``kind``, ``channel``, ``symbols`` and ``channels``, ``data`` and
+``enc``:
   * ``enc: "json"``: the payload is JSON text and ``data`` is that JSON value;
   * ``enc: "text"``: other UTF-8 text, ``data`` is the string;
   * ``enc: "base64"``: anything else, ``data`` is base64;
@@ -95,8 +96,6 @@ def raw_block(batch: pa.RecordBatch, msgpack_mode: bool) -> bytes | memoryview:
     using it)."""
     payload = batch.column("payload")
     kinds = batch.column("kind")
-    if pa.types.is_dictionary(kinds.type):
-        kinds = kinds.dictionary_decode()
     if pc.all(pc.equal(kinds, "text")).as_py() is not False and not _has_line_break(payload):
         # payload + "\n" for every row: the result's data buffer is the output
         return _buffer_view(pc.binary_join_element_wise(payload, _EMPTY, _NL))
@@ -152,7 +151,8 @@ def envelope(frame, venue: str, session: str, msgpack_mode: bool) -> dict:
     """One frame (a ``wsrec.Frame``) as the envelope object."""
     payload = frame.payload
     out = {"seq": frame.seq, "ts": format_ns(frame.ts), "mono_ns": frame.mono_ns,
-           "venue": venue, "session": session, "conn": frame.conn, "dir": frame.dir,
+           "venue": venue, "session": session, "conn": frame.conn, "stream": frame.stream,
+           "dir": frame.dir,
            "kind": frame.kind, "channel": frame.channel, "symbols": frame.symbols,
            "channels": frame.channels}
     if frame.kind == "binary" and msgpack_mode:

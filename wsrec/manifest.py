@@ -22,7 +22,7 @@ __all__ = [
     "REDACTED",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "session.json"
 #: recording: being written (live) or crashed; complete: closed normally;
 #: failed: ended by a fatal error, a full disk or exhausted retries;

@@ -81,6 +81,7 @@ class PartWriter:
         if compression_level is not None:
             self._options["compression_level"] = compression_level
         self._writer = None
+        self._file = None
         self._seq = self._mono = self._ts = None
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -92,18 +93,28 @@ class PartWriter:
         self.raw_bytes += nbytes
         self._pending_rows += batch.num_rows
         self._pending_bytes += nbytes
-        if self._pending_rows >= self._group_rows or self._pending_bytes >= self._group_bytes:
+        while self._pending_rows >= self._group_rows:
+            self._write_group(self._group_rows)  # whole row groups of exactly this many
+        if self._pending_bytes >= self._group_bytes:
             self._write_group()
 
-    def _write_group(self) -> None:
+    def _write_group(self, rows: int | None = None) -> None:
+        """Write the first ``rows`` pending rows (all when None) as one row group."""
         if not self._batches:
             return
-        table = to_part(self._batches, self.venue, self.session)
-        self._batches = []
-        self._pending_rows = self._pending_bytes = 0
+        table = pa.Table.from_batches(self._batches)
+        rest = None
+        if rows is not None and rows < table.num_rows:
+            table, rest = table.slice(0, rows), table.slice(rows)
+        self._batches = rest.to_batches() if rest is not None else []
+        self._pending_rows = rest.num_rows if rest is not None else 0
+        self._pending_bytes = (pc.sum(pc.binary_length(rest.column("payload"))).as_py() or 0) \
+            if rest is not None else 0
+        table = to_part(table.to_batches(), self.venue, self.session)
         try:
             if self._writer is None:
-                self._writer = pq.ParquetWriter(str(self.tmp), SCHEMA, **self._options)
+                self._file = open(self.tmp, "wb")  # a file object: pyarrow never parses a path
+                self._writer = pq.ParquetWriter(self._file, SCHEMA, **self._options)
             self._writer.write_table(table, row_group_size=table.num_rows)
         except OSError as exc:
             raise storage_error(exc, str(self.tmp)) from exc
@@ -128,8 +139,9 @@ class PartWriter:
             return None
         try:
             self._writer.close()
-            with open(self.tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
             digest = file_sha256(self.tmp)
             size = self.tmp.stat().st_size
             os.rename(self.tmp, self.final)
@@ -156,4 +168,8 @@ class PartWriter:
             try:
                 self._writer.close()
             except Exception:  # noqa: BLE001 - the file may be half-written after ENOSPC
+                pass
+            try:
+                self._file.close()
+            except OSError:
                 pass

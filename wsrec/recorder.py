@@ -7,8 +7,16 @@ exponential backoff and full jitter, resumes where the stream knows how, watches
 silence, sends keepalives, respects the venue's send and connect rate limits, and
 stops cleanly on a signal, ``duration``, ``max_frames`` or a fatal error.
 
-The receive path per message is: stamp (done by the connection), classify by
-scanning bytes (the stream), append to the writer's lists. Nothing else.
+Stops are exact and bounded: ``duration`` is checked on every message and by a timer
+(on an injectable monotonic clock), ``max_frames`` on every message, and the moment the
+recording is done each open connection is sent its close frame (from inside the read
+that stopped it, if so); it gets ``CLOSE_TIMEOUT`` seconds for the server's, then it is
+aborted. Whatever happens (including cancellation), every connection that opened gets
+exactly one ``close`` event, with the code and reason actually seen (1006 when wsrec
+cut it).
+
+The receive path per message is: stamp (done by the connection), check the deadline,
+classify by scanning bytes (the stream), append to the writer's lists. Nothing else.
 """
 
 from __future__ import annotations
@@ -33,10 +41,17 @@ __all__ = ["Recorder", "RecordOptions", "RecordResult", "record"]
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
 
+#: seconds a stopping connection waits for the server's close frame before the abort
+CLOSE_TIMEOUT = 0.5
+#: seconds ``Recorder.run`` gives its streams to close after the stop, then cancels them
+STOP_GRACE = CLOSE_TIMEOUT + 1.0
+#: the duration timer re-reads the clock at least this often (seconds)
+CLOCK_POLL = 0.25
+
 
 @dataclass
 class RecordOptions:
-    duration: float | None = None          # seconds; None: until stopped
+    duration: float | None = None          # seconds (on Recorder.clock); None: until stopped
     max_frames: int | None = None          # inbound frames to store, then stop
     max_retries: int | None = None         # consecutive failed attempts; None: unlimited
     backoff_initial: float = 0.5
@@ -88,11 +103,13 @@ class _RateLimit:
 
 
 class _Slot:
-    """One logical connection (``conn`` number) and the physical connections it makes."""
+    """One logical stream (``stream`` name) and the physical connections it makes, each
+    numbered (``conn``) across the whole session as it opens."""
 
-    def __init__(self, rec: "Recorder", conn: int, stream: Stream):
+    def __init__(self, rec: "Recorder", name: str, stream: Stream):
         self.rec = rec
-        self.conn = conn
+        self.name = name
+        self.conn: int | None = None   # the open connection's number
         self.stream = stream
         self.connection = None
         self.last_rx = 0
@@ -104,12 +121,15 @@ class _Slot:
         rec = self.rec
         if rec.done:
             return
+        if rec.deadline is not None and rec.clock() >= rec.deadline:
+            rec.finish("duration")  # one read can hold many messages: stop between them
+            return
         try:
             channels, symbols, step = self.stream.receive(payload, text)
         except Exception:  # noqa: BLE001 - a malformed frame: store it unclassified
             channels, symbols, step = NONE, NONE, None
         try:
-            rec.writer.append(payload, conn=self.conn, dir="in",
+            rec.writer.append(payload, conn=self.conn, stream=self.name, dir="in",
                               kind="text" if text else "binary", channels=channels,
                               symbols=symbols, ts_ns=ts, mono_ns=mono)
         except WsrecError as exc:
@@ -126,13 +146,29 @@ class _Slot:
     def on_open(self, connection, ts: int, mono: int) -> None:
         self.connection = connection
         self.last_rx = mono
-        self.rec.event("open", conn=self.conn, ts_ns=ts, mono_ns=mono,
+        self.conn = self.rec.next_conn
+        self.rec.next_conn += 1
+        self.rec.event("open", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
                        url=self.rec.redact(self.stream.url))
+
+    def hang_up(self) -> None:
+        """Start the closing handshake of the open connection (the recording stopped)."""
+        connection = self.connection
+        if connection is not None and connection.is_open:
+            connection.close(1000, "recording stopped")
+
+    def closed(self, code: int, reason: str) -> None:
+        """Write the open connection's ``close`` event (once; no-op when none is open)."""
+        if self.conn is None:
+            return
+        conn, self.conn, self.connection = self.conn, None, None
+        self.rec.event("close", conn=conn, stream=self.name, code=code, reason=reason)
 
     def on_ping(self, data: bytes, ts: int, mono: int) -> None:
         if not self.rec.done:
             self.last_rx = mono
-            self.rec.event("ping", conn=self.conn, ts_ns=ts, mono_ns=mono, data=data.hex())
+            self.rec.event("ping", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
+                           data=data.hex())
 
     def handle(self, step: Step) -> None:
         if step.send:
@@ -142,7 +178,8 @@ class _Slot:
         if step.fatal:
             self.rec.fail(step.fatal)
         elif step.retry:
-            self.rec.event("error", conn=self.conn, error=self.rec.redact(step.retry))
+            self.rec.event("error", conn=self.conn, stream=self.name,
+                           error=self.rec.redact(step.retry))
             if self.connection is not None:
                 self.connection.close(1000, "reconnecting")
 
@@ -161,7 +198,8 @@ class _Slot:
             connection.send(message, text=self.stream.text_out)
             rec.frames_out += 1
             try:
-                rec.writer.append(rec.redact_bytes(message), conn=self.conn, dir="out",
+                rec.writer.append(rec.redact_bytes(message), conn=self.conn, stream=self.name,
+                                  dir="out",
                                   kind="text" if self.stream.text_out else "binary")
             except WsrecError as exc:
                 rec.fail(str(exc))
@@ -181,11 +219,12 @@ class _Slot:
             await asyncio.sleep(min(limit / 4, 1.0))
             silent = _monotonic_ns() - self.last_rx
             if silent > limit_ns and connection.is_open:
-                self.rec.event("watchdog", conn=self.conn, silent_s=round(silent / 1e9, 3))
+                self.rec.event("watchdog", conn=self.conn, stream=self.name,
+                               silent_s=round(silent / 1e9, 3))
                 connection.abort()
                 return
 
-    async def run(self) -> None:
+    async def _run(self) -> None:
         rec, opts = self.rec, self.rec.options
         failures = 0  # consecutive failed attempts
         while not rec.done:
@@ -197,7 +236,7 @@ class _Slot:
                 delay = random.uniform(0, min(opts.backoff_max,
                                               opts.backoff_initial * 2 ** (failures - 1)))
                 rec.reconnects += 1
-                rec.event("reconnect", conn=self.conn, attempt=failures,
+                rec.event("reconnect", conn=None, stream=self.name, attempt=failures,
                           delay_s=round(delay, 3))
                 if await rec.sleep(delay):
                     return
@@ -214,7 +253,8 @@ class _Slot:
                                            compression=opts.compression)
             except HandshakeRejected as exc:
                 rec.last_error = rec.redact(str(exc))
-                rec.event("error", conn=self.conn, error=rec.last_error, status=exc.status)
+                rec.event("error", conn=None, stream=self.name, error=rec.last_error,
+                          status=exc.status)
                 if exc.status in (401, 403):
                     rec.fail(f"{rec.venue.name}: {rec.last_error}: the server refused the "
                              f"credentials")
@@ -227,37 +267,65 @@ class _Slot:
                 continue
             except ConnectError as exc:
                 rec.last_error = rec.redact(str(exc))
-                rec.event("error", conn=self.conn, error=rec.last_error)
+                rec.event("error", conn=None, stream=self.name, error=rec.last_error)
                 failures += 1
                 continue
             opened = time.monotonic()
-            tasks = [asyncio.create_task(self.sender(connection))]
-            if rec.heartbeat:
-                tasks.append(asyncio.create_task(self.keepalive(connection, rec.heartbeat)))
-            if rec.watchdog:
-                tasks.append(asyncio.create_task(self.watchdog(connection, rec.watchdog)))
-            self.send(self.stream.opening())
-            done_wait = asyncio.create_task(rec.done_event.wait())
-            await asyncio.wait([connection.closed, done_wait],
-                               return_when=asyncio.FIRST_COMPLETED)
-            if not connection.closed.done():  # we are stopping: close politely
-                connection.close(1000, "recording stopped")
-                try:
-                    await asyncio.wait_for(asyncio.shield(connection.closed), 2.0)
-                except TimeoutError:
-                    connection.abort()
-                    await connection.closed
-            done_wait.cancel()
-            for t in tasks:
-                t.cancel()
-            code, reason = connection.closed.result()
-            self.connection = None
-            rec.event("close", conn=self.conn, code=code, reason=reason)
+            code, reason = await self.attend(connection)
             if rec.done:
                 return
             rec.last_error = f"connection closed (code {code}{', ' + reason if reason else ''})"
             healthy = time.monotonic() - opened >= opts.backoff_reset
             failures = 1 if healthy else failures + 1
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            # cancelled, or failed in between: a connection that opened still gets its
+            # close event (and its socket is cut)
+            if self.conn is not None:
+                if self.connection is not None:
+                    self.connection.abort()
+                self.closed(1006, "closed by wsrec: the recording ended"
+                            if self.rec.done else "closed by wsrec")
+
+    async def attend(self, connection) -> tuple[int, str]:
+        """Serve an open connection until it closes or the recording stops (then close
+        it, bounded by ``CLOSE_TIMEOUT``); write its close event; return (code, reason)."""
+        rec = self.rec
+        tasks = [asyncio.create_task(self.sender(connection))]
+        if rec.heartbeat:
+            tasks.append(asyncio.create_task(self.keepalive(connection, rec.heartbeat)))
+        if rec.watchdog:
+            tasks.append(asyncio.create_task(self.watchdog(connection, rec.watchdog)))
+        done_wait = asyncio.create_task(rec.done_event.wait())
+        tasks.append(done_wait)
+        seen = None  # (code, reason) of the close, once known
+        try:
+            self.send(self.stream.opening())
+            await asyncio.wait([connection.closed, done_wait],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not connection.closed.done():  # we are stopping: close politely, briefly
+                self.hang_up()  # (done already by ``Recorder.finish`` when it was open)
+                try:
+                    await asyncio.wait_for(asyncio.shield(connection.closed), CLOSE_TIMEOUT)
+                except TimeoutError:
+                    connection.abort()
+                    seen = 1006, (f"closed by wsrec after stop: no close frame from the "
+                                  f"server within {CLOSE_TIMEOUT:g}s")
+            if seen is None:
+                seen = connection.closed.result()
+        finally:
+            for t in tasks:
+                t.cancel()
+            if seen is None:  # cancelled (or failed) before the close: cut it
+                connection.abort()
+                seen = 1006, ("closed by wsrec: the recording ended" if rec.done
+                              else "closed by wsrec")
+            self.closed(*seen)
+        code, reason = seen
+        return code, reason
 
 
 class Recorder:
@@ -265,8 +333,9 @@ class Recorder:
 
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
-                 args: dict | None = None, progress=None):
+                 args: dict | None = None, progress=None, clock=None):
         self.venue = venue
+        self.clock = clock or time.monotonic  # seconds; the duration is measured on it
         self.request = request
         self.options = options or RecordOptions()
         self.streams = venue.streams(request)
@@ -289,7 +358,11 @@ class Recorder:
         self.stopped_by = ""
         self.last_error = ""
         self.frames_in = self.frames_out = self.events = self.bytes_in = self.reconnects = 0
+        self.next_conn = 0   # the number the next connection to open gets
         self.done_event: asyncio.Event | None = None
+        self.deadline: float | None = None   # on ``clock``: when ``duration`` is up
+        self.slots: list[_Slot] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- secrets -------------------------------------------------------------------------
 
@@ -324,6 +397,8 @@ class Recorder:
         if not self.done:
             self.done = True
             self.stopped_by = why
+            for slot in self.slots:   # the close frames go out now, not a few turns later
+                slot.hang_up()
             if self.done_event is not None:
                 self.done_event.set()
 
@@ -361,28 +436,37 @@ class Recorder:
                     handled.append(sig)
                 except (NotImplementedError, RuntimeError):
                     pass
-        timer = (loop.call_later(self.options.duration, self.finish, "duration")
-                 if self.options.duration else None)
-        slots = [_Slot(self, i, s) for i, s in enumerate(self.streams)]
-        tasks = [asyncio.create_task(slot.run()) for slot in slots]
+        if self.options.duration:
+            self.deadline = self.clock() + self.options.duration
+            self._check_deadline()
+        self.slots = [_Slot(self, name, s) for name, s in zip(stream_names(self.streams),
+                                                               self.streams)]
+        tasks = [asyncio.create_task(slot.run()) for slot in self.slots]
         ticker = asyncio.create_task(self._tick()) if self.progress else None
+        waiter = asyncio.create_task(self.done_event.wait())
         try:
-            waiter = asyncio.create_task(self.done_event.wait())
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
             if not self.done and all(t.done() for t in tasks):
                 self.fail("all connections ended")
             self.finish("error" if self.error else "stopped")
-            await asyncio.wait(tasks, timeout=5)
-            waiter.cancel()
+            # every stream closes within CLOSE_TIMEOUT; one stuck elsewhere (connecting,
+            # rate-limited) is cancelled, and still writes its close event
+            await asyncio.wait(tasks, timeout=STOP_GRACE)
         finally:
+            waiter.cancel()
             for t in tasks:
                 t.cancel()
             if ticker:
                 ticker.cancel()
-            if timer:
-                timer.cancel()
+            if self._timer:
+                self._timer.cancel()
             for sig in handled:
                 loop.remove_signal_handler(sig)
+            # let the cancelled streams run their ``finally`` (close events) before the
+            # writer closes
+            pending = [t for t in tasks if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
         status = "failed" if self.error else "complete"
         try:
             self.writer.close(status, self.error)
@@ -395,29 +479,52 @@ class Recorder:
                             self.bytes_in, self.reconnects, time.monotonic() - started,
                             self.stopped_by)
 
+    def _check_deadline(self) -> None:
+        """Finish with ``duration`` once ``self.clock()`` reaches ``self.deadline``; until
+        then re-check when it should be up (and at least every ``CLOCK_POLL`` seconds).
+        A loop timer calling this directly: no task hop between it and the stop."""
+        self._timer = None
+        if self.done:
+            return
+        left = self.deadline - self.clock()
+        if left <= 0:
+            self.finish("duration")
+        else:
+            self._timer = asyncio.get_running_loop().call_later(min(left, CLOCK_POLL),
+                                                                self._check_deadline)
+
     async def _tick(self) -> None:
         while True:
             self.progress(self, final=False)
             await asyncio.sleep(0.5)
 
 
+def stream_names(streams: list[Stream]) -> list[str]:
+    """Each stream's name (``Stream.name``); repeated names get ``#N`` added."""
+    names = [getattr(s, "name", None) or "main" for s in streams]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{n}#{i}" for i, n in enumerate(names)]
+
+
 def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResult:
     """Run a recording to its end in a fresh event loop (see ``Recorder``).
 
-    ``sim``: ``SimOptions`` to record from the venue's built-in simulator, started
-    in-process on a free port (``request.url`` and ``request.sim`` are set for it).
+    ``sim``: ``SimOptions`` to record from the venue's built-in simulator, served on a
+    free port of 127.0.0.1 from its own thread and event loop (a separate server, which
+    never starves the recorder's loop); ``request.url`` and ``request.sim`` are set for
+    it, and it is stopped when the recording ends.
     """
     async def main() -> RecordResult:
-        simulator = None
-        if sim is not None:
-            from .sim import get_simulator
-            simulator = get_simulator(venue.name, sim)
-            request.url = await simulator.start()
-            request.sim = True
-        try:
-            return await Recorder(venue, request, **kwargs).run()
-        finally:
-            if simulator is not None:
-                await simulator.close()
+        return await Recorder(venue, request, **kwargs).run()
 
-    return asyncio.run(main())
+    if sim is None:
+        return asyncio.run(main())
+    from .sim import SimThread, get_simulator
+    server = SimThread(get_simulator(venue.name, sim))
+    request.url = server.start()
+    request.sim = True
+    try:
+        return asyncio.run(main())
+    finally:
+        server.stop()

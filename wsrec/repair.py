@@ -26,18 +26,25 @@ from .manifest import save_manifest
 from .part import PartWriter, file_sha256, fsync_dir, part_index
 from .session import Session
 from .timefmt import format_ns
+from .upgrade import upgrade as migrate
 
 __all__ = ["repair"]
 
 
-def repair(folder) -> list[str]:
+def repair(folder, *, upgrade: bool = False) -> list[str]:
     """Repair the session in ``folder``; returns what was done, one line each.
 
-    Raises SessionBusy when a recorder still holds the session.
+    A session in an older format is migrated first when ``upgrade`` is true (see
+    ``wsrec.upgrade``), else OutdatedFormat is raised. Raises SessionBusy when a
+    recorder still holds the session.
     """
+    done: list[str] = []
+    if upgrade:
+        done = migrate(folder)
     with SessionLock(folder):
         session = Session(folder)
-        actions: list[str] = []
+        session.check_format()
+        actions: list[str] = done
         try:
             _repair(session, actions)
         except OSError as exc:

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .filters import Filters
 from .lines import envelope, is_msgpack_session, raw_block, raw_line
 from .pacing import Lateness, Pacer, fine_switching, prefetch
 from .schedule import Schedule
 from .session import Frame, Session
+from .timefmt import format_ns
 
 __all__ = ["ReplayOptions", "parse_speed", "replay_to_stream", "frame_lines", "FRAME_COLUMNS",
-           "count_frames", "scheduled_frames"]
+           "count_frames", "scheduled_frames", "why_empty"]
 
 FRAME_COLUMNS = list(Frame._fields)
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*x?\s*$", re.IGNORECASE)
@@ -58,6 +60,36 @@ def count_frames(sessions: list[Session], filters: Filters) -> int:
     return sum(b.num_rows for s in sessions for b in s.batches(filters, columns=["seq"]))
 
 
+def why_empty(sessions: list[Session], filters: Filters, shown: int = 12) -> str:
+    """One line saying which filter matched no frame, naming what the sessions hold
+    (for a replay or conversion that produced nothing)."""
+    base = Filters(directions=filters.directions, kinds=filters.kinds)
+    for column, wanted, noun in (("channels", filters.channels, "channel"),
+                                 ("symbols", filters.symbols, "symbol")):
+        if not wanted:
+            continue
+        held: dict[str, int] = {}
+        for s in sessions:
+            for batch in s.batches(base, columns=[column]):
+                for item in pc.value_counts(batch.column(column).flatten()).to_pylist():
+                    if item["values"] is not None:
+                        held[item["values"]] = held.get(item["values"], 0) + item["counts"]
+        if not held.keys() & wanted:
+            names = sorted(held, key=lambda k: (-held[k], k))
+            listed = ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)"
+                                                 if len(names) > shown else "")
+            asked = " or ".join(repr(w) for w in sorted(wanted))
+            return f"no frame has {noun} {asked}; {noun}s here: {listed or 'none'}"
+    if filters.start is not None or filters.end is not None:
+        starts = [s.start_ns for s in sessions if s.start_ns is not None]
+        ends = [s.end_ns for s in sessions if s.end_ns is not None]
+        span = (f"{format_ns(min(starts))} .. {format_ns(max(ends))}"
+                if starts and ends else "unknown")
+        return (f"no frame between {format_ns(filters.start) or 'the start'} and "
+                f"{format_ns(filters.end) or 'the end'}; the sessions span {span}")
+    return "no frame matches all the filters together"
+
+
 _CHUNK = 128  # frames turned into Python objects at a time, between due times
 
 
@@ -79,8 +111,7 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
                             skip_gaps=options.skip_gaps, columns=FRAME_COLUMNS + ["session"],
                             batch_size=8192)
         for batch, due in prefetch(iter(schedule), depth=4):
-            ids = batch.column("session")
-            sess = ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+            sess = batch.column("session")
             for start in range(0, batch.num_rows, _CHUNK):
                 chunk = batch.slice(start, _CHUNK)
                 names = sess.slice(start, _CHUNK).to_pylist()
@@ -101,7 +132,7 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
 def split_by_session(batch: pa.RecordBatch, by_id: dict):
     """(slice, session) for each run of rows of one session in a merged batch."""
     ids = batch.column("session")
-    names = (ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids).to_pylist()
+    names = ids.to_pylist()
     start = 0
     for i in range(1, len(names) + 1):
         if i == len(names) or names[i] != names[start]:

@@ -23,16 +23,16 @@ __all__ = ["Schedule", "down_intervals"]
 
 
 def down_intervals(manifest: dict) -> list[tuple[int, int]]:
-    """(mono_start, mono_end) intervals when every connection of the session was down."""
-    per_conn: dict[int, list[tuple[int, int]]] = {}
+    """(mono_start, mono_end) intervals when every stream of the session was down."""
+    per_stream: dict = {}
     for g in manifest.get("gaps", []):
         if g.get("mono_start") is not None and g.get("mono_end") is not None:
-            per_conn.setdefault(g["conn"], []).append((g["mono_start"], g["mono_end"]))
-    conns = {c["conn"] for c in manifest.get("connections", [])} or set(per_conn)
-    if not per_conn or set(per_conn) != conns:
-        return []  # some connection never dropped: no time when nothing could arrive
-    result = sorted(per_conn.popitem()[1])
-    for intervals in per_conn.values():
+            per_stream.setdefault(g.get("stream"), []).append((g["mono_start"], g["mono_end"]))
+    streams = {c.get("stream") for c in manifest.get("connections", [])} or set(per_stream)
+    if not per_stream or set(per_stream) != streams:
+        return []  # some stream never dropped: no time when nothing could arrive
+    result = sorted(per_stream.popitem()[1])
+    for intervals in per_stream.values():
         merged = []
         for a0, a1 in result:
             for b0, b1 in intervals:
@@ -151,7 +151,7 @@ def _merge(streams) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
                 take_due.append(due.slice(0, n))
                 rest = batch.num_rows - n
                 heads[i] = (batch.slice(n), due.slice(n)) if rest else None
-        table = pa.Table.from_batches(take_batches).unify_dictionaries()
+        table = pa.Table.from_batches(take_batches)
         due_all = pa.concat_arrays(take_due)
         order = pc.sort_indices(due_all)  # stable: equal times keep session order
         table = table.take(order).combine_chunks()

@@ -4,8 +4,13 @@ A row is one WebSocket message or one connection event. Two schemas exist:
 
 * ``JOURNAL_SCHEMA``: what the writer buffers and journals, the columns it is handed.
 * ``SCHEMA``: what Parquet parts hold and readers yield. It adds ``channel`` and
-  ``symbol`` (derived from the lists), the constant ``venue`` and ``session``
-  columns, and dictionary-encodes the strings.
+  ``symbol`` (derived from the lists) and the constant ``venue`` and ``session``
+  columns.
+
+Every column has a plain type (no Arrow dictionaries, no unsigned integers), so a part
+reads the same way in every engine and with every reader, at any batch size: Parquet
+dictionary-encodes the low-cardinality strings on disk anyway, so plain Arrow strings cost
+nothing in bytes (see docs/FORMAT.md).
 
 ``to_part`` turns journal batches into part tables; the writer and the journal
 reader both go through it, so a frame looks the same whichever way it is read.
@@ -28,58 +33,59 @@ __all__ = [
     "PARQUET_OPTIONS",
 ]
 
-_DICT = pa.dictionary(pa.int32(), pa.string())
 _TS = pa.timestamp("ns", tz="UTC")
+_STRINGS = pa.list_(pa.string())
 
 #: ``dir`` values.
 DIRECTIONS = ("in", "out", "event")
 
 JOURNAL_SCHEMA = pa.schema([
-    ("seq", pa.uint64()),
+    ("seq", pa.int64()),
     ("ts", _TS),
     ("mono_ns", pa.int64()),
     ("conn", pa.int32()),
+    ("stream", pa.string()),
     ("dir", pa.string()),
     ("kind", pa.string()),
-    ("channels", pa.list_(pa.string())),
-    ("symbols", pa.list_(pa.string())),
+    ("channels", _STRINGS),
+    ("symbols", _STRINGS),
     ("payload", pa.binary()),
 ])
 
 SCHEMA = pa.schema([
     ("ts", _TS),
     ("mono_ns", pa.int64()),
-    ("seq", pa.uint64()),
+    ("seq", pa.int64()),
     ("conn", pa.int32()),
-    ("dir", _DICT),
-    ("kind", _DICT),
-    ("channel", _DICT),
-    ("symbol", _DICT),
-    ("channels", pa.list_(_DICT)),
-    ("symbols", pa.list_(_DICT)),
+    ("stream", pa.string()),
+    ("dir", pa.string()),
+    ("kind", pa.string()),
+    ("channel", pa.string()),
+    ("symbol", pa.string()),
+    ("channels", _STRINGS),
+    ("symbols", _STRINGS),
     ("payload", pa.binary()),
-    ("venue", _DICT),
-    ("session", _DICT),
+    ("venue", pa.string()),
+    ("session", pa.string()),
 ])
 
 COLUMNS = tuple(SCHEMA.names)
 
-_STRING_LIST = pa.list_(pa.string())
-
 
 def columns_to_batch(columns: Sequence[list]) -> pa.RecordBatch:
-    """Nine equal-length lists ``seq, ts_ns, mono_ns, conn, dir, kind, channels, symbols,
-    payload`` (the writer's buffers) -> a ``JOURNAL_SCHEMA`` batch."""
-    seq, ts, mono, conn, dirs, kinds, chans, syms, payload = columns
+    """Ten equal-length lists ``seq, ts_ns, mono_ns, conn, stream, dir, kind, channels,
+    symbols, payload`` (the writer's buffers) -> a ``JOURNAL_SCHEMA`` batch."""
+    seq, ts, mono, conn, stream, dirs, kinds, chans, syms, payload = columns
     return pa.RecordBatch.from_arrays([
-        pa.array(seq, pa.uint64()),
+        pa.array(seq, pa.int64()),
         pa.array(ts, pa.int64()).cast(_TS),
         pa.array(mono, pa.int64()),
         pa.array(conn, pa.int32()),
+        pa.array(stream, pa.string()),
         pa.array(dirs, pa.string()),
         pa.array(kinds, pa.string()),
-        pa.array(chans, _STRING_LIST),
-        pa.array(syms, _STRING_LIST),
+        pa.array(chans, _STRINGS),
+        pa.array(syms, _STRINGS),
         _binary(payload),
     ], schema=JOURNAL_SCHEMA)
 
@@ -102,39 +108,23 @@ def _single(lists: pa.ListArray) -> pa.Array:
     return pc.take(lists.flatten(), index)
 
 
-def _constant(value: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()).fill_null(0),
-                                          pa.array([value], pa.string()))
-
-
 def _part_batch(batch: pa.RecordBatch, venue: str, session: str) -> pa.RecordBatch:
     n = batch.num_rows
     chans, syms = batch.column("channels"), batch.column("symbols")
-    arrays = {
-        "ts": batch.column("ts"),
-        "mono_ns": batch.column("mono_ns"),
-        "seq": batch.column("seq"),
-        "conn": batch.column("conn"),
-        "dir": pc.dictionary_encode(batch.column("dir")),
-        "kind": pc.dictionary_encode(batch.column("kind")),
-        "channel": pc.dictionary_encode(_single(chans)),
-        "symbol": pc.dictionary_encode(_single(syms)),
-        "channels": chans.cast(pa.list_(_DICT)),
-        "symbols": syms.cast(pa.list_(_DICT)),
-        "payload": batch.column("payload"),
-        "venue": _constant(venue, n),
-        "session": _constant(session, n),
-    }
+    arrays = {name: batch.column(name) for name in JOURNAL_SCHEMA.names}
+    arrays.update(channel=_single(chans), symbol=_single(syms),
+                  venue=pa.repeat(pa.scalar(venue, pa.string()), n),
+                  session=pa.repeat(pa.scalar(session, pa.string()), n))
     return pa.RecordBatch.from_arrays([arrays[name] for name in COLUMNS], schema=SCHEMA)
 
 
 def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.Table:
-    """Journal-schema batches -> a table in the part ``SCHEMA`` (one chunk per batch)."""
+    """Journal-schema batches -> a table in the part ``SCHEMA`` (one chunk per column)."""
     table = pa.Table.from_batches([_part_batch(b, venue, session) for b in batches],
                                   schema=SCHEMA)
     # One chunk per column: the Parquet writer then cuts full-size pages (per-chunk
     # writes leave small pages that read back at half the speed).
-    return table.unify_dictionaries().combine_chunks()
+    return table.combine_chunks()
 
 
 #: How parts are encoded (see docs/FORMAT.md for the reasoning).
@@ -149,9 +139,10 @@ def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.T
 PARQUET_OPTIONS = dict(
     compression="zstd",
     compression_level=6,
-    use_dictionary=["dir", "kind", "channel", "symbol", "channels.list.element",
+    use_dictionary=["stream", "dir", "kind", "channel", "symbol", "channels.list.element",
                     "symbols.list.element", "venue", "session", "conn"],
     column_encoding={"ts": "DELTA_BINARY_PACKED", "mono_ns": "DELTA_BINARY_PACKED",
                      "seq": "DELTA_BINARY_PACKED"},
-    write_statistics=["ts", "mono_ns", "seq", "conn", "dir", "kind", "channel", "symbol"],
+    write_statistics=["ts", "mono_ns", "seq", "conn", "stream", "dir", "kind", "channel",
+                      "symbol"],
 )

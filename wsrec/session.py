@@ -16,15 +16,13 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .errors import CorruptData, first_line
+from .errors import CorruptData, OutdatedFormat, first_line
 from .filters import Filters, as_filters
 from .journal import journal_rows, read_journal
 from .lock import is_locked
-from .manifest import load_manifest
+from .manifest import FORMAT_VERSION, load_manifest
 from .part import part_index, part_name
 from .schema import COLUMNS, SCHEMA, to_part
 from .store import resolve
@@ -38,7 +36,8 @@ class Frame(NamedTuple):
     seq: int
     ts: int               # wall-clock receive time, ns since the Unix epoch (UTC)
     mono_ns: int          # monotonic clock at receive, ns (for pacing)
-    conn: int
+    conn: int | None      # physical connection (None: a row outside any connection)
+    stream: str | None    # the logical stream the recorder keeps alive across reconnects
     dir: str
     kind: str
     channel: str | None
@@ -63,6 +62,7 @@ class Session:
         self.manifest = load_manifest(self.path)
         self.venue: str = self.manifest["venue"]
         self.id: str = self.manifest["session"]
+        self.format_version: int = self.manifest["format_version"]
         recording = self.manifest["status"] == "recording"
         self.live = recording and is_locked(self.path)
         self.crashed = recording and not self.live
@@ -92,8 +92,22 @@ class Session:
         return self.manifest["status"]
 
     @property
+    def outdated(self) -> bool:
+        """Written in an older format: readable only after ``wsrec repair --upgrade``."""
+        return self.format_version < FORMAT_VERSION
+
+    def check_format(self) -> None:
+        """Raise OutdatedFormat unless the rows can be read by this wsrec."""
+        if self.outdated:
+            raise OutdatedFormat(
+                f"{self.venue}/{self.id} is in format version {self.format_version}; run "
+                f"'wsrec repair --upgrade {self.path}' to migrate it (lossless)")
+
+    @property
     def state(self) -> str:
         """The manifest status, with ``recording`` told apart as ``live`` or ``crashed``."""
+        if self.outdated:
+            return f"format-{self.format_version}"
         if self.live:
             return "live"
         if self.crashed:
@@ -116,7 +130,7 @@ class Session:
         if self.live:
             return time.time_ns()
         last = None
-        for batch in self._journal_batches():
+        for batch in ([] if self.outdated else self._journal_batches()):
             if batch.num_rows:
                 last = batch.column("ts")[batch.num_rows - 1].value
         if last is None and self.manifest["parts"]:
@@ -125,8 +139,8 @@ class Session:
 
     def rows(self) -> int:
         """Rows readable now: listed parts plus complete journal batches."""
-        return sum(p["rows"] for p in self.manifest["parts"]) + \
-            sum(journal_rows(j) for j in self.journals)
+        listed = sum(p["rows"] for p in self.manifest["parts"])
+        return listed if self.outdated else listed + sum(journal_rows(j) for j in self.journals)
 
     def disk_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
@@ -140,27 +154,26 @@ class Session:
         Keyword filters: ``start``, ``end``, ``channels``, ``symbols``,
         ``direction``, ``kind`` (see ``Filters.make``). ``columns`` picks columns
         (default: all of ``wsrec.schema.SCHEMA``). Memory stays bounded: one part
-        is scanned at a time, a batch at a time.
+        is read at a time, a row group at a time.
         """
+        self.check_format()
         f = as_filters(filters, kw)
         want = list(columns) if columns is not None else list(COLUMNS)
         unknown = set(want) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown column(s): {', '.join(sorted(unknown))}")
-        scan = want + [c for c in ("channels", "symbols") if c not in want
-                       and getattr(f, c)]
-        expr = f.expression()
+        needed = want + [c for c in f.columns() if c not in want]
         for entry in self.manifest["parts"]:
             if not f.overlaps(_ns(entry.get("start")), _ns(entry.get("end"))):
                 continue
-            yield from self._part_batches(self.path / entry["file"], f, expr, scan, want,
+            yield from self._part_batches(self.path / entry["file"], f, needed, want,
                                           batch_size)
         for journal in self.journals:
             if not journal.exists():
                 # a live writer finished this part since we looked: read the part instead
                 final = journal.with_name(journal.name.replace(".journal", ".parquet"))
                 if final.exists():
-                    yield from self._part_batches(final, f, expr, scan, want, batch_size)
+                    yield from self._part_batches(final, f, needed, want, batch_size)
                 continue
             for batch in read_journal(journal):
                 table = to_part([batch], self.venue, self.id)
@@ -169,36 +182,16 @@ class Session:
                     if b.num_rows:
                         yield b.select(want)
 
-    def _part_batches(self, path: Path, f: Filters, expr, scan, want, batch_size):
+    def _part_batches(self, path: Path, f: Filters, needed, want, batch_size):
         """One part, streamed a row group at a time: row groups outside the time filter
         are skipped by their ``ts`` statistics, the rest filtered by Arrow kernels."""
         if not path.exists():
             raise CorruptData(f"{path}: part listed in the manifest is missing; "
                               f"run 'wsrec verify'")
-        lists = bool(f.channels or f.symbols)
-        needed = list(scan)
-        for column, used in (("ts", f.start is not None or f.end is not None),
-                             ("dir", bool(f.directions)), ("kind", bool(f.kinds))):
-            if used and column not in needed:
-                needed.append(column)
         project = needed != want
         try:
-            if "channels" in needed or "symbols" in needed:
-                # pyarrow's ParquetFile can't stream list columns of dictionaries in all
-                # cases; the dataset scanner can (it applies statistics the same way)
-                batches = ds.dataset(str(path), format="parquet", schema=SCHEMA).to_batches(
-                    columns=needed, filter=expr, batch_size=batch_size, batch_readahead=1,
-                    fragment_readahead=1)
-                expr = None
-            else:  # faster, and lighter on memory
-                batches = _row_groups(path, f, needed, batch_size)
-            for b in batches:
-                if expr is not None:
-                    keep = f.row_mask(b)
-                    if not pc.all(keep).as_py():  # when every row passes: no copy
-                        b = b.filter(keep)
-                if lists:
-                    b = f.apply(b, with_expression=False)
+            for b in _row_groups(path, f, needed, batch_size):
+                b = f.apply(b)
                 if b.num_rows:
                     yield b.select(want) if project else b
         except (pa.ArrowException, OSError) as exc:
@@ -233,10 +226,11 @@ def _row_groups(path: Path, f: Filters, columns, batch_size):
 
     def read(i):
         if not hasattr(local, "pf"):
-            local.pf = pq.ParquetFile(str(path), pre_buffer=False)
+            local.pf = pq.ParquetFile(pa.OSFile(str(path)), pre_buffer=False)
         return local.pf.read_row_group(i, columns=columns)
 
-    meta = pq.ParquetFile(str(path)).metadata
+    with pa.OSFile(str(path)) as source:
+        meta = pq.ParquetFile(source).metadata
     groups = [i for i in range(meta.num_row_groups)
               if f.overlaps(*_ts_range(meta.row_group(i)))]
     with ThreadPoolExecutor(2, thread_name_prefix="wsrec-read") as pool:

@@ -12,21 +12,34 @@ session id or a prefix that matches exactly one session.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from .errors import AmbiguousSession, SessionNotFound
+from .errors import AmbiguousSession, SessionNotFound, UnsupportedDataRoot
 from .manifest import MANIFEST
 
-__all__ = ["data_root", "session_folders", "resolve", "DEFAULT_DATA", "ENV_DATA"]
+__all__ = ["data_root", "check_root", "session_folders", "resolve", "DEFAULT_DATA", "ENV_DATA"]
 
 DEFAULT_DATA = "wsrec-data"
 ENV_DATA = "WSREC_DATA"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_root(data) -> str:
+    """``data`` if it names a local folder, else UnsupportedDataRoot (a URL such as
+    ``s3://bucket/x``; a local path may contain ``:``)."""
+    text = os.fspath(data)
+    if _URL.match(text):
+        raise UnsupportedDataRoot(
+            f"data root {text!r} is a URL; only local folders are supported (mount the "
+            f"storage, or give a local path)")
+    return text
 
 
 def data_root(data=None) -> Path:
     if data is None or data == "":
         data = os.environ.get(ENV_DATA) or DEFAULT_DATA
-    return Path(data).expanduser()
+    return Path(check_root(data)).expanduser()
 
 
 def session_folders(data=None, venue: str | None = None) -> list[Path]:

@@ -27,6 +27,9 @@ _FIX = "run 'wsrec repair'"
 
 def verify(session: Session) -> list[str]:
     """The session's problems, one line each (empty when sound)."""
+    if session.outdated:
+        return [f"{session.path}: format version {session.format_version}; run 'wsrec repair "
+                f"--upgrade' to migrate it (lossless)"]
     problems: list[str] = []
     checker = _SequenceChecker(problems)
     if session.crashed:
@@ -64,7 +67,7 @@ def _check_part(session: Session, entry: dict, checker: "_SequenceChecker",
     elif "sha256" in entry and file_sha256(path) != entry["sha256"]:
         problems.append(f"{path}: checksum mismatch (bit rot or modified since written)")
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(pa.OSFile(str(path)))
     except (pa.ArrowException, OSError) as exc:
         problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
         return
@@ -98,7 +101,7 @@ class _SequenceChecker:
         n = batch.num_rows
         if not n:
             return
-        seq = batch.column("seq").cast(pa.int64())
+        seq = batch.column("seq")
         mono = batch.column("mono_ns")
         if isinstance(seq, pa.ChunkedArray):
             seq, mono = seq.combine_chunks(), mono.combine_chunks()

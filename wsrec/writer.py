@@ -30,7 +30,7 @@ from .journal import JournalWriter
 from .lock import SessionLock
 from .manifest import FORMAT_VERSION, new_session_id, redact, save_manifest
 from .part import PartWriter, fsync_dir, journal_name
-from .schema import columns_to_batch
+from .schema import DIRECTIONS, columns_to_batch
 from .store import data_root
 from .timefmt import format_ns
 
@@ -51,6 +51,7 @@ _MAX_PENDING_ROWS = 131_072         # append blocks past this many waiting rows 
 _MAX_PENDING_BYTES = 64 << 20       # ... or bytes (the flush thread is far behind)
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
+_DIRECTIONS = frozenset(DIRECTIONS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -117,11 +118,11 @@ class SessionWriter:
         # One list per column, appended to in step: no per-row object for the garbage
         # collector to track. ``payload`` is appended last, so its length is the number
         # of complete rows.
-        self._columns: tuple[list, ...] = tuple([] for _ in range(9))
-        (self._put_seq, self._put_ts, self._put_mono, self._put_conn, self._put_dir,
-         self._put_kind, self._put_channels, self._put_symbols,
+        self._columns: tuple[list, ...] = tuple([] for _ in range(10))
+        (self._put_seq, self._put_ts, self._put_mono, self._put_conn, self._put_stream,
+         self._put_dir, self._put_kind, self._put_channels, self._put_symbols,
          self._put_payload) = (c.append for c in self._columns)
-        self._payloads = self._columns[8]
+        self._payloads = self._columns[9]
         self._bytes_in = 0                 # written by the appending thread only
         self._bytes_out = 0                # written by the flush thread only
         self._seq = 0
@@ -163,16 +164,19 @@ class SessionWriter:
 
     # -- the caller's side: cheap ------------------------------------------------------
 
-    def append(self, payload, *, conn: int = 0, dir: str = "in", kind: str | None = None,
-               channels=(), symbols=(), ts_ns: int | None = None,
-               mono_ns: int | None = None) -> int:
-        """Add one message; returns its ``seq``.
+    def append(self, payload, *, conn: int | None = 0, stream: str | None = None,
+               dir: str = "in", kind: str | None = None, channels=(), symbols=(),
+               ts_ns: int | None = None, mono_ns: int | None = None) -> int:
+        """Add one row; returns its ``seq``.
 
         ``payload`` is bytes (kept exactly) or str (stored as UTF-8, kind ``text``).
-        ``kind`` defaults to ``binary`` for bytes. ``ts_ns``/``mono_ns`` default to
-        now (``time.time_ns()`` / ``time.monotonic_ns()``); pass the values taken
-        when the message arrived. Rows must come in receive order from one thread
-        (the recording loop): ``mono_ns`` may not go backwards.
+        ``kind`` defaults to ``binary`` for bytes. ``conn`` is the physical connection
+        the row belongs to (None: none, e.g. a ``reconnect`` event) and ``stream`` the
+        logical stream (see docs/FORMAT.md). ``ts_ns``/``mono_ns`` default to now
+        (``time.time_ns()`` / ``time.monotonic_ns()``); pass the values taken when the
+        message arrived. Rows must come in receive order from one thread (the recording
+        loop): ``mono_ns`` may not go backwards. Event rows (``dir="event"``) also
+        update the manifest's connections and gaps, whoever writes them.
         """
         if self._stopped:
             self._raise_closed()
@@ -189,21 +193,29 @@ class SessionWriter:
         if mono_ns < self._last_mono:
             raise ValueError(f"mono_ns {mono_ns} is before the previous row's "
                              f"{self._last_mono}: rows must be appended in receive order")
+        if dir not in _DIRECTIONS:
+            raise ValueError(f"dir must be one of {', '.join(DIRECTIONS)}, not {dir!r}")
         self._last_mono = mono_ns
         seq = self._seq
         self._seq = seq + 1
+        kind = kind or "binary"
         # list.append is atomic; the flush thread takes rows from the front, never swaps
         self._put_seq(seq)
         self._put_ts(ts_ns)
         self._put_mono(mono_ns)
         self._put_conn(conn)
+        self._put_stream(stream)
         self._put_dir(dir)
-        self._put_kind(kind or "binary")
+        self._put_kind(kind)
         self._put_channels(channels)
         self._put_symbols(symbols)
         self._put_payload(payload)
         size = len(payload)
         self._bytes_in += size
+        if dir == "event":
+            with self._lock:
+                if self._tracker.feed(kind, conn, stream, ts_ns, mono_ns, payload):
+                    self._manifest_dirty = True
         if size > 65_536 or not len(self._payloads) & 1023:
             self._nudge()
         return seq
@@ -219,24 +231,18 @@ class SessionWriter:
             self._drained.wait(0.05)
             self._drained.clear()
 
-    def event(self, kind: str, *, conn: int = 0, ts_ns: int | None = None,
-              mono_ns: int | None = None, **info) -> int:
+    def event(self, kind: str, *, conn: int | None = 0, stream: str | None = None,
+              ts_ns: int | None = None, mono_ns: int | None = None, **info) -> int:
         """Add a connection event (``open``, ``close``, ``error``, ``reconnect``, ...).
 
         ``info`` becomes the row's payload as a JSON object (e.g. ``url=``, ``code=``,
         ``reason=``). ``open`` and ``close``/``error`` also update the manifest's
-        connections and gaps.
+        connections and gaps (as any event row given to ``append`` does).
         """
         payload = json.dumps(info, separators=(",", ":"), ensure_ascii=False,
                              default=str).encode()
-        ts_ns = _time_ns() if ts_ns is None else ts_ns
-        mono_ns = _monotonic_ns() if mono_ns is None else mono_ns
-        seq = self.append(payload, conn=conn, dir="event", kind=kind, ts_ns=ts_ns,
-                          mono_ns=mono_ns)
-        with self._lock:
-            if self._tracker.feed(kind, conn, ts_ns, mono_ns, payload):
-                self._manifest_dirty = True
-        return seq
+        return self.append(payload, conn=conn, stream=stream, dir="event", kind=kind,
+                           ts_ns=ts_ns, mono_ns=mono_ns)
 
     def flush(self) -> None:
         """Make every row appended so far durable now (journal write + fsync)."""
@@ -291,7 +297,7 @@ class SessionWriter:
             except OSError as exc:
                 self._fail(storage_error(exc, str(self.folder)))
             finally:
-                self._bytes_out += sum(map(len, chunk[8]))
+                self._bytes_out += sum(map(len, chunk[9]))
                 self._drained.set()
 
     def _fail(self, exc: WsrecError) -> None:

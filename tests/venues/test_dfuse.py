@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from wsrec.venues import Request, UsageError, get_venue
-from wsrec.venues.dfuse import MAX_STREAMS
+from wsrec.venues import Request, Step, UsageError, get_venue
+from wsrec.venues.dfuse import MAX_STREAMS, DfuseStream
 
 JWT = "eyJh.eyJi.c2ln"
 
@@ -31,8 +31,10 @@ def test_resume_from_last_progress_plus_one():
                      True)[2].ready
     trace = (b'{"type":"action_trace","req_id":"r0","data":{"block_num":25,"block_id":"x",'
              b'"trx_id":"t","idx":0,"trace":{"type":"ignored"}}}')
-    assert s.receive(trace, True) == (("action_trace",), ("r0",), None)
-    s.receive(b'{"type":"progress","req_id":"r0","data":{"block_num":20,"block_id":"y"}}', True)
+    assert s.receive(trace, True) == (("action_trace",), (), None)
+    assert s.receive(b'{"type":"progress","req_id":"r0","data":{"block_num":20,'
+                     b'"block_id":"y"}}', True) == (("progress",), ("eosio.token",), None)
+    assert s.progress == {"r0": 20}
     assert json.loads(s.opening()[0])["start_block"] == 21
 
 
@@ -53,6 +55,93 @@ def test_errors():
     step = s.receive(b'{"type":"error","req_id":"r0","data":{"code":"internal","message":""}}',
                      True)[2]
     assert step.retry
+
+
+# an action_trace as dfuse sends it (receipt, act, ..., inline_traces), for eosio.token's
+# transfer notified to the recipient: act.data holds keys named "account" and "receiver"
+TRACE = (b'{"type":"action_trace","req_id":"r0","data":{"block_num":25,"block_id":"0000001a",'
+         b'"block_time":"2019-01-01T00:00:00.5","trx_id":"ab","idx":1,"depth":1,"trace":{'
+         b'"receipt":{"receiver":"bob","act_digest":"cd","global_sequence":7,'
+         b'"recv_sequence":3,"auth_sequence":[["alice",5]],"code_sequence":1,'
+         b'"abi_sequence":1},'
+         b'"act":{"account":"eosio.token","name":"transfer","authorization":[{"actor":"alice",'
+         b'"permission":"active"}],"data":{"account":"mallory","from":"alice","to":"bob",'
+         b'"quantity":"1.0000 EOS","memo":"","receipt":{"receiver":"eve"}},"hex_data":"00"},'
+         b'"context_free":false,"elapsed":5,"console":"","trx_id":"ab","block_num":25,'
+         b'"block_time":"2019-01-01T00:00:00.5","producer_block_id":null,'
+         b'"account_ram_deltas":[],"except":null,"inline_traces":[{"receipt":{"receiver":'
+         b'"carol"},"act":{"account":"other","name":"log","data":{}},"inline_traces":[]}]}}}')
+
+
+def test_trace_symbols_are_account_then_receiver():
+    [s] = streams(symbols=["eosio.token"])
+    assert s.receive(TRACE, True) == (("action_trace",), ("eosio.token", "bob"), None)
+    # the contract's own copy: account and receiver are the same, listed once
+    own = TRACE.replace(b'"receiver":"bob"', b'"receiver":"eosio.token"')
+    assert s.receive(own, True)[1] == ("eosio.token",)
+
+
+def test_trace_symbols_whatever_the_key_order():
+    [s] = streams()
+    # act before receipt, "name" ahead of "account": found by parsing this frame
+    frame = json.dumps({"type": "action_trace", "req_id": "r0", "data": {
+        "block_num": 1, "trace": {
+            "act": {"name": "transfer", "data": {"account": "mallory"},
+                    "account": "eosio.token"},
+            "inline_traces": [{"receipt": {"receiver": "carol"},
+                               "act": {"account": "other", "name": "x", "data": {}}}],
+            "receipt": {"receiver": "bob"}}}}).encode()
+    assert s.receive(frame, True)[1] == ("eosio.token", "bob")
+    # sorted keys put the top-level receipt after inline_traces: not taken from an inline one
+    frame = json.dumps(json.loads(TRACE), sort_keys=True, separators=(",", ":")).encode()
+    assert s.receive(frame, True)[1] == ("eosio.token", "bob")
+    # pretty-printed
+    assert s.receive(json.dumps(json.loads(TRACE), indent=2).encode(), True)[1] == (
+        "eosio.token", "bob")
+
+
+def test_request_frames_carry_the_request_accounts():
+    conns = streams(symbols=["eosio.token", "eosio.evm|eosio"])
+    [s] = conns
+    s.opening()
+    listening = s.receive(b'{"type":"listening","req_id":"r1","data":{"next_block":5}}', True)
+    assert listening[:2] == (("listening",), ("eosio.evm", "eosio"))
+    assert s.receive(b'{"type":"listening","req_id":"r0","data":{"next_block":5}}',
+                     True)[1:] == (("eosio.token",), Step(ready=True))
+    assert s.receive(b'{"type":"progress","req_id":"r1","data":{"block_num":30,'
+                     b'"block_id":"z"}}', True)[:2] == (("progress",), ("eosio.evm", "eosio"))
+    assert s.receive(b'{"type":"error","req_id":"r1","data":{"code":"internal",'
+                     b'"message":""}}', True)[1] == ("eosio.evm", "eosio")
+    assert s.receive(b'{"type":"unlistened","req_id":"r0","data":{"success":true}}',
+                     True)[1] == ("eosio.token",)
+    # a req_id this stream didn't send, or none at all
+    assert s.receive(b'{"type":"progress","req_id":"zz","data":{"block_num":30}}', True)[1] == ()
+    assert s.progress == {"r1": 30, "zz": 30}
+    assert s.receive(b'{"type":"error","data":{"code":"internal","message":""}}',
+                     True)[1] == ()
+
+
+def test_table_rows_and_head_info_symbols():
+    [s] = streams(channels=["get_table_rows", "get_head_info"], symbols=(),
+                  code="eosio", scope="eosio", table="global")
+    assert [json.loads(m)["req_id"] for m in s.opening()] == ["r0", "r1"]
+    snapshot = (b'{"type":"table_snapshot","req_id":"r0","data":{"rows":[{"key":"global",'
+                b'"json":{"total_ram_stake":"1"}}]}}')
+    assert s.receive(snapshot, True) == (("table_snapshot",), ("eosio",), None)
+    delta = (b'{"type":"table_delta","req_id":"r0","data":{"block_num":9,"dbop":{"op":"upd",'
+             b'"action_idx":0,"account":"eosio","table":"global","scope":"eosio",'
+             b'"key":"global","old":{"payer":"eosio","json":{"account":"x"}},'
+             b'"new":{"payer":"eosio","json":{"account":"y"}}},"step":"new"}}')
+    assert s.receive(delta, True) == (("table_delta",), ("eosio",), None)
+    head = (b'{"type":"head_info","req_id":"r1","data":{"last_irreversible_block_num":1,'
+            b'"head_block_num":331,"head_block_id":"00","head_block_time":"t",'
+            b'"head_block_producer":"eosproducer1"}}')
+    assert s.receive(head, True) == (("head_info",), (), None)
+    # a delta of a request the stream doesn't know (an imported recording): the payload's
+    assert DfuseStream("", "", []).receive(delta.replace(b'"r0"', b'"r9"'), True)[1] == ("eosio",)
+    moved = json.dumps({"type": "table_delta", "req_id": "r9", "data": {"dbop": {
+        "old": {"json": {"account": "x"}}, "account": "eosio.token"}}}).encode()
+    assert DfuseStream("", "", []).receive(moved, True)[1] == ("eosio.token",)
 
 
 def test_fan_out_over_connections_of_twelve():

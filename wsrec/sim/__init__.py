@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from ..venues.base import UsageError
 from .alpaca import AlpacaSim
-from .base import SimOptions, Simulator
+from .base import SimOptions, Simulator, SimThread
 from .dfuse import DfuseSim
 from .flow import FlowSim
 from .hyperliquid import HyperliquidSim
 from .vega import VegaSim
 
-__all__ = ["SIMULATORS", "SimOptions", "Simulator", "get_simulator"]
+__all__ = ["SIMULATORS", "SimOptions", "Simulator", "SimThread", "get_simulator"]
 
 SIMULATORS: dict[str, type[Simulator]] = {
     s.venue: s for s in (AlpacaSim, HyperliquidSim, VegaSim, FlowSim, DfuseSim)}

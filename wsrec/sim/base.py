@@ -12,6 +12,12 @@ deterministic under ``seed``. Fault switches make the recorder's error paths tes
 
 Every message a simulator sends is logged per connection in ``sent`` (and client
 messages in ``received``), so tests can compare a recording with what was sent.
+
+A simulator is a separate server: ``SimThread`` serves one from its own thread and
+event loop (what ``record(..., sim=...)`` does), so a client's loop is never starved by
+it. Within its loop a simulator yields regularly while it catches up at a high
+``rate`` (every ``YIELD_EVERY`` frames), since sends that never block would otherwise
+keep it from serving its other connections.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import itertools
 import json
 import random
 import sys
+import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -29,7 +36,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
-__all__ = ["SimOptions", "Simulator", "Dropped", "compact"]
+__all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact"]
+
+#: a simulator catching up (sends that do not block) yields to its loop this often
+YIELD_EVERY = 16
 
 
 @dataclass
@@ -188,6 +198,8 @@ class Simulator:
             await ws.drain()       # what was logged as sent reaches the socket ...
             ws.transport.abort()   # ... then the connection dies without a close frame
             raise Dropped()
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a send that never blocks must not starve the loop
 
     async def ticks(self):
         """Yield forever at ``rate`` per second (anchored, so no drift)."""
@@ -198,4 +210,90 @@ class Simulator:
             delay = start + i * period - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            elif i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # behind: catch up, but let the loop run
             yield i
+
+
+class SimThread:
+    """Serve ``simulator`` from its own thread and event loop until ``stop()``.
+
+    A simulator is a separate server: however fast it sends, it never runs in (or
+    starves) the caller's event loop. ``start()`` returns its URL; ``sent`` and
+    ``received`` stay readable on the simulator after ``stop()``. Also a context
+    manager::
+
+        with SimThread(get_simulator("hyperliquid")) as sim:
+            record_from(sim.url)
+    """
+
+    def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0):
+        self.simulator = simulator
+        self.host, self.port = host, port
+        self.url: str | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start serving; returns the URL (raises what starting the server raised)."""
+        if self.thread is not None:
+            raise RuntimeError("simulator thread already started")
+        self.thread = threading.Thread(target=self._main, daemon=True,
+                                       name=f"wsrec-sim-{self.simulator.venue}")
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"the {self.simulator.venue} simulator did not start within "
+                               f"{timeout:g}s")
+        if self._error is not None:
+            self.thread.join(timeout)
+            raise self._error
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the server (and its connections), end the thread; idempotent."""
+        thread, loop = self.thread, self.loop
+        if thread is None or not thread.is_alive():
+            return
+        if loop is not None and self._stop is not None:
+            try:
+                loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop is already closed
+                pass
+        thread.join(timeout)
+
+    def __enter__(self) -> "SimThread":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported by start()
+            if not self._ready.is_set():
+                self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            self.url = await self.simulator.start(self.host, self.port)
+        except Exception as exc:  # noqa: BLE001 - raised again by start()
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            try:
+                await asyncio.wait_for(self.simulator.close(), 5.0)
+            except TimeoutError:
+                pass  # asyncio.run cancels what is left

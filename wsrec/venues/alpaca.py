@@ -143,6 +143,7 @@ class AlpacaStream(Stream):
 class Alpaca(Venue):
     name = "alpaca"
     title = "Alpaca market data stream (stocks, crypto, options, news)"
+    symbols = "tickers (AAPL, FAKEPACA; BTC/USD on crypto feeds; '*' for all)"
     endpoints = {f: f"{HOST}/{path}" for f, (path, _, _) in FEEDS.items()}
     endpoints["sandbox"] = f"{SANDBOX}/{{path}}"
     channels = {**{c: f"stocks/crypto {c}" for c in STOCK_CHANNELS},
@@ -195,6 +196,8 @@ class Alpaca(Venue):
             raise UsageError("alpaca: --param auth must be 'message' or 'headers'")
         host = SANDBOX if request.flag("sandbox") else HOST
         url = endpoint(request.url, f"{host}/{path}", path)
-        return [AlpacaStream(url, key, secret, {c: list(symbols) for c in channels},
-                             auth_headers=auth == "headers",
-                             msgpack_mode=feed in OPTION_FEEDS or request.flag("msgpack"))]
+        stream = AlpacaStream(url, key, secret, {c: list(symbols) for c in channels},
+                              auth_headers=auth == "headers",
+                              msgpack_mode=feed in OPTION_FEEDS or request.flag("msgpack"))
+        stream.name = feed
+        return [stream]

@@ -20,7 +20,8 @@ from typing import Mapping
 
 from ..errors import WsrecError
 
-__all__ = ["Request", "Step", "Stream", "Venue", "UsageError", "NONE", "split_params", "endpoint"]
+__all__ = ["Request", "Step", "Stream", "Venue", "UsageError", "NONE", "split_params", "endpoint",
+           "shards"]
 
 NONE: tuple = ()
 
@@ -61,6 +62,7 @@ class Step:
 class Stream:
     """The protocol of one connection. Subclasses override what they need."""
 
+    name: str = "main"              # the ``stream`` column: which logical stream this is
     url: str = ""
     headers: dict[str, str] = {}
     text_out: bool = True           # outbound messages are text frames
@@ -99,6 +101,7 @@ class Venue:
     channels: dict[str, str] = {}           # name -> what it carries
     default_channels: list[str] = []
     params: dict[str, str] = {}             # --param name -> meaning
+    symbols: str = ""                       # what --symbols means here (and the symbols column)
     credentials: dict[str, str] = {}        # environment variable -> meaning
     watchdog: float | None = None           # reconnect after this much silence (None: off)
     heartbeat: float | None = 20.0          # seconds between keepalives (None: none)
@@ -116,6 +119,7 @@ class Venue:
             "channels": self.channels,
             "default_channels": self.default_channels,
             "params": self.params,
+            "symbols": self.symbols,
             "credentials": self.credentials,
             "watchdog_s": self.watchdog,
             "heartbeat_s": self.heartbeat,
@@ -154,3 +158,12 @@ def endpoint(override: str | None, default: str, path: str = "") -> str:
     if urlsplit(override).path in ("", "/") and path:
         return override.rstrip("/") + "/" + path.lstrip("/")
     return override
+
+
+def shards(streams: list[Stream]) -> list[Stream]:
+    """Name the connections a request is spread over: ``main`` when one is enough,
+    else ``shard-0``, ``shard-1``, ..."""
+    if len(streams) > 1:
+        for i, stream in enumerate(streams):
+            stream.name = f"shard-{i}"
+    return streams

@@ -15,9 +15,10 @@ import json
 import re
 from urllib.parse import quote
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, split_params
+from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards, split_params
 
-__all__ = ["Dfuse", "DfuseStream", "REQUESTS", "MAX_STREAMS", "AUTH_ERRORS"]
+__all__ = ["Dfuse", "DfuseStream", "REQUESTS", "MAX_STREAMS", "AUTH_ERRORS", "request_accounts",
+           "trace_accounts", "delta_account"]
 
 HOSTS = {"mainnet": "mainnet.eos.dfuse.io", "kylin": "kylin.eos.dfuse.io",
          "jungle": "jungle.eos.dfuse.io", "worbli": "worbli.eos.dfuse.io"}
@@ -39,8 +40,15 @@ REQUESTS = {
 _BOOLS = {"with_inline_traces", "with_dbops", "with_ramops", "with_dtrxops", "with_tableops",
           "json"}
 
-_TYPE = re.compile(rb'"type":"([^"]+)"')
-_REQ = re.compile(rb'"req_id":"([^"]*)"')
+_TYPE = re.compile(rb'"type":\s*"([^"]+)"')
+_REQ = re.compile(rb'"req_id":\s*"([^"]*)"')
+# action_trace: the action's contract and the receiver, anchored on their parent objects so
+# that "account" keys inside ``act.data`` are never taken for the contract
+_ACT_ACCOUNT = re.compile(rb'"act":\s*\{\s*"account":\s*"([^"\\]*)"')
+_RECEIVER = re.compile(rb'"receipt":\s*\{\s*"receiver":\s*"([^"\\]*)"')
+_INLINE = b'"inline_traces"'
+# table_delta: the contract of the row, a key of ``dbop`` ahead of its nested old/new rows
+_DBOP_ACCOUNT = re.compile(rb'"dbop":\s*\{[^{}]*?"(?:account|code)":\s*"([^"\\]*)"')
 
 
 class DfuseStream(Stream):
@@ -48,6 +56,7 @@ class DfuseStream(Stream):
         self.url = url
         self.token = token
         self.requests = requests
+        self.accounts = {r["req_id"]: request_accounts(r) for r in requests}  # req_id -> symbols
         self.progress: dict[str, int] = {}   # req_id -> last progress block_num
         self.pending = 0
 
@@ -66,16 +75,25 @@ class DfuseStream(Stream):
         return out
 
     def receive(self, payload: bytes, text: bool):
+        """Channels: the message ``type``. Symbols: EOSIO accounts, as ``--symbols`` means
+        them: an action trace's contract and receiver, a table delta's contract, and for
+        the other messages of a request (listening, progress, ...) that request's
+        accounts. The ``req_id`` is read for bookkeeping only."""
         t = _TYPE.search(payload)
         kind = t.group(1).decode() if t else None
-        r = _REQ.search(payload)
-        symbols = (r.group(1).decode(),) if r else NONE
         channels = (kind,) if kind else NONE
+        if kind == "action_trace":
+            return channels, trace_accounts(payload), None
+        r = _REQ.search(payload)
+        req_id = r.group(1).decode() if r else None
+        symbols = self.accounts.get(req_id, NONE) if req_id is not None else NONE
+        if kind == "table_delta":
+            return channels, symbols or delta_account(payload), None
         if kind == "progress":
             msg = json.loads(payload)
             block = (msg.get("data") or {}).get("block_num")
-            if isinstance(block, int) and symbols:
-                self.progress[symbols[0]] = block
+            if isinstance(block, int) and req_id is not None:
+                self.progress[req_id] = block
             return channels, symbols, None
         if kind == "listening":
             self.pending -= 1
@@ -98,9 +116,60 @@ class DfuseStream(Stream):
         return Step(retry=what)
 
 
+def request_accounts(request: dict) -> tuple:
+    """The accounts a request is about: ``get_action_traces`` its ``accounts`` (pipe
+    separated), ``get_table_rows`` its contract (``code``); none for the others."""
+    data = request.get("data") or {}
+    if request.get("type") == "get_action_traces":
+        accounts = str(data.get("accounts") or "").replace(",", "|").split("|")
+        return tuple(dict.fromkeys(a.strip() for a in accounts if a.strip()))
+    if request.get("type") == "get_table_rows" and data.get("code"):
+        return (str(data["code"]),)
+    return NONE
+
+
+def trace_accounts(payload: bytes) -> tuple:
+    """``(act.account, receipt.receiver)`` of an ``action_trace`` message, de-duplicated.
+
+    Both are found by regex when the trace's keys come in dfuse's order: ``receipt``, then
+    ``act``, then ``inline_traces``. The first matches are then the top-level trace's:
+    not an inline trace's, and not something inside ``act.data``, which follows the
+    receipt. Any other layout is parsed as JSON, for that message only."""
+    receipt = _RECEIVER.search(payload)
+    act = _ACT_ACCOUNT.search(payload, receipt.end()) if receipt is not None else None
+    if act is not None:
+        if payload.find(_INLINE, 0, act.start()) < 0:   # both ahead of inline_traces
+            return tuple(dict.fromkeys(x for x in (act.group(1).decode(),
+                                                   receipt.group(1).decode()) if x))
+    try:
+        trace = (json.loads(payload).get("data") or {}).get("trace") or {}
+        act = trace.get("act") or {}
+        receipt = trace.get("receipt") or {}
+        found = (act.get("account"), receipt.get("receiver") or trace.get("receiver"))
+    except (ValueError, AttributeError):
+        return NONE
+    return tuple(dict.fromkeys(x for x in found if isinstance(x, str) and x))
+
+
+def delta_account(payload: bytes) -> tuple:
+    """The contract of a ``table_delta`` message's ``dbop`` (its ``account``), found by
+    regex ahead of the nested rows, else parsed as JSON (for that message only)."""
+    m = _DBOP_ACCOUNT.search(payload)
+    if m is not None and m.group(1):
+        return (m.group(1).decode(),)
+    try:
+        dbop = (json.loads(payload).get("data") or {}).get("dbop") or {}
+        account = dbop.get("account") or dbop.get("code") or \
+            str(dbop.get("path") or "").partition("/")[0]
+    except (ValueError, AttributeError):
+        return NONE
+    return (account,) if isinstance(account, str) and account else NONE
+
+
 class Dfuse(Venue):
     name = "dfuse"
     title = "dfuse for EOSIO WebSocket API"
+    symbols = "EOSIO accounts for get_action_traces (one request each)"
     endpoints = {n: f"wss://{h}/v1/stream?token=<JWT>" for n, h in HOSTS.items()}
     channels = {t: f"request {t} (data: {', '.join(f) or 'none'})" for t, f in REQUESTS.items()}
     default_channels = ["get_action_traces"]
@@ -159,5 +228,5 @@ class Dfuse(Venue):
             raise UsageError(f"dfuse: unknown network {network!r}")
         base_url = endpoint(request.url, f"wss://{HOSTS[network]}/v1/stream", "v1/stream")
         url = base_url + ("&" if "?" in base_url else "?") + "token=" + quote(token, safe="")
-        return [DfuseStream(url, token, reqs[i:i + MAX_STREAMS])
-                for i in range(0, len(reqs), MAX_STREAMS)]
+        return shards([DfuseStream(url, token, reqs[i:i + MAX_STREAMS])
+                       for i in range(0, len(reqs), MAX_STREAMS)])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, split_params
+from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards, split_params
 
 __all__ = ["Flow", "FlowStream", "TOPICS", "MAX_SUBSCRIPTIONS"]
 
@@ -39,12 +39,21 @@ _LISTS = {"event_types", "addresses", "contracts", "account_addresses"}
 _SUB = re.compile(rb'"subscription_id":"([^"]*)"')
 _TOPIC = re.compile(rb'"topic":"([^"]+)"')
 _HEIGHT = re.compile(rb'"(?:block_)?height":"?(\d+)')
+# the type of each event in an events/account_statuses payload: event types always have a
+# dot (flow.AccountCreated, A.<address>.<Contract>.<Event>), Cadence JSON type names
+# (Event, UFix64, ...) never, should an event's payload ever arrive as JSON, not base64
+_EVENT_TYPE = re.compile(rb'"type":\s*"([^"\\]*\.[^"\\]*)"')
+_EVENT_TOPICS = {"events", "account_statuses"}
 
 
 class FlowStream(Stream):
     def __init__(self, url: str, subscriptions: list[dict]):
         self.url = url
         self.subscriptions = subscriptions        # [{"subscription_id", "topic", "arguments"}]
+        # subscription_id -> its event_types filter, the symbols of its empty messages
+        self.filters = {s["subscription_id"]: tuple(s["arguments"]["event_types"])
+                        for s in subscriptions if s.get("topic") in _EVENT_TOPICS and
+                        isinstance((s.get("arguments") or {}).get("event_types"), list)}
         self.last_data: dict[str, bytes] = {}     # subscription_id -> newest data frame
         self.pending = 0
 
@@ -72,15 +81,25 @@ class FlowStream(Stream):
         return int(m.group(1)) if m else None
 
     def receive(self, payload: bytes, text: bool):
+        """Channels: the ``topic`` (data) or ``action`` (replies). Symbols: event types, as
+        ``--symbols`` means them: every distinct ``type`` of the events in an events or
+        account_statuses payload, or for an empty (heartbeat) message the ``event_types``
+        filter of the subscription that sent it; none for block and transaction topics
+        and for replies. The ``subscription_id`` is read for bookkeeping only."""
         sub = _SUB.search(payload)
         sub_id = sub.group(1).decode() if sub else None
         topic = _TOPIC.search(payload)
-        symbols = (sub_id,) if sub_id else NONE
         if topic is not None and b'"payload"' in payload:
             if sub_id is not None:
                 self.last_data[sub_id] = payload
-            return (topic.group(1).decode(),), symbols, None
-        return self._reply(payload, symbols)
+            name = topic.group(1).decode()
+            symbols = NONE
+            if name in _EVENT_TOPICS:
+                symbols = tuple(dict.fromkeys(t.decode() for t in _EVENT_TYPE.findall(payload)))
+                if not symbols and sub_id is not None:
+                    symbols = self.filters.get(sub_id, NONE)
+            return (name,), symbols, None
+        return self._reply(payload, NONE)
 
     def _reply(self, payload: bytes, symbols):
         try:
@@ -108,6 +127,8 @@ class FlowStream(Stream):
 class Flow(Venue):
     name = "flow"
     title = "Flow access node WebSocket streams"
+    symbols = ("event types for the events and account_statuses topics (one subscription "
+               "each); none for the block topics")
     endpoints = {"mainnet": MAINNET, "testnet": TESTNET}
     channels = {t: f"topic {t} (arguments: {', '.join(a)})" for t, a in TOPICS.items()}
     default_channels = ["block_digests"]
@@ -147,5 +168,5 @@ class Flow(Venue):
                 sid = f"s{len(subs)}-{topic}"[:20]
                 subs.append({"subscription_id": sid, "topic": topic, "arguments": a})
         url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "v1/ws")
-        return [FlowStream(url, subs[i:i + MAX_SUBSCRIPTIONS])
-                for i in range(0, len(subs), MAX_SUBSCRIPTIONS)]
+        return shards([FlowStream(url, subs[i:i + MAX_SUBSCRIPTIONS])
+                       for i in range(0, len(subs), MAX_SUBSCRIPTIONS)])

@@ -92,6 +92,7 @@ class HyperliquidStream(Stream):
 class Hyperliquid(Venue):
     name = "hyperliquid"
     title = "Hyperliquid exchange WebSocket API"
+    symbols = "coins (BTC, ETH) for the coin subscriptions (trades, l2Book, bbo, candle, ...)"
     endpoints = {"mainnet": MAINNET, "testnet": TESTNET}
     channels = {t: f"{t} subscription (args: {', '.join(a)})"
                 for t, (a, _) in SUBSCRIPTIONS.items()}

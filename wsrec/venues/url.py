@@ -22,6 +22,7 @@ class UrlStream(Stream):
 class Url(Venue):
     name = "url"
     title = "any WebSocket endpoint (wsrec record url URL --send MSG --name NAME)"
+    symbols = "none"
     params = {"header.<Name>": "an upgrade header to send"}
     watchdog = None
     heartbeat = 20.0

@@ -75,6 +75,7 @@ class VegaStream(Stream):
 class Vega(Venue):
     name = "vega"
     title = "Vega data node streams (one connection per stream path)"
+    symbols = "market ids (64 hex) as the stream's marketIds (or marketId) filter"
     endpoints = {"testnet": f"{DEFAULT_HOST}/{PREFIX}/<path>"}
     channels = {p: f"/{PREFIX}/{p} (filters: {', '.join(f) or 'none'})"
                 for p, (f, _) in PATHS.items()}
@@ -110,5 +111,7 @@ class Vega(Venue):
                 url = url.rstrip("/") + "/" + path
             if query:
                 url += ("&" if "?" in url else "?") + urlencode(query)
-            out.append(VegaStream(url, path))
+            stream = VegaStream(url, path)
+            stream.name = path
+            out.append(stream)
         return out
