@@ -234,6 +234,9 @@ def test_flow_fans_out_over_connections(data):
     assert result.status == "complete"
     by_conn = inbound_by_conn(s)
     assert sorted(by_conn) == [0, 1] and len(sim.received) == 2
+    connections = s.manifest["connections"]
+    assert sorted(c["conn"] for c in connections) == [0, 1]  # numbered as they opened
+    assert sorted(c["stream"] for c in connections) == ["shard-0", "shard-1"]
     assert sorted(len(v) for v in sim.received.values()) == [5, 20]
 
 
@@ -608,3 +611,37 @@ def test_simulator_catch_up_yields_to_its_loop():
         task.cancel()
 
     asyncio.run(main())
+
+
+def _data_frames(session, **filters):
+    return [(f.seq, f.payload) for f in session.frames(direction="in", **filters)]
+
+
+def test_symbols_select_on_replay_what_they_selected_on_record(data):
+    """dfuse: one request per account; replaying --symbols ACCOUNT gives that request's
+    frames (traces, progress, listening), as recording --symbols ACCOUNT would."""
+    _, _, session = record_from_sim("dfuse", data, symbols=["eosio.token", "alice"],
+                                    options=RecordOptions(duration=1.0))
+    by_request: dict = {}
+    for f in session.frames(direction="in"):
+        req = json.loads(f.payload).get("req_id")
+        by_request.setdefault(req, []).append((f.seq, f.payload))
+    alice = _data_frames(session, symbols="alice")
+    assert alice and alice == by_request["r1"]
+    assert _data_frames(session, symbols="eosio.token") == by_request["r0"]
+
+
+def test_flow_event_type_symbols(data):
+    _, _, session = record_from_sim(
+        "flow", data, channels=["events", "block_digests"],
+        symbols=["A.1654653399040a61.FlowToken.TokensDeposited", "flow.AccountCreated"],
+        options=RecordOptions(duration=1.0))
+    subs: dict = {}
+    for f in session.frames(direction="in"):
+        if f.channel in ("events", "block_digests"):
+            subs.setdefault(json.loads(f.payload)["subscription_id"], []).append(
+                (f.seq, f.payload))
+    [deposits] = [v for k, v in subs.items() if k.startswith("s0")]
+    assert _data_frames(session, symbols="A.1654653399040a61.FlowToken.TokensDeposited",
+                        channels="events") == deposits
+    assert not any(f.symbols for f in session.frames(channels="block_digests"))
