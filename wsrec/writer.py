@@ -45,10 +45,12 @@ DEFAULTS = {
     "row_group_bytes": 32 << 20,    # ... or this many payload bytes, whichever first
     "compression_level": 6,         # zstd level of the parts
 }
-_WAKE_ROWS = 16_384                 # wake the flush thread early past this many rows ...
-_WAKE_BYTES = 16 << 20              # ... or payload bytes
-_MAX_PENDING_ROWS = 131_072         # append blocks past this many waiting rows ...
-_MAX_PENDING_BYTES = 64 << 20       # ... or bytes (the flush thread is far behind)
+# Few rows wait as Python objects: at 10M frames a 131k-row backlog left the recorder's heap
+# fragmented past 300 MB; 32k keeps it near 240 MB at the same throughput (PERFORMANCE.md).
+_WAKE_ROWS = 8_192                  # wake the flush thread early past this many rows ...
+_WAKE_BYTES = 8 << 20               # ... or payload bytes
+_MAX_PENDING_ROWS = 32_768          # append blocks past this many waiting rows ...
+_MAX_PENDING_BYTES = 32 << 20       # ... or bytes (the flush thread is far behind)
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
 _DIRECTIONS = frozenset(DIRECTIONS)
