@@ -362,3 +362,69 @@ def test_secrets_absent_from_output_and_files(run, data):
     finally:
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
+
+
+# -- unreadable sessions and damaged parts ---------------------------------------------------
+
+def test_ls_shows_every_unreadable_session_once_and_the_rest(run, data):
+    good, _ = write_session(data, n=5, venue="alpaca", session_id="20260101T000000Z-good")
+    bad, _ = write_session(data, n=5, venue="alpaca", session_id="20260102T000000Z-badd")
+    gone, _ = write_session(data, n=5, venue="flow", session_id="20260103T000000Z-gone")
+    text = (bad / "session.json").read_text()
+    (bad / "session.json").write_text(text.replace('"rows": 7', '"rows": "many"'))
+    (gone / "session.json").unlink()
+    result = run("ls")
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 2
+    assert "parts[0].rows" in warnings[0] and "run 'wsrec repair'" in warnings[0]
+    assert "missing manifest, but the folder holds 1 part" in warnings[1]
+    lines = result.stdout.splitlines()
+    assert [line.split()[1] for line in lines[1:]] == [good.name, bad.name, gone.name]
+    assert lines[1].endswith("complete") and lines[2].endswith("unreadable")
+    assert lines[3].endswith("no manifest")
+    rows = json.loads(run("ls", "--json").stdout)
+    assert [r["state"] for r in rows] == ["complete", "unreadable", "no manifest"]
+    assert "parts[0].rows" in rows[1]["problem"] and "problem" not in rows[0]
+
+
+def test_last_steps_over_an_unreadable_newest_session(run, data):
+    older, _ = write_session(data, n=5, venue="alpaca", session_id="20260101T000000Z-aaaa")
+    newest, _ = write_session(data, n=5, venue="alpaca", session_id="20260102T000000Z-bbbb")
+    (newest / "session.json").write_text('{"format_version": 2, "started": "garbage"}')
+    result = run("info", "last", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["id"] == older.name
+    assert result.stderr.startswith("warning: skipped alpaca/20260102T000000Z-bbbb: ")
+    _one_line_error(run("info", newest.name), "session.json", "field venue")
+
+
+def _damaged_row_group(folder):
+    """Flip a byte in the middle of the second row group's payload pages."""
+    import pyarrow.parquet as pq
+    part = folder / "part-000000.parquet"
+    meta = pq.ParquetFile(part).metadata
+    column = [c for c in (meta.row_group(1).column(i) for i in range(meta.num_columns))
+              if c.path_in_schema == "payload"][0]
+    data = bytearray(part.read_bytes())
+    data[column.data_page_offset + column.total_compressed_size // 2] ^= 0x10
+    part.write_bytes(bytes(data))
+    return part
+
+
+@pytest.mark.parametrize("command", [["replay", "--speed", "max", "--format", "envelope"],
+                                     ["convert", "--format", "jsonl"]])
+def test_read_damaged_skips_the_damaged_row_groups(run, data, command):
+    folder, _ = write_session(data, n=298, row_group_rows=100)
+    args = [command[0], "last", *command[1:], "--direction", "all"]
+    pristine = run(*args).stdout.splitlines()
+    assert len(pristine) == 300
+    part = _damaged_row_group(folder)
+    refused = run(*args)
+    _one_line_error(refused, str(part), "row group 1", "--read-damaged")
+    assert refused.stdout.splitlines() == pristine[:len(refused.stdout.splitlines())]
+    result = run(*args, "--read-damaged")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == pristine[:100] + pristine[200:]
+    assert result.stderr.strip().splitlines() == [
+        f"warning: {part}: skipped row group 1 (100 rows, seq 100..199): "
+        + result.stderr.split("seq 100..199): ")[1].strip()]

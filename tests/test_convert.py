@@ -82,3 +82,179 @@ def test_existing_output_is_refused_unless_forced(data, session, tmp_path):
                "--force").exit_code == 0
     assert out.read_text().startswith("seq,")
     assert not list(tmp_path.glob(".*wsrec-tmp"))
+
+
+# -- where -o writes: regular files are replaced atomically, streams are written into,
+# -- anything else is refused (with or without --force)
+
+def device(tmp_path, name, minor):
+    """A character device node in the test's folder (1,3: like /dev/null; 1,7: /dev/full)."""
+    import os
+    import stat
+    path = tmp_path / name
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    return path
+
+
+def one_error_line(result, fragment):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+def no_temporaries(folder):
+    return not list(folder.glob(".*wsrec-tmp"))
+
+
+def test_force_keeps_the_mode_of_a_replaced_file(data, session, tmp_path):
+    out = tmp_path / "keep.csv"
+    out.write_text("old")
+    out.chmod(0o640)
+    assert run(data, "convert", session.path, "--format", "csv", "-o", out, "--force",
+               "-q").exit_code == 0
+    assert out.read_text().startswith("seq,") and (out.stat().st_mode & 0o777) == 0o640
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_symlinks_lead_to_their_target(data, session, tmp_path, force):
+    target = tmp_path / "real.csv"
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)                         # dangling: the target is created
+    assert run(data, "convert", session.path, "--format", "csv", "-o", link, "-q",
+               *(["--force"] if force else [])).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("seq,")
+    again = run(data, "convert", session.path, "--format", "csv", "-o", link, "-q",
+                *(["--force"] if force else []))
+    if force:                                       # replaces the target, not the link
+        assert again.exit_code == 0 and link.is_symlink()
+    else:
+        one_error_line(again, "exists; pass --force")
+    assert no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("kind", ["directory", "link to a directory", "socket", "loop",
+                                  "missing folder", "trailing slash"])
+def test_refused_targets(data, session, tmp_path, kind, force):
+    import socket
+    target = tmp_path / "target"
+    server = None
+    fragment = {"directory": "is a directory: convert replaces regular files only",
+                "link to a directory": "is a directory: convert replaces regular files only",
+                "socket": "is a socket: convert replaces regular files only",
+                "loop": "Too many levels of symbolic links",
+                "missing folder": "No such file or directory",
+                "trailing slash": "names a directory that does not exist"}[kind]
+    if kind == "directory":
+        target.mkdir()
+        (target / "inside").write_text("kept")
+    elif kind == "link to a directory":
+        (tmp_path / "dir").mkdir()
+        target.symlink_to(tmp_path / "dir")
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(target))
+    elif kind == "loop":
+        target.symlink_to(target)
+    elif kind == "missing folder":
+        target = tmp_path / "nowhere" / "out.csv"
+    else:
+        target = f"{tmp_path}/newdir/"
+    try:
+        result = run(data, "convert", session.path, "--format", "csv", "-o", target, "-q",
+                     *(["--force"] if force else []))
+        one_error_line(result, fragment)
+    finally:
+        if server is not None:
+            server.close()
+    if kind == "directory":
+        assert (target / "inside").read_text() == "kept"
+    if kind == "socket":
+        import stat
+        assert stat.S_ISSOCK(target.lstat().st_mode)
+    assert no_temporaries(tmp_path) and not (tmp_path / "newdir").exists()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_fifo_is_written_into(data, session, tmp_path, force):
+    import os
+    import stat
+    import threading
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = run(data, "convert", session.path, "--format", "jsonl", "-o", fifo, "-q",
+                 *(["--force"] if force else []))
+    reader.join(30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and no_temporaries(tmp_path)
+    expected = run(data, "convert", session.path, "--format", "jsonl").stdout_bytes
+    assert got == [expected]
+
+
+@pytest.mark.parametrize("through_link", [False, True])
+def test_character_devices_are_written_into(data, session, tmp_path, through_link):
+    import stat
+    null, full = device(tmp_path, "null", 3), device(tmp_path, "full", 7)
+    if through_link:
+        (tmp_path / "to-null").symlink_to(null)
+        (tmp_path / "to-full").symlink_to(full)
+        null, full = tmp_path / "to-null", tmp_path / "to-full"
+    assert run(data, "convert", session.path, "--format", "parquet", "-o", null,
+               "-q").exit_code == 0
+    one_error_line(run(data, "convert", session.path, "--format", "csv", "-o", full, "-q",
+                       "--force"), f"disk full while writing {full}: No space left on device")
+    for name in ("null", "full"):
+        assert stat.S_ISCHR((tmp_path / name).lstat().st_mode)
+    assert (tmp_path / "to-full").is_symlink() if through_link else True
+    assert no_temporaries(tmp_path)
+
+
+def test_a_failed_conversion_leaves_the_old_file(data, session, tmp_path, monkeypatch):
+    import errno
+    out = tmp_path / "keep.csv"
+    out.write_text("precious")
+
+    def fail(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("wsrec.convert._write_text", fail)
+    one_error_line(run(data, "convert", session.path, "--format", "csv", "-o", out, "--force"),
+                   "disk full while writing")
+    assert out.read_text() == "precious" and no_temporaries(tmp_path)
+
+
+def test_empty_output_path_is_a_usage_error(data, session):
+    result = run(data, "convert", session.path, "--format", "csv", "-o", "")
+    assert result.exit_code == 2 and "the output path is empty" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+@pytest.mark.parametrize("stdout_is", ["file", "pipe"])
+def test_open_descriptors_are_written_where_they_stand(data, session, tmp_path, name,
+                                                         stdout_is):
+    """-o /dev/stdout is -o -: no --force, no rename, the shell's redirection stands."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "WSREC_DATA": str(data)}
+    command = [sys.executable, "-m", "wsrec", "convert", str(session.path), "--format", "csv",
+               "-q"]
+    expected = subprocess.run(command, env=env, capture_output=True, timeout=60).stdout
+    if stdout_is == "pipe":
+        out = subprocess.run(command + ["-o", name], env=env, capture_output=True, timeout=60)
+        assert out.returncode == 0 and out.stdout == expected, out.stderr
+        return
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"first line\n")
+    with open(target, "ab") as f:  # >> : appended after what is there
+        out = subprocess.run(command + ["-o", name], env=env, stdout=f,
+                             stderr=subprocess.PIPE, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert target.read_bytes() == b"first line\n" + expected

@@ -85,3 +85,87 @@ def test_passthrough():
     assert e.ready.is_set()
     assert e.render(frame(b"\x00", kind="binary")) == (b"\x00", False)
     assert e.render(frame(b"x", dir="out")) is None
+
+
+# -- odd client messages: the venue's error reply, nothing applied --------------------------
+
+def test_campaign_shapes_get_the_venues_errors_and_change_nothing():
+    a, sent = emu("alpaca")
+    a.on_message('{"action":"auth","key":"a","secret":"b"}')
+    a.on_message('{"action":"subscribe","trades":["AAPL"]}')
+    a.on_message('{"action":"subscribe","trades":[{}],"quotes":["AMD"]}')
+    assert json.loads(sent[-1][0]) == [{"T": "error", "code": 400, "msg": "invalid syntax"}]
+    assert a.subs == {"trades": {"AAPL"}}  # the valid part of a refused message is not kept
+
+    h, sent = emu("hyperliquid")
+    h.on_message('{"method":"subscribe","subscription":{"type":["trades"]}}')
+    assert json.loads(sent[-1][0])["channel"] == "error" and not h.subs
+    assert not h.ready.is_set()
+
+    f, sent = emu("flow")
+    f.on_message('{"action":"subscribe","subscription_id":{},"topic":"blocks"}')
+    assert json.loads(sent[-1][0]) == {"error": {
+        "code": 400, "message": "subscription_id must be 1 to 20 characters"},
+        "action": "subscribe"}
+    assert not f.subs
+
+    d, sent = emu("dfuse")
+    d.on_message('{"type":"unlisten","data":5}')
+    reply = json.loads(sent[-1][0])
+    assert reply["type"] == "error" and reply["data"]["code"] == "invalid_request"
+
+
+def test_generic_errors():
+    for venue, expected in [
+            ("alpaca", [{"T": "error", "code": 500, "msg": "internal error"}]),
+            ("hyperliquid", {"channel": "error", "data": "Internal error"}),
+            ("flow", {"error": {"code": 500, "message": "internal error"}, "action": None})]:
+        e, sent = emu(venue)
+        e.internal_error()
+        assert json.loads(sent[-1][0]) == expected
+    d, sent = emu("dfuse")
+    d.internal_error()
+    assert json.loads(sent[-1][0])["data"]["code"] == "internal_error"
+    v, sent = emu("vega")
+    v.internal_error()
+    v.on_message("anything")
+    assert sent == []
+
+
+def test_hyperliquid_duplicates_and_post():
+    e, sent = emu("hyperliquid")
+    sub = '{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}'
+    e.on_message(sub)
+    e.on_message(sub)
+    assert json.loads(sent[-1][0])["data"].startswith("Already subscribed: ")
+    assert len(e.subs) == 1
+    e.on_message('{"method":"post","id":7,"request":{"type":"info","payload":{}}}')
+    assert json.loads(sent[-1][0]) == {"channel": "post", "data": {"id": 7, "response": {
+        "type": "error", "payload": "post requests are not replayed"}}}
+
+
+def test_flow_ids_and_limits():
+    e, sent = emu("flow")
+    e.on_message('{"subscription_id":"0","action":"subscribe","topic":"events"}')
+    e.on_message('{"action":"subscribe","topic":"events"}')  # a generated id: not "0"
+    generated = json.loads(sent[-1][0])["subscription_id"]
+    assert generated != "0" and set(e.subs) == {"0", generated}
+    e.on_message('{"subscription_id":"0","action":"subscribe","topic":"events"}')
+    assert json.loads(sent[-1][0])["error"]["code"] == 400 and len(e.subs) == 2
+    for i in range(18):
+        e.on_message(json.dumps({"subscription_id": f"s{i}", "action": "subscribe",
+                                 "topic": "events"}))
+    e.on_message('{"subscription_id":"one-more","action":"subscribe","topic":"events"}')
+    assert json.loads(sent[-1][0])["error"]["code"] == 429 and len(e.subs) == 20
+
+
+def test_dfuse_stream_limit_and_binary():
+    e, sent = emu("dfuse")
+    for i in range(12):
+        e.on_message(json.dumps({"type": "get_head_info", "req_id": f"r{i}", "listen": True}))
+    e.on_message('{"type":"get_head_info","req_id":"r12","listen":true}')
+    assert json.loads(sent[-1][0])["data"]["code"] == "ws_too_much_stream_error"
+    e.on_message('{"type":"get_head_info","req_id":"r0","listen":true}')  # the same again
+    assert json.loads(sent[-1][0])["type"] == "listening" and len(e.requests) == 12
+    e.on_message(b'{"type":"get_head_info","req_id":"b"}')
+    assert json.loads(sent[-1][0])["data"]["code"] == "invalid_message"

@@ -645,3 +645,473 @@ def test_flow_event_type_symbols(data):
     assert _data_frames(session, symbols="A.1654653399040a61.FlowToken.TokensDeposited",
                         channels="events") == deposits
     assert not any(f.symbols for f in session.frames(channels="block_digests"))
+
+
+# -- close causes, recorded as they were ---------------------------------------------------
+
+def _serve_and_record(handler, data, options, url_path="/", name="causes", **kw):
+    """Record ``record url`` from a websockets server running ``handler``."""
+    import asyncio
+
+    from websockets.asyncio.server import serve
+
+    from wsrec.recorder import Recorder
+    from wsrec.venues import Request, get_venue
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0, max_size=None, **kw) as server:
+            port = server.sockets[0].getsockname()[1]
+            rec = Recorder(get_venue("url"), Request(url=f"ws://127.0.0.1:{port}{url_path}"),
+                           data=data, name=name, options=options)
+            return await asyncio.wait_for(rec.run(), 60)
+    return asyncio.run(main())
+
+
+def _closes(session):
+    return [json.loads(f.payload) for f in session.frames(direction="event")
+            if f.kind == "close"]
+
+
+def test_a_message_too_big_is_recorded_as_1009(data):
+    import wsrec
+
+    async def handler(ws):
+        await ws.send("small")
+        await ws.send("x" * 5000)
+        await ws.wait_closed()
+
+    result = _serve_and_record(handler, data, fast(duration=10, max_message_size=1024,
+                                                    max_retries=0))
+    s = wsrec.open_session(result.path)
+    reason = "closed by wsrec (message too big): frame exceeds limit of 1024 bytes"
+    assert _closes(s) == [{"code": 1009, "reason": reason}]
+    assert s.manifest["connections"][0]["code"] == 1009
+    assert [f.payload for f in s.frames(direction="in")] == [b"small"]
+    assert result.status == "failed"
+    assert result.error == f"url: gave up after 0 retries: connection closed (code 1009, {reason})"
+
+
+def test_a_protocol_error_is_recorded_as_1002(data):
+    import wsrec
+    with _RawServer(b"\x81\x05hello\xc1\x02hi") as server:
+        result = _record_url(server.url, data, fast(duration=10, max_retries=0))
+    s = wsrec.open_session(result.path)
+    assert _closes(s) == [{"code": 1002,
+                           "reason": "closed by wsrec (protocol error): reserved bits must be 0"}]
+    assert [f.payload for f in s.frames(direction="in")] == [b"hello"]
+    assert "code 1002, closed by wsrec (protocol error)" in result.error
+
+
+def test_a_connection_lost_without_close_is_1006(data):
+    import wsrec
+
+    async def handler(ws):
+        await ws.send("one")
+        ws.transport.abort()
+
+    result = _serve_and_record(handler, data, fast(duration=10, max_retries=0))
+    s = wsrec.open_session(result.path)
+    [close] = _closes(s)
+    assert close["code"] == 1006 and close["reason"]
+    assert "code 1006" in result.error
+
+
+def test_connect_failures_name_their_cause(data):
+    import socket
+
+    import wsrec
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()   # nothing listens there now
+    result = _record_url(f"ws://127.0.0.1:{port}/", data, fast(duration=10, max_retries=0))
+    assert result.error == (f"url: gave up after 0 retries: cannot connect to "
+                            f"127.0.0.1:{port}: connection refused")
+    errors = [json.loads(f.payload)["error"] for f in
+              wsrec.open_session(result.path).frames(direction="event") if f.kind == "error"]
+    assert errors == [f"cannot connect to 127.0.0.1:{port}: connection refused"]
+
+
+def test_wss_to_a_plain_server_names_tls(data):
+    import asyncio
+
+    from websockets.asyncio.server import serve
+
+    from wsrec.recorder import Recorder
+    from wsrec.venues import Request, get_venue
+
+    async def main():
+        async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            rec = Recorder(get_venue("url"), Request(url=f"wss://127.0.0.1:{port}/"),
+                           data=data, name="tls", options=fast(duration=10, max_retries=0))
+            return await asyncio.wait_for(rec.run(), 60)
+    result = asyncio.run(main())
+    assert result.status == "failed" and "TLS handshake failed" in result.error
+    assert result.error.endswith("(is the server plain ws://?)")
+
+
+def test_all_connections_ended_names_the_last_cause(data, monkeypatch):
+    from wsrec import recorder
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the resolver exploded")
+    monkeypatch.setattr(recorder, "connect", broken)
+    result = _record_url("ws://127.0.0.1:9/", data, fast(duration=10))
+    assert result.status == "failed"
+    assert result.error == "all connections ended: RuntimeError: the resolver exploded"
+
+
+@pytest.mark.parametrize("url,problem", [
+    ("ws://127.0.0.1:99999/", "invalid port 99999"),
+    ("ws://[::1/", "unbalanced '['"),
+    ("ws://127.0.0.1:0/", "invalid port 0"),
+    ("ws://h/#x", "no #fragment"),
+])
+def test_an_invalid_url_is_a_usage_error_before_anything_exists(url, problem, data):
+    import asyncio
+
+    from wsrec.recorder import Recorder
+    from wsrec.venues import Request, UsageError, get_venue
+    with pytest.raises(UsageError, match=re.escape(problem)):
+        Recorder(get_venue("url"), Request(url=url), data=data)
+    for venue in ("hyperliquid", "vega"):   # --url of any venue
+        with pytest.raises(UsageError, match=re.escape(problem)):
+            asyncio.run(Recorder(get_venue(venue), Request(url=url, symbols=["BTC"]),
+                                 data=data).run())
+    assert not data.exists()
+
+
+class _RawServer:
+    """A WebSocket server on 127.0.0.1 (its own thread) that answers the upgrade, writes
+    ``reply`` (raw frames) and then reads until the client goes."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _handle(self, reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head).group(1)
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                         + accept_key(key.decode()).encode() + b"\r\n\r\n" + self.reply)
+            while await reader.read(1 << 16):
+                pass
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    async def _main(self):
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = "ws://127.0.0.1:%d/raw" % server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await self.stopping.wait()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(30)
+
+
+# -- keepalives and server pings never hold the stop up ------------------------------------
+
+class PingFloodServer:
+    """A WebSocket server on 127.0.0.1 (its own thread) that sends pings as fast as the
+    socket takes them, with a small text frame every ``data_every`` pings; it reads what
+    the client sends and, if ``answer_close``, answers its close frame."""
+
+    def __init__(self, answer_close=True, data_every=64):
+        self.answer_close = answer_close
+        self.data_every = data_every
+        self.pings = 0
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _read(self, reader, writer, closing):
+        while True:
+            b0, b1 = await reader.readexactly(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(await reader.readexactly(2), "big")
+            elif n == 127:
+                n = int.from_bytes(await reader.readexactly(8), "big")
+            mask = await reader.readexactly(4)
+            data = await reader.readexactly(n)
+            if b0 & 0x0F == 8:   # close
+                payload = bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+                if self.answer_close:
+                    writer.write(bytes([0x88, len(payload)]) + payload)
+                closing.set()
+                return
+
+    async def _handle(self, reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head).group(1)
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                         + accept_key(key.decode()).encode() + b"\r\n\r\n")
+            closing = asyncio.Event()
+            reading = asyncio.create_task(self._read(reader, writer, closing))
+            i = 0
+            while not closing.is_set() and not writer.is_closing():
+                chunk = []
+                for k in range(i, i + 256):
+                    chunk.append(b"\x89\x04" + k.to_bytes(4, "big"))
+                    if k % self.data_every == 0:
+                        text = b'{"i":%d}' % k
+                        chunk.append(bytes([0x81, len(text)]) + text)
+                self.pings += 256
+                i += 256
+                writer.write(b"".join(chunk))
+                await writer.drain()
+            if self.answer_close:
+                await asyncio.sleep(0.2)
+            else:
+                await asyncio.sleep(30)   # never closes: the client must cut it
+            reading.cancel()
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    async def _main(self):
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = "ws://127.0.0.1:%d/pings" % server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await self.stopping.wait()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(30)
+
+
+@pytest.mark.parametrize("answer_close", [True, False])
+def test_a_ping_flood_stores_counted_rows_and_never_delays_the_stop(answer_close, data):
+    import time
+
+    from wsrec.recorder import CLOSE_TIMEOUT
+    with PingFloodServer(answer_close) as server:
+        started = time.monotonic()
+        result = _record_url(server.url, data, RecordOptions(duration=1.5))
+        wall = time.monotonic() - started
+    assert result.status == "complete" and result.stopped_by == "duration"
+    assert wall < 1.5 + CLOSE_TIMEOUT + 10
+    first_open, last_in, opens, closes, s = _stop_facts(result)
+    _assert_every_connection_closed(opens, closes, s)
+    open_ns, close_ns = opens[0].mono_ns, closes[0].mono_ns
+    assert close_ns - open_ns < (1.5 + CLOSE_TIMEOUT + 4) * 1e9   # bounded however it floods
+    events = list(s.frames(direction="event"))
+    pings = [f for f in events if f.kind == "ping"]
+    counts = [json.loads(f.payload)["count"] for f in pings]
+    # at most one row a second per connection (and the last one, written at the close)
+    assert 1 <= len(pings) <= (close_ns - open_ns) / 1e9 + 2
+    assert all(c >= 1 for c in counts) and sum(counts) > 1000 > len(pings)
+    assert sum(counts) <= server.pings
+    starts = [f.mono_ns for f in pings[:-1]]
+    assert all(b - a >= 1e9 for a, b in zip(starts, starts[1:]))
+    assert events[-1].kind == "close" and events[-2].kind == "ping"   # final counter
+    assert all(len(json.loads(f.payload)["data"]) == 8 for f in pings)
+    assert result.frames_in > 10   # the data between the pings is recorded
+
+
+def test_server_pings_count_exactly(data):
+    """Every ping the recorder answered is counted in exactly one row."""
+    import asyncio
+
+    async def handler(ws):
+        for i in range(40):
+            await ws.ping(b"%d" % i)
+            await asyncio.sleep(0.02)
+        await ws.send("done")
+        await ws.wait_closed()
+
+    import wsrec
+    result = _serve_and_record(handler, data, RecordOptions(duration=1.5, heartbeat=0))
+    pings = [json.loads(f.payload) for f in
+             wsrec.open_session(result.path).frames(direction="event") if f.kind == "ping"]
+    assert sum(p["count"] for p in pings) == 40
+    assert 2 <= len(pings) <= 4
+    assert pings[0] == {"count": 1, "data": b"0".hex()}
+
+
+def test_heartbeat_never_delays_the_stop(data):
+    import time
+    started = time.monotonic()
+    result, sim, s = record_from_sim("hyperliquid", data, sim=SimOptions(rate=20),
+                                     options=fast(duration=1.0, heartbeat=0.1),
+                                     symbols=["BTC"])
+    wall = time.monotonic() - started
+    assert result.status == "complete" and result.stopped_by == "duration"
+    assert wall < 1.0 + 10
+    pings = [f for f in s.frames(direction="out") if f.payload == b'{"method":"ping"}']
+    assert 3 <= len(pings) <= 12
+    events = list(s.frames(direction="event"))
+    assert events[-1].mono_ns - events[0].mono_ns < 1.0e9 + 2.0e9
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(heartbeat=0.001), "heartbeat must be 0 (off) or at least 0.1"),
+    (dict(heartbeat=float("nan")), "heartbeat must be a finite number"),
+    (dict(duration=float("inf")), "duration must be a finite number"),
+    (dict(duration=0), "duration must be a finite number > 0"),
+    (dict(backoff_initial=-1), "backoff_initial"),
+    (dict(flush_interval=float("inf")), "flush_interval"),
+])
+def test_options_no_recording_can_honour(options, message, data):
+    from wsrec.recorder import Recorder
+    from wsrec.venues import Request, UsageError, get_venue
+    with pytest.raises(UsageError, match=re.escape(message)):
+        Recorder(get_venue("url"), Request(url="ws://127.0.0.1:9/"), data=data,
+                 options=RecordOptions(**options))
+    assert not data.exists()
+
+
+# -- SIGHUP --------------------------------------------------------------------------------
+
+def test_sighup_is_ignored_and_never_leaves_a_crashed_session(data):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import wsrec
+    from wsrec.recorder import SIGHUP_MESSAGE
+    env = {**os.environ, "WSREC_DATA": str(data)}
+    proc = subprocess.Popen([sys.executable, "-m", "wsrec", "record", "flow", "--sim",
+                             "--sim-rate", "50", "--quiet"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(data.glob("flow/*/session.json")):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGHUP)   # as soon as the session exists
+        while time.monotonic() < deadline:  # then while frames are being recorded
+            journals = list(data.glob("flow/*/part-*.journal"))
+            if journals and journals[0].stat().st_size > 2000:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None, "SIGHUP ended the recording"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 0, err
+    lines = err.strip().splitlines()
+    assert 1 <= lines.count(SIGHUP_MESSAGE) <= 3 and len(lines) == lines.count(SIGHUP_MESSAGE)
+    s = wsrec.open_session("flow", data=data)
+    assert s.status == "complete" and not s.crashed and not s.journals
+    assert s.rows() > 5 and [f.kind for f in s.frames(direction="event")][-1] == "close"
+
+
+def test_sighup_during_a_library_recording_is_ignored(data):
+    import os
+    import signal
+
+    from wsrec.recorder import record
+    from wsrec.venues import Request, get_venue
+    before = signal.getsignal(signal.SIGHUP)
+    request = Request(symbols=["BTC"])
+    sent = []
+
+    def progress(rec, final):
+        if not final and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGHUP))
+
+    result = record(get_venue("hyperliquid"), request, sim=SimOptions(rate=50), data=data,
+                    options=RecordOptions(duration=1.0), progress=progress)
+    assert sent and result.status == "complete" and result.stopped_by == "duration"
+    assert signal.getsignal(signal.SIGHUP) == before   # put back as it was
+
+
+# -- record's option checks (the CLI): exit 2, nothing created ----------------------------
+
+@pytest.mark.parametrize("args,message", [
+    (["--heartbeat", "0.001"], "0.001 is too short: give 0 (off) or at least 0.1 seconds"),
+    (["--heartbeat", "0.05"], "at least 0.1 seconds"),
+    (["--heartbeat", "nan"], "'nan' is not a finite number"),
+    (["--heartbeat", "-1"], "0<=x<=86400"),
+    (["--watchdog", "inf"], "'inf' is not a finite number"),
+    (["--sim-rate", "inf"], "'inf' is not a finite number"),
+    (["--sim-rate", "nan"], "'nan' is not a finite number"),
+    (["--sim-rate", "0"], "0.001<=x<=1000000.0"),
+    (["--sim-rate", "1e7"], "0.001<=x<=1000000.0"),
+    (["--max-message-size", "1023"], "1024<=x<=2147483648"),
+    (["--max-message-size", str(3 << 30)], "1024<=x<=2147483648"),
+    (["--duration", "0s"], "must be more than 0 and at most 10 years"),
+    (["--duration", "3700d"], "must be more than 0 and at most 10 years"),
+    (["--flush-interval", "0.001"], "0.01<=x<=60.0"),
+    (["--flush-interval", "61"], "0.01<=x<=60.0"),
+    (["--flush-interval", "nan"], "'nan' is not a finite number"),
+    (["--backoff", "0"], "0<x<=86400"),
+    (["--backoff", "inf"], "'inf' is not a finite number"),
+    (["--backoff-max", "-5"], "0<x<=86400"),
+    (["--backoff-reset", "nan"], "'nan' is not a finite number"),
+])
+def test_record_refuses_options_out_of_range(args, message, tmp_path):
+    from click.testing import CliRunner
+
+    from wsrec.cli import cli
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["record", "alpaca", "-s", "FAKEPACA", "--sim", *args,
+                                      "--data", str(data)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("url,message", [
+    ("ws://[::1/", "unbalanced '['"),
+    ("ws://127.0.0.1:99999/", "invalid port 99999"),
+    ("wss://127.0.0.1:0/x", "invalid port 0"),
+])
+def test_record_url_refuses_an_invalid_url(url, message, tmp_path):
+    from click.testing import CliRunner
+
+    from wsrec.cli import cli
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["record", "url", url, "--data", str(data)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not data.exists()
+
+
+def test_record_accepts_the_edges(tmp_path):
+    from click.testing import CliRunner
+
+    from wsrec.cli import cli
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, [
+        "record", "hyperliquid", "-s", "BTC", "--sim", "--max-frames", "5", "--heartbeat",
+        "0.1", "--flush-interval", "0.01", "--sim-rate", "1e6", "--max-message-size", "1024",
+        "--backoff", "0.001", "--duration", "30s", "--data", str(data), "-q"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, [
+        "record", "hyperliquid", "-s", "BTC", "--sim", "--max-frames", "5", "--heartbeat",
+        "0", "--watchdog", "0", "--data", str(data), "-q"])
+    assert result.exit_code == 0, result.output

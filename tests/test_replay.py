@@ -157,6 +157,11 @@ def test_closed_pipe_ends_quietly(recorded):
     (["alpaca", "alpaca"], 2, "given twice"),
     (["alpaca", "--to", "ftp://x"], 2, "unknown target"),
     (["alpaca", "--to", "tcp://127.0.0.1"], 2, "needs a port"),
+    (["alpaca", "--speed", "0.0000001"], 2, "speed '0.0000001' is too slow (at least 1e-06)"),
+    (["alpaca", "--speed", "1" * 400], 2, "speed must be a finite number"),
+    (["alpaca", "-c", "\udcff\udcfe"], 2,
+     "Invalid value for --channels: channel b'\\xff\\xfe' is not valid UTF-8 text"),
+    (["alpaca", "-s", "ok,\udcff"], 2, "Invalid value for --symbols: symbol b'\\xff'"),
 ])
 def test_bad_input(recorded, args, code, message):
     result = run(recorded, "replay", *args)
@@ -180,3 +185,114 @@ def test_live_session_replays_what_is_flushed(data):
         assert "still being recorded" in result.stderr
     finally:
         w.close()
+
+
+# -- time bounds, speeds and due times that int64 can't hold ---------------------------------
+
+TIME_BOUNDS = [
+    ("--end", "3000-01-01", "'3000-01-01' is outside the times wsrec can represent"),
+    ("--start", "3000-01-01", "'3000-01-01' is outside the times wsrec can represent"),
+    ("--start", "1600-01-01", "'1600-01-01' is outside the times wsrec can represent"),
+    ("--end", "1677-09-21", "'1677-09-21' is outside the times wsrec can represent"),
+    ("--end", "2262-04-11T23:47:16.854775808Z", "is outside the times wsrec can represent"),
+    ("--start", "9999-12-31T23:59:59+14:00", "is outside the times wsrec can represent"),
+    ("--start", "+36526d", "duration '36526d' is too long (at most 100 years)"),
+    ("--end", "+" + "9" * 30 + "s", "is too long (at most 100 years)"),
+    ("--end", "+", "not a duration: ''"),
+]
+
+
+@pytest.mark.parametrize("command", ["replay", "convert"])
+@pytest.mark.parametrize("option,value,message", TIME_BOUNDS)
+def test_time_bounds_outside_the_range_are_usage_errors(recorded, command, option, value,
+                                                        message):
+    extra = ["--format", "jsonl"] if command == "convert" else ["--speed", "max"]
+    result = run(recorded, command, "alpaca", *extra, option, value)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}: " in result.stderr and message in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", ["replay", "convert"])
+def test_an_offset_past_2262_is_a_usage_error(data, command):
+    late = wsrec.timefmt.parse_time("2262-01-01")
+    with wsrec.SessionWriter("late", data=data, started_ns=late) as w:
+        w.append(b"x", kind="text", ts_ns=late, mono_ns=0)
+    extra = ["--format", "jsonl"] if command == "convert" else ["--speed", "max"]
+    result = run(data, command, "late", *extra, "--end", "+365d")
+    assert result.exit_code == 2 and "Invalid value for --end: '+365d' is outside" in \
+        result.stderr
+    assert run(data, command, "late", *extra, "--end", "+30d").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["replay", "convert"])
+def test_undecodable_filter_arguments_from_the_shell(recorded, command):
+    """Bytes that are not UTF-8 on the real command line (surrogate escapes): one line."""
+    extra = [b"--format", b"jsonl"] if command == "convert" else [b"--speed", b"max"]
+    out = subprocess.run([sys.executable, "-m", "wsrec", command, "alpaca", *extra,
+                          b"-c", b"\xff\xfe"], env={**os.environ, "WSREC_DATA": str(recorded)},
+                         capture_output=True, timeout=60)
+    assert out.returncode == 2 and b"Traceback" not in out.stderr
+    assert b"Invalid value for --channels: channel b'\\xff\\xfe' is not valid UTF-8 text" \
+        in out.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ("0.0000001", "too slow"), ("0.0000009", "too slow"), ("1" * 400, "finite"),
+    (float("inf"), "finite"), (float("nan"), "finite"), (1e-7, "too slow"), (0, "positive"),
+    (-1.0, "positive"), ("-1", "not a speed"), ("1e3", "not a speed"), (True, "not a speed"),
+])
+def test_parse_speed_refuses(text, message):
+    from wsrec.replay import parse_speed
+    with pytest.raises(ValueError, match=message):
+        parse_speed(text)
+
+
+def test_parse_speed_accepts():
+    from wsrec.replay import parse_speed
+    assert parse_speed("0.000001") == 1e-6 and parse_speed(1e-6) == 1e-6
+    assert parse_speed("10x") == 10 and parse_speed("max") is None and parse_speed(2) == 2.0
+
+
+HOUR = 3600 * 10**9
+
+
+def three_hours(data):
+    with wsrec.SessionWriter("slow", data=data, started_ns=10**18) as w:
+        w.append(b"a", kind="text", ts_ns=10**18, mono_ns=5)
+        w.append(b"b", kind="text", ts_ns=10**18 + 3 * HOUR, mono_ns=5 + 3 * HOUR)
+    return wsrec.open_session(w.folder)
+
+
+def test_a_speed_that_would_overflow_is_a_usage_error(data):
+    three_hours(data)
+    result = run(data, "replay", "slow", "--speed", "0.000001")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --speed: 1e-06 is too slow for 3h00m00s of recording" in \
+        result.stderr and "give at least 1.17e-06" in result.stderr
+
+
+def test_the_schedule_never_wraps_due_times(data):
+    from wsrec.schedule import Schedule, ScheduleOverflow
+    session = three_hours(data)
+    with pytest.raises(ScheduleOverflow, match="speed 1e-06 is too slow") as caught:
+        list(Schedule([session], speed=1e-6))
+    assert isinstance(caught.value, wsrec.errors.WsrecError) and \
+        isinstance(caught.value, ValueError)
+    [(_, due)] = list(Schedule([session], speed=0.01))
+    assert due.to_pylist() == [0, 3 * HOUR * 100]  # slow, exact, positive
+
+
+def test_clocks_spanning_more_than_int64_are_an_error_not_wrapped(data):
+    from wsrec.schedule import Schedule, ScheduleOverflow
+    with wsrec.SessionWriter("wide", data=data, started_ns=10**18) as w:
+        w.append(b"a", kind="text", ts_ns=10**18, mono_ns=-(2**63) + 5)
+        w.append(b"b", kind="text", ts_ns=10**18 + 1, mono_ns=2**63 - 5)
+    session = wsrec.open_session(w.folder)
+    with pytest.raises(ScheduleOverflow, match="spans more than int64"):
+        list(Schedule([session], speed=1.0))
+    result = run(data, "replay", "wide", "--speed", "1")
+    assert result.exit_code == 1 and "Error: " in result.stderr and \
+        "spans more than int64" in result.stderr
+    # converting one session needs no due times: it still works
+    assert run(data, "convert", "wide", "--format", "jsonl").stdout.count("\n") == 2

@@ -3,13 +3,17 @@
 import asyncio
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import msgpack
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 import wsrec
 from wsrec.recorder import RecordOptions
@@ -36,12 +40,27 @@ def recorded(tmp_path_factory):
     return data
 
 
+_STARTED: list = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_behind():
+    """A test that fails before stopping its server must not leave the process running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
 class Server:
     def __init__(self, data, *args):
         env = {**os.environ, "WSREC_DATA": str(data)}
         self.proc = subprocess.Popen([sys.executable, "-m", "wsrec", "replay", *map(str, args)],
                                      env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
+        _STARTED.append(self.proc)
         first = self.proc.stderr.readline()
         assert first.startswith("listening on "), first + self.proc.stderr.read()
         self.url = first.split()[-1]
@@ -296,6 +315,196 @@ def test_corrupt_part_stops_the_server_with_one_line(data):
     host, port = server.url[len("tcp://"):].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         assert read_lines(sock) == b""
+    code, err = server.finish()
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("Error: ") and "part-000000.parquet" in err
+
+
+# -- options, many clients, signals, log lines ------------------------------------------------
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-1", "1e400", "soon"])
+def test_max_lag_must_be_finite_and_positive(recorded, value):
+    from click.testing import CliRunner
+
+    from wsrec.cli import cli
+    result = CliRunner().invoke(cli, ["replay", "alpaca", "--to", "ws://127.0.0.1:0",
+                                      "--max-lag", value], env={"WSREC_DATA": str(recorded)})
+    assert result.exit_code == 2 and "--max-lag" in result.stderr, result.output
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_options_are_checked_for_library_callers(recorded):
+    from wsrec.filters import Filters
+    from wsrec.replay import ReplayOptions
+    from wsrec.serve import ServeOptions, serve_replay
+    s = wsrec.open_session("alpaca", data=recorded)
+    for bad in (ServeOptions(max_lag=float("inf")), ServeOptions(max_lag=float("nan")),
+                ServeOptions(max_lag=0), ServeOptions(max_message_size=0)):
+        with pytest.raises(ValueError):
+            serve_replay([s], Filters(), ReplayOptions(), "ws://127.0.0.1:0", bad)
+
+
+def lead_in_session(data, venue, n=200, lead_s=6.0, span_s=2.0):
+    """A hyperliquid-like session: one frame nobody subscribes to at 0, then ``n`` BTC
+    trades from ``lead_s`` seconds on (time for every client to connect first)."""
+    with wsrec.SessionWriter(venue, data=data) as w:
+        w.append(b'{"channel":"allMids","data":{}}', kind="text", channels=("allMids",),
+                 ts_ns=10**18, mono_ns=0)
+        for i in range(n):
+            t = int((lead_s + span_s * i / n) * 1e9)
+            w.append(b'{"channel":"trades","data":[{"coin":"BTC","tid":%d}]}' % i, kind="text",
+                     channels=("trades",), symbols=("BTC",), ts_ns=10**18 + t, mono_ns=t)
+
+
+@pytest.mark.parametrize("speed", ["1", "max"])
+def test_shared_clock_many_clients_get_identical_frames(data, speed):
+    lead_in_session(data, "hyperliquid")
+    server = Server(data, "hyperliquid", "--to", "ws://127.0.0.1:0", "--shared-clock",
+                    "--speed", speed, "--max-lag", "30")
+
+    async def client():
+        async with connect(server.url + "/ws") as ws:
+            await ws.send(json.dumps({"method": "subscribe",
+                                      "subscription": {"type": "trades", "coin": "BTC"}}))
+            assert json.loads(await ws.recv())["channel"] == "subscriptionResponse"
+            return await drain(ws)
+
+    async def main():
+        return await asyncio.wait_for(asyncio.gather(*(client() for _ in range(20))), 90)
+
+    got = asyncio.run(main())
+    expected = ['{"channel":"trades","data":[{"coin":"BTC","tid":%d}]}' % i for i in range(200)]
+    if speed == "max":
+        # no clock: the shared schedule waits for its first client, runs at the pace of
+        # the slowest, and a client joining later starts where that one is
+        assert max(map(len, got)) == 200
+        assert all(g == expected[len(expected) - len(g):] for g in got)
+    else:
+        assert all(g == expected for g in got)
+    server.proc.send_signal(signal.SIGTERM)
+    code, err = server.finish()
+    assert code == 0 and "Traceback" not in err
+    assert err.count("replay done") == 20
+
+
+def test_log_lines_of_concurrent_clients_never_run_together(data):
+    lead_in_session(data, "hyperliquid", n=20, lead_s=3.0, span_s=0.2)
+    server = Server(data, "hyperliquid", "--to", "ws://127.0.0.1:0", "--shared-clock",
+                    "--max-lag", "30")
+
+    async def client():
+        async with connect(server.url + "/ws") as ws:
+            await ws.send('{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}')
+            await ws.recv()
+            return await drain(ws)
+
+    async def main():
+        return await asyncio.wait_for(asyncio.gather(*(client() for _ in range(40))), 90)
+
+    got = asyncio.run(main())
+    assert all(len(g) == 20 for g in got)
+    server.proc.send_signal(signal.SIGTERM)
+    code, err = server.finish()
+    lines = err.splitlines()
+    done = [line for line in lines if "replay done" in line]
+    assert len(done) == 40 and code == 0
+    pattern = re.compile(r"^client 127\.0\.0\.1:\d+: replay done, 20 frames$")
+    assert all(pattern.match(line) for line in done), done
+    assert all(pattern.match(line) or line == "stopping (SIGTERM)" for line in lines), lines
+
+
+def stale_socket(path):
+    """A socket file nothing listens on, as a killed server leaves it."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+    assert path.is_socket()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_servers_cleanly(recorded, tmp_path, sig):
+    path = tmp_path / "replay.sock"
+    for target in ("ws://127.0.0.1:0", "tcp://127.0.0.1:0", f"unix:{path}", f"unix:{path}"):
+        server = Server(recorded, "alpaca", "--to", target, "--loop", "0")
+        if target.startswith("unix:"):
+            assert path.is_socket()
+        server.proc.send_signal(sig)
+        code, err = server.finish(timeout=30)
+        assert code == 0, err
+        assert "Traceback" not in err and f"stopping ({sig.name})" in err
+        assert not path.exists()  # removed, so the same path works again at once
+
+
+def test_signal_with_a_client_in_a_long_silence(data):
+    with wsrec.SessionWriter("quiet", data=data) as w:
+        w.append(b'{"i":0}', kind="text", ts_ns=10**18, mono_ns=0)
+        w.append(b'{"i":1}', kind="text", ts_ns=10**18 + 3600 * 10**9, mono_ns=3600 * 10**9)
+    server = Server(data, "quiet", "--to", "ws://127.0.0.1:0")
+
+    async def main():
+        async with connect(server.url) as ws:
+            assert await asyncio.wait_for(ws.recv(), 30) == '{"i":0}'
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 30)
+            return closed.value.rcvd.code, time.monotonic() - t0
+
+    code, seconds = asyncio.run(main())
+    assert code == 1001 and seconds < 20  # not an hour: the pacer's wait ends on stop
+    exit_code, err = server.finish(timeout=30)
+    assert exit_code == 0 and "Traceback" not in err
+
+
+def test_leftover_unix_socket_is_replaced_a_live_one_refused(recorded, tmp_path):
+    path = tmp_path / "replay.sock"
+    stale_socket(path)
+    server = Server(recorded, "alpaca", "--to", f"unix:{path}", "--once", "--speed", "max")
+    assert server.proc.stderr.readline().startswith(f"note: replaced unix:{path}, a socket "
+                                                    f"nothing was listening on")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(str(path))
+        assert read_lines(sock)
+    code, err = server.finish()
+    assert code == 0 and not path.exists(), (code, err)
+
+    live = Server(recorded, "alpaca", "--to", f"unix:{path}", "--loop", "0")
+    try:
+        second = subprocess.run([sys.executable, "-m", "wsrec", "replay", "alpaca", "--to",
+                                 f"unix:{path}"], env={**os.environ, "WSREC_DATA": str(recorded)},
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines() == [
+            f"Error: unix:{path} is in use (a server is listening on it); stop it or choose "
+            f"another path"]
+        assert path.is_socket()  # the live server's socket is untouched
+    finally:
+        live.proc.send_signal(signal.SIGTERM)
+        assert live.finish()[0] == 0
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sim_stops_cleanly_on_signals(sig):
+    proc = subprocess.Popen([sys.executable, "-m", "wsrec", "sim", "hyperliquid"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("listening on ws://127.0.0.1:")
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_shared_clock_corrupt_part_stops_the_server_with_one_line(data):
+    folder, _ = __import__("conftest").write_session(data, n=50, venue="broken")
+    part = folder / "part-000000.parquet"
+    part.write_bytes(part.read_bytes()[:200])
+    server = Server(data, "broken", "--to", "ws://127.0.0.1:0", "--shared-clock")
     code, err = server.finish()
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("Error: ") and "part-000000.parquet" in err

@@ -145,3 +145,140 @@ def test_bounded_memory_batches(data):
             w.append(b"%d" % i, kind="text")
     sizes = [b.num_rows for b in wsrec.open_session(w.folder).batches(batch_size=1000)]
     assert max(sizes) <= 1000 and sum(sizes) == 40_000
+
+
+# -- damaged parts: refused with one line, or skipped row group by row group -----------------
+
+@pytest.fixture
+def three_groups(data):
+    """A session whose one part holds three row groups of 100 rows."""
+    folder, _ = write_session(data, n=298, row_group_rows=100)
+    part = folder / "part-000000.parquet"
+    import pyarrow.parquet as pq
+    meta = pq.ParquetFile(part).metadata
+    assert meta.num_row_groups == 3
+    frames = list(wsrec.open_session(folder).frames(direction="all"))
+    # where the second row group's payload pages are: flip a byte in the middle of them
+    column = [meta.row_group(1).column(i) for i in range(meta.num_columns)
+              if meta.row_group(1).column(i).path_in_schema == "payload"][0]
+    middle = column.data_page_offset + column.total_compressed_size // 2
+    return folder, part, frames, middle
+
+
+def _flip(path, offset, mask=0xFF):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= mask
+    path.write_bytes(bytes(data))
+
+
+def test_page_checksums_are_written():
+    from wsrec.schema import PARQUET_OPTIONS
+    assert PARQUET_OPTIONS["write_page_checksum"] is True
+
+
+def test_a_flipped_page_is_refused_naming_the_part(three_groups):
+    folder, part, frames, middle = three_groups
+    _flip(part, middle)
+    s = wsrec.open_session(folder)
+    got = []
+    with pytest.raises(wsrec.CorruptData) as info:
+        for f in s.frames(direction="all"):
+            got.append(f)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{part}: cannot read part, it is "
+                                                      f"damaged (")
+    assert "row group 1" in message and "--read-damaged" in message
+    assert got == frames[:len(got)] and len(got) <= 100   # only what came before the damage
+
+
+def test_skip_leaves_out_the_damaged_row_group_with_one_warning(three_groups):
+    folder, part, frames, middle = three_groups
+    _flip(part, middle)
+    s = wsrec.open_session(folder)
+    warnings = []
+    s.warn = warnings.append
+    got = list(s.frames(direction="all", damaged="skip"))
+    assert got == frames[:100] + frames[200:]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{part}: skipped row group 1 (100 rows, seq 100..199): ")
+    # the same session object warns once per row group, however often it is read
+    assert list(s.frames(direction="all", damaged="skip")) == got and len(warnings) == 1
+    s.damaged = "skip"          # the default of every read of this session object
+    assert [f.seq for f in s.frames(direction="all")] == [f.seq for f in got]
+    with pytest.raises(ValueError, match="damaged must be one of refuse, skip"):
+        next(s.batches(damaged="ignore"))
+
+
+def test_a_time_filter_does_not_read_damage_outside_its_range(three_groups):
+    folder, part, frames, middle = three_groups
+    _flip(part, middle)
+    s = wsrec.open_session(folder)
+    start = frames[200].ts
+    assert list(s.frames(direction="all", start=start)) == frames[200:]
+    end = frames[99].ts + 1
+    assert list(s.frames(direction="all", end=end)) == [f for f in frames if f.ts < end]
+
+
+def test_a_size_that_differs_from_the_manifest(three_groups):
+    folder, part, frames, _ = three_groups
+    original = part.read_bytes()
+    part.write_bytes(original + b"\0")                    # appended to
+    with pytest.raises(wsrec.CorruptData, match=r"bytes, the manifest says"):
+        list(wsrec.open_session(folder).frames())
+    part.write_bytes(original[:len(original) // 2])       # truncated: no footer
+    s = wsrec.open_session(folder)
+    warnings = []
+    s.warn = warnings.append
+    assert list(s.frames(damaged="skip")) == []
+    assert len(warnings) == 1 and "skipped the whole part (300 rows, seq 0..299)" in warnings[0]
+    part.unlink()
+    with pytest.raises(wsrec.CorruptData, match="part listed in the manifest is missing"):
+        list(wsrec.open_session(folder).frames())
+    s = wsrec.open_session(folder)
+    s.warn = warnings.append
+    assert list(s.frames(damaged="skip")) == [] and "missing" in warnings[-1]
+
+
+def test_a_footer_that_disagrees_with_the_manifest(three_groups, tmp_path):
+    import json
+    folder, part, frames, _ = three_groups
+    manifest = json.loads((folder / "session.json").read_text())
+    manifest["parts"][0]["rows"] = 299
+    (folder / "session.json").write_text(json.dumps(manifest))
+    with pytest.raises(wsrec.CorruptData, match="its row groups hold 300 rows, the manifest "
+                                                "says 299"):
+        list(wsrec.open_session(folder).frames())
+    manifest["parts"][0].update(rows=300, seq_first=1, seq_last=300)
+    (folder / "session.json").write_text(json.dumps(manifest))
+    s = wsrec.open_session(folder)
+    warnings = []
+    s.warn = warnings.append
+    assert list(s.frames(damaged="skip")) == []   # every row group carries other seqs
+    assert len(warnings) == 3 and "seq 0..99 where 1..100 belong" in warnings[0]
+
+
+def test_an_unlistable_session_folder_is_corrupt_data(data, monkeypatch):
+    from pathlib import Path
+    folder, _ = write_session(data, n=5)
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(wsrec.CorruptData, match="cannot list the session folder "
+                                                r"\(Permission denied\)"):
+        wsrec.open_session(folder)
+
+
+def test_disk_bytes_and_rows_survive_files_vanishing(data):
+    folder, _ = write_session(data, n=5)
+    s = wsrec.open_session(folder)
+    expected = sum(p.stat().st_size for p in folder.iterdir())
+    assert s.disk_bytes() == expected
+    (folder / "part-000001.journal").write_bytes(b"")
+    s = wsrec.open_session(folder)          # sees the journal ...
+    (folder / "part-000001.journal").unlink()   # ... which a live writer then deletes
+    assert s.rows() == 7 and s.disk_bytes() == expected

@@ -58,3 +58,48 @@ def test_format_duration():
     assert format_duration(350_000_000) == "350ms"
     assert format_duration(4_200_000_000) == "4.2s"
     assert format_duration(3723 * 10**9) == "1h02m03s"
+
+
+# -- the representable range: int64 nanoseconds ------------------------------------------------
+
+FIRST = "1677-09-21T00:12:43.145224193Z"
+LAST = "2262-04-11T23:47:16.854775807Z"
+
+
+def test_range_edges_are_exact():
+    from wsrec.timefmt import MAX_NS, MIN_NS
+    assert parse_time(FIRST) == MIN_NS == -(2**63) + 1
+    assert parse_time(LAST) == MAX_NS == 2**63 - 1
+    assert format_ns(MIN_NS) == FIRST and format_ns(MAX_NS) == LAST
+
+
+@pytest.mark.parametrize("bad", [
+    "3000-01-01", "1600-01-01", "9999-12-31T23:59:59Z", "0001-01-01",
+    "1677-09-21", "1677-09-21T00:12:43.145224192Z",        # one ns before the first
+    "2262-04-12", "2262-04-11T23:47:16.854775808Z",        # one ns after the last
+    "2262-04-11T23:47:16.854775807-00:01",                 # an offset pushes it past
+    2**63, -(2**63), 2**70, dt.datetime(3000, 1, 1), dt.datetime(1600, 1, 1),
+])
+def test_times_outside_the_range_are_refused(bad):
+    with pytest.raises(ValueError, match="outside the times wsrec can represent"):
+        parse_time(bad)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("101y", "not a duration"),
+    ("36526d", "too long"),
+    ("3155760001s", "too long"),
+    ("1" * 30 + "ns", "too long"),
+    ("9" * 1_000_001 + "s", "too long"),                  # never multiplied out
+    ("100000000h", "too long"),
+    ("36525d1ns", "too long"),
+])
+def test_absurd_durations_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        parse_duration(bad)
+
+
+def test_durations_are_exact_up_to_a_hundred_years():
+    assert parse_duration("36525d") == 36525 * 86400 * 10**9
+    assert parse_duration("0.000000001s") == 1
+    assert parse_duration("1.000000001s") == 1_000_000_001

@@ -7,6 +7,8 @@ and exit 1; click's usage errors exit 2.
 from __future__ import annotations
 
 import asyncio
+import errno
+import io
 import json
 import os
 import signal
@@ -19,17 +21,18 @@ from tqdm import tqdm
 from . import __version__
 from .errors import SessionBusy, WsrecError
 from .info import details, summary
-from .repair import repair as repair_session
+from .repair import find_session, repair as repair_session
 from .session import Session
 from .store import ENV_DATA, check_root, data_root, resolve, session_folders
-from .recorder import RecordOptions, record
+from .recorder import RecordOptions, ignore_sighup, record
+from .secrets import redact_url
 from .sim import SIMULATORS, SimOptions, get_simulator
 from .convert import FORMATS, convert
 from .filters import Filters
 from .importer import IMPORT_FORMATS, import_file
 from .pacing import Lateness
 from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream, why_empty
-from .timefmt import format_duration, format_ns, parse_duration, parse_time
+from .timefmt import check_ns, format_duration, format_ns, parse_duration, parse_time
 from .venues import VENUES, Request, UsageError, get_venue
 from .venues.url import Url
 from .writer import check_name
@@ -39,11 +42,119 @@ __all__ = ["main", "cli"]
 
 
 class _Group(click.Group):
+    """Every command runs inside this guard: wsrec's errors become one ``Error:`` line
+    (exit 1), and so does a failure to write stdout (ENOSPC, a closed descriptor, ...),
+    once the command's output is flushed; a reader that went away (EPIPE, ``| head``) is
+    a normal end (exit 0, silent)."""
+
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            try:
+                rv = super().invoke(ctx)
+            except (click.exceptions.Exit, SystemExit):
+                try:
+                    _flush_stdout()
+                except _StdoutGone:
+                    pass  # the exit code the command chose stands
+                raise
+            _flush_stdout()
+            return rv
         except WsrecError as exc:
             raise click.ClickException(str(exc)) from None
+        except _StdoutGone:
+            raise click.exceptions.Exit(0) from None
+        except _StdoutFailed as exc:
+            raise click.ClickException(_stdout_message(exc)) from None
+
+
+class _StdoutFailed(OSError):
+    """A write to stdout failed (raised by the stdout that ``main`` installs)."""
+
+
+class _StdoutGone(BrokenPipeError):
+    """The reader of stdout went away (EPIPE). No errno, so that click's own EPIPE
+    handling (exit 1) leaves it to ``main``."""
+
+
+def _stdout_message(exc: OSError) -> str:
+    return f"cannot write to stdout: {exc.strerror or exc}"
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError):  # none, or closed: nothing can be pending
+        pass
+
+
+class _Stdout(io.RawIOBase):
+    """Descriptor 1 under ``sys.stdout``: the first failed write raises _StdoutGone or
+    _StdoutFailed; writes after it are dropped, so exiting never fails a second time."""
+
+    def __init__(self, fd: int = 1):
+        self.fd = fd
+        self.failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        try:
+            return os.isatty(self.fd)
+        except OSError:
+            return False
+
+    def write(self, data) -> int | None:
+        if self.failed:
+            return len(data)
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return None  # as FileIO does: the buffer keeps it
+        except OSError as exc:
+            self.failed = True
+            if exc.errno == errno.EPIPE:
+                raise _StdoutGone("Broken pipe") from None
+            raise _StdoutFailed(exc.errno, exc.strerror) from None
+
+
+def _guard_standard_streams() -> None:
+    """Before any file is opened: hold descriptors 0-2 if they are closed (``>&-``), so
+    that no file wsrec opens becomes descriptor 1 and receives stdout's lines; stdout is
+    then held read-only, so writing it fails (EBADF) and says so. Then put ``_Stdout``
+    under ``sys.stdout``."""
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            held = os.open(os.devnull, flags)
+        except OSError:
+            continue
+        if held != fd:
+            os.dup2(held, fd)
+            os.close(held)
+    if sys.stdin is None:
+        sys.stdin = open(0, "r", closefd=False)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
+    old = sys.stdout
+    if old is not None:
+        try:
+            old.flush()
+        except (OSError, ValueError):
+            pass
+    raw = _Stdout(1)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=getattr(old, "encoding", None) or "utf-8",
+        errors=getattr(old, "errors", None) or "strict",
+        line_buffering=old.line_buffering if old is not None else raw.isatty(),
+        write_through=getattr(old, "write_through", False))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
@@ -138,15 +249,21 @@ def ls_cmd(venue, data, as_json):
         wsrec ls alpaca --json | jq '.[].id'
     """
     rows = []
-    for folder in session_folders(data, venue):
+
+    def warn(message):
+        click.echo(f"warning: {message}", err=True)
+
+    # one session that can't be read is one warning and one row, never the end of the list
+    for folder in session_folders(data, venue, warn=warn):
         try:
             rows.append(summary(Session(folder)))
-        except WsrecError as exc:
-            click.echo(f"warning: {exc}", err=True)
+        except (WsrecError, OSError) as exc:
+            warn(exc if isinstance(exc, WsrecError) else f"{folder}: {exc}")
+            state = "no manifest" if getattr(exc, "missing", False) else "unreadable"
             rows.append({"venue": folder.parent.name, "id": folder.name, "path": str(folder),
                          "start": None, "end": None, "duration_ns": None, "frames": None,
-                         "bytes": None, "status": "unreadable", "state": "unreadable",
-                         "live": False, "crashed": False})
+                         "bytes": None, "status": state, "state": state,
+                         "live": False, "crashed": False, "problem": str(exc)})
     if as_json:
         _json(rows)
         return
@@ -277,7 +394,7 @@ def repair_cmd(sessions, upgrade, every, data):
     """
     if every == bool(sessions):
         raise click.UsageError("give SESSION... or --all")
-    folders = session_folders(data) if every else [resolve(ref, data) for ref in sessions]
+    folders = session_folders(data) if every else [find_session(ref, data) for ref in sessions]
     failed = 0
     for folder in folders:
         name = f"{folder.parent.name}/{folder.name}"
@@ -305,13 +422,38 @@ def repair_cmd(sessions, upgrade, every, data):
 
 # -- recording ------------------------------------------------------------------------------
 
+_MAX_DURATION = 10 * 366 * 86400   # seconds: --duration is at most ten years
+
+
 def _duration(ctx, param, value):
     if value is None:
         return None
     try:
-        return parse_duration(value) / 1e9
+        seconds = parse_duration(value) / 1e9
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if not 0 < seconds <= _MAX_DURATION:
+        raise click.BadParameter(f"{value!r} must be more than 0 and at most 10 years "
+                                 f"(omit --duration to record until stopped)")
+    return seconds
+
+
+class _Finite(click.FloatRange):
+    """A float within bounds; nan and inf refused (FloatRange lets nan through)."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def _heartbeat(ctx, param, value):
+    from .recorder import MIN_HEARTBEAT
+    if value is not None and 0 < value < MIN_HEARTBEAT:
+        raise click.BadParameter(f"{value:g} is too short: give 0 (off) or at least "
+                                 f"{MIN_HEARTBEAT:g} seconds")
+    return value
 
 
 def _positive(ctx, param, value):
@@ -371,8 +513,8 @@ class _Progress:
               help="Connect here instead (sandbox, testnet, a local server).")
 @click.option("--sim", is_flag=True, help="Record from the built-in simulator (no network, "
                                            "no credentials).")
-@click.option("--sim-rate", type=float, default=20.0, show_default=True, callback=_positive,
-              help="With --sim: data frames per second.")
+@click.option("--sim-rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
+              help="With --sim: data frames per second (0.001 to 1e6).")
 @click.option("--feed", help="alpaca: test, iex, sip, delayed_sip, crypto, indicative, opra, "
                              "news.")
 @click.option("--msgpack", is_flag=True, help="alpaca: ask for binary msgpack frames.")
@@ -381,35 +523,41 @@ class _Progress:
 @click.option("--send", "sends", multiple=True, metavar="MSG",
               help="url: a message to send on every (re)connect (repeatable).")
 @click.option("--name", help="Venue folder name for the session (url: default the host).")
+@click.option("--redact", "redact_names", multiple=True, metavar="NAME",
+              help="Also redact query parameters, JSON fields and headers whose name "
+                   "contains NAME (repeatable); token, key, secret, password, auth, "
+                   "signature, session, ... always are.")
 @data_option
 @click.option("--duration", callback=_duration, metavar="TIME",
               help="Stop after this long (30s, 5m, 2h).")
 @click.option("--max-frames", type=int, callback=_positive, metavar="N",
               help="Stop after storing N inbound frames (welcome and acks count).")
-@click.option("--flush-interval", type=float, default=1.0, show_default=True,
-              callback=_positive, metavar="SECONDS",
+@click.option("--flush-interval", type=_Finite(0.01, 60.0), default=1.0, show_default=True,
+              metavar="SECONDS",
               help="Journal fsync interval: the most a crash can lose.")
 @click.option("--max-retries", type=click.IntRange(min=0), metavar="N",
               help="Give up after N consecutive failed reconnects [default: never].")
-@click.option("--backoff", type=float, default=0.5, show_default=True, callback=_positive,
+@click.option("--backoff", type=_Finite(0, 86400, min_open=True), default=0.5,
+              show_default=True,
               help="First reconnect delay in seconds (doubles, full jitter).")
-@click.option("--backoff-max", type=float, default=30.0, show_default=True,
-              callback=_positive, help="Longest reconnect delay in seconds.")
-@click.option("--backoff-reset", type=float, default=60.0, show_default=True,
-              callback=_positive,
+@click.option("--backoff-max", type=_Finite(0, 86400, min_open=True), default=30.0,
+              show_default=True, help="Longest reconnect delay in seconds.")
+@click.option("--backoff-reset", type=_Finite(0, 30 * 86400, min_open=True), default=60.0,
+              show_default=True,
               help="Seconds of healthy connection after which the backoff starts over.")
-@click.option("--watchdog", type=float, metavar="SECONDS",
+@click.option("--watchdog", type=_Finite(0, 30 * 86400), metavar="SECONDS",
               help="Reconnect after this much silence (0: off) [default: per venue].")
-@click.option("--heartbeat", type=float, metavar="SECONDS",
-              help="Keepalive interval (0: off) [default: per venue].")
-@click.option("--max-message-size", type=int, default=256 << 20, show_default=True,
-              callback=_positive, metavar="BYTES", help="Largest message accepted.")
+@click.option("--heartbeat", type=_Finite(0, 86400), callback=_heartbeat, metavar="SECONDS",
+              help="Keepalive interval: 0 (off) or at least 0.1 [default: per venue].")
+@click.option("--max-message-size", type=click.IntRange(1024, 2 << 30), default=256 << 20,
+              show_default=True, metavar="BYTES",
+              help="Largest message accepted (1 KiB to 2 GiB).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
-               auth, sends, name, data, duration, max_frames, flush_interval, max_retries,
-               backoff, backoff_max, backoff_reset, watchdog, heartbeat, max_message_size,
-               quiet, as_json):
+               auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
+               max_retries, backoff, backoff_max, backoff_reset, watchdog, heartbeat,
+               max_message_size, quiet, as_json):
     """Record a venue's stream into a new session until stopped.
 
     Every frame in both directions is stored byte-exact with its receive time;
@@ -424,8 +572,10 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
         wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
     """
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
+    ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
     if url and venue != "url":
-        raise click.UsageError(f"unexpected argument {url!r} (only 'record url' takes a URL)")
+        raise click.UsageError(f"unexpected argument {redact_url(url)!r} (only 'record url' "
+                               f"takes a URL)")
     if venue == "url" and sim:
         raise click.UsageError("'record url' has no simulator; start a local server instead")
     params = dict(params)
@@ -455,10 +605,13 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             flush_interval=flush_interval)
     args = {"venue": venue, "channels": request.channels, "symbols": request.symbols,
             "params": {k: v for k, v in params.items()}, "url": request.url, "sim": sim}
+    if redact_names:
+        args["redact"] = list(redact_names)
     progress = _Progress(quiet, max_frames)
     try:
         result = record(v, request, data=data, options=options, name=name, args=args,
-                        progress=progress, sim=SimOptions(rate=sim_rate) if sim else None)
+                        progress=progress, sim=SimOptions(rate=sim_rate) if sim else None,
+                        redact=redact_names)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -484,8 +637,8 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="0 picks a free port.")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--rate", type=float, default=20.0, show_default=True, callback=_positive,
-              help="Data frames per second (per stream).")
+@click.option("--rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
+              help="Data frames per second (per stream; 0.001 to 1e6).")
 @click.option("--drop-every", type=click.IntRange(min=1), metavar="N",
               help="Abort the connection after every N data frames.")
 @click.option("--malformed-every", type=click.IntRange(min=1), metavar="N",
@@ -518,14 +671,17 @@ def sim_cmd(venue, host, port, **options):
         wsrec sim alpaca --port 8765 --rate 100
         wsrec sim flow --drop-every 50
     """
+    problem = SIMULATORS[venue].error_problem(options["error"])
+    if problem:
+        raise click.BadParameter(problem, param_hint="--error")
     sim = get_simulator(venue, SimOptions(**options))
 
     async def serve_forever():
-        await sim.start(host, port, announce=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before 'listening on' is printed
             loop.add_signal_handler(sig, stop.set)
+        await sim.start(host, port, announce=True)
         await stop.wait()
         await sim.close()
 
@@ -586,14 +742,21 @@ def _speed(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-def _time_bound(value: str | None, sessions) -> int | None:
-    """ISO 8601 (naive = UTC) or an offset like +30s from the earliest session's start."""
+def _time_bound(value: str | None, sessions, option: str) -> int | None:
+    """ISO 8601 (naive = UTC) or an offset like +30s from the earliest session's start;
+    a usage error naming ``option`` for anything else, and for a time outside
+    1677-09-21 .. 2262-04-11 (int64 nanoseconds)."""
     if value is None:
         return None
-    if value.strip().startswith("+"):
-        starts = [s.start_ns for s in sessions if s.start_ns is not None]
-        return min(starts) + parse_duration(value.strip()[1:])
-    return parse_time(value)
+    try:
+        if value.strip().startswith("+"):
+            starts = [s.start_ns for s in sessions if s.start_ns is not None]
+            if not starts:
+                raise ValueError("no session has a start time to count the offset from")
+            return check_ns(min(starts) + parse_duration(value.strip()[1:]), value)
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def filter_options(f):
@@ -623,14 +786,49 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
         elif s.crashed:
             click.echo(f"note: {s.venue}/{s.id} crashed while recording; replaying what it "
                        f"flushed (run 'wsrec repair' to finish it)", err=True)
+    start_ns = _time_bound(start, sessions, "--start")
+    end_ns = _time_bound(end, sessions, "--end")
     try:
-        filters = Filters.make(start=_time_bound(start, sessions),
-                               end=_time_bound(end, sessions), channels=_split(channels),
+        filters = Filters.make(start=start_ns, end=end_ns, channels=_split(channels),
                                symbols=_split(symbols), direction=direction)
     except ValueError as exc:
         message = str(exc).replace("start is after end", "--start is after --end")
-        raise click.BadParameter(message) from None
+        hint = {"channel": "--channels", "symbol": "--symbols"}.get(message.split(" ")[0])
+        raise click.BadParameter(message, param_hint=hint) from None
+    _check_speed(sessions)
     return sessions, filters
+
+
+def read_damaged_option(f):
+    return click.option("--read-damaged", is_flag=True,
+                        help="Skip the row groups of damaged parts (checksum or size "
+                             "mismatch) with a warning for each, instead of stopping.")(f)
+
+
+def _read_damaged(sessions, read_damaged: bool) -> None:
+    """--read-damaged: skip what fails its checks, one warning line per row group."""
+    for s in sessions:
+        if read_damaged:
+            s.damaged = "skip"
+        s.warn = lambda message: click.echo(f"warning: {message}", err=True)
+
+
+def _check_speed(sessions) -> None:
+    """replay --speed: a speed so slow that the sessions' due times would pass int64
+    nanoseconds (292 years) is a usage error."""
+    ctx = click.get_current_context(silent=True)
+    speed = ctx.params.get("speed") if ctx is not None else None
+    if speed is None or speed >= 1:
+        return
+    starts = [s.start_ns for s in sessions if s.start_ns is not None]
+    ends = [s.end_ns for s in sessions if s.end_ns is not None]
+    if not starts or not ends:
+        return
+    span = max(ends) - min(starts)
+    if span / speed >= 2**63:
+        raise click.BadParameter(
+            f"{speed:g} is too slow for {format_duration(span)} of recording: the due times "
+            f"would pass 292 years; give at least {span / 2**63:.3g}", param_hint="--speed")
 
 
 @cli.command("replay")
@@ -650,15 +848,20 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
               help="Servers: one clock for all clients, as on a live venue.")
 @click.option("--no-emulate", is_flag=True,
               help="WebSocket server: stream every recorded frame as is, no venue protocol.")
-@click.option("--max-lag", type=float, default=5.0, show_default=True, callback=_positive,
+@click.option("--max-lag", type=_Finite(0, 365 * 86400, min_open=True), default=5.0,
+              show_default=True, metavar="SECONDS",
               help="Servers: disconnect a client more than this many seconds behind.")
+@click.option("--max-message-size", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, metavar="BYTES",
+              help="WebSocket server: close a client that sends a bigger message (1009).")
 @click.option("--once", is_flag=True, help="Servers: exit after the first client's replay.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@read_damaged_option
 @data_option
 @repair_option
 def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target, fmt, loop,
-               skip_gaps, stats, shared_clock, no_emulate, max_lag, once, quiet, data,
-               do_repair):
+               skip_gaps, stats, shared_clock, no_emulate, max_lag, max_message_size, once,
+               quiet, read_damaged, data, do_repair):
     """Play sessions back with their original timing, faster, or at full speed.
 
     To stdout (one line per message, for jq), or as a server a client connects to:
@@ -674,13 +877,14 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
     _lean_memory_pool()
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
                                             direction, do_repair)
+    _read_damaged(picked, read_damaged)
     options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps)
     if target != "stdout":
         from .serve import ServeOptions, serve_replay
         try:
             report = serve_replay(picked, filters, options, target, ServeOptions(
                 shared_clock=shared_clock, emulate=not no_emulate, max_lag=max_lag,
-                once=once, quiet=quiet, stats=stats))
+                max_message_size=max_message_size, once=once, quiet=quiet, stats=stats))
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--to") from None
         if stats:
@@ -755,10 +959,11 @@ def _stats_line(s: dict) -> str:
               help="zstd level for parquet and jsonl.zst [default: 6 and 3].")
 @filter_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@read_damaged_option
 @data_option
 @repair_option
 def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbols, direction,
-                quiet, data, do_repair):
+                quiet, read_damaged, data, do_repair):
     """Convert sessions to JSON lines, CSV, Parquet or Arrow, merged by time.
 
     Takes replay's filters. msgpack frames become JSON in the text formats. The
@@ -772,6 +977,7 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
     """
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
                                             direction, do_repair)
+    _read_damaged(picked, read_damaged)
     bar = None if quiet else tqdm(unit=" rows", dynamic_ncols=True, disable=None, leave=False)
 
     def progress(rows):
@@ -796,7 +1002,7 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
 @click.option("--venue", required=True, help="Venue folder (and classification rules) for "
                                              "the new session.")
 @click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS),
@@ -831,4 +1037,17 @@ def import_cmd(file, venue, fmt, strict, data, as_json):
 
 
 def main() -> None:
-    cli(prog_name="wsrec")
+    _guard_standard_streams()
+    code = 0
+    try:
+        try:
+            cli(prog_name="wsrec")
+        except SystemExit as done:
+            code = done.code
+        _flush_stdout()
+    except _StdoutGone:  # outside a command (--help | head -c1): a normal end
+        pass
+    except _StdoutFailed as exc:
+        click.echo(f"Error: {_stdout_message(exc)}", err=True)
+        code = 1
+    sys.exit(code)

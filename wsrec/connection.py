@@ -12,28 +12,94 @@ recorded.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from typing import Protocol as _Protocol
+from urllib.parse import urlsplit
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (InvalidHandshake, InvalidStatus, InvalidURI, PayloadTooBig,
+                                   ProtocolError)
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
-from websockets.uri import parse_uri
+from websockets.uri import WebSocketURI, parse_uri
 
 from .errors import WsrecError
+from .secrets import redact_url
 
-__all__ = ["Connection", "Handler", "ConnectError", "HandshakeRejected", "connect"]
+__all__ = ["Connection", "Handler", "ConnectError", "HandshakeRejected", "InvalidURL",
+           "connect", "parse_url", "url_problem", "LOCAL_CLOSE"]
 
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
 
+#: a read is parsed in slices of this many bytes ...
+READ_SLICE = 16 << 10
+#: ... and once parsing it took this long (seconds), the rest waits for the loop's next turn
+PARSE_BUDGET = 0.05
+#: unsent bytes (pongs to a peer that does not read) past which reading pauses
+WRITE_HIGH_WATER = 4 << 20
+
 
 class ConnectError(WsrecError):
     """The connection could not be opened (DNS, refused, TLS, timeout, bad handshake)."""
+
+
+class InvalidURL(ConnectError, ValueError):
+    """The URL can't be connected to (syntax, scheme, host, port); ``problem`` says why."""
+
+    def __init__(self, url: str, problem: str):
+        self.problem = problem
+        super().__init__(f"invalid WebSocket URL {redact_url(url)!r}: {problem}")
+
+
+#: close codes wsrec sends when it fails a connection itself, and what they mean
+LOCAL_CLOSE = {1002: "protocol error", 1007: "invalid data", 1009: "message too big",
+               1011: "internal error"}
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as a WebSocket URL (None: nothing)."""
+    try:
+        parse_url(url)
+    except InvalidURL as exc:
+        return exc.problem
+    return None
+
+
+def parse_url(url: str) -> WebSocketURI:
+    """websockets' parsed form of ``url``, or InvalidURL naming the problem in words
+    (``invalid port 99999``) with the URL's secrets redacted."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidURL(str(url), "empty URL")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        text = str(exc)
+        if "IPv6" in text:
+            text = "unbalanced '[' or ']' around the host (an IPv6 address is written [::1])"
+        raise InvalidURL(url, text) from None
+    if parts.scheme.lower() not in ("ws", "wss"):
+        raise InvalidURL(url, "the scheme must be ws:// or wss://")
+    host_port = parts.netloc.rpartition("@")[2]
+    if not parts.hostname:
+        raise InvalidURL(url, "no host name")
+    port = host_port.rpartition("]")[2] if host_port.startswith("[") else host_port
+    port = port.rpartition(":")[2] if ":" in port else None
+    if port is not None and port != "":
+        if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) <= 65535:
+            raise InvalidURL(url, f"invalid port {port} (ports are 1 to 65535)")
+    if parts.fragment:
+        raise InvalidURL(url, "a WebSocket URL has no #fragment")
+    try:
+        return parse_uri(url)
+    except InvalidURI as exc:
+        raise InvalidURL(url, getattr(exc, "msg", None) or str(exc)) from None
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidURL(url, f"invalid host name: {exc}") from None
 
 
 class HandshakeRejected(ConnectError):
@@ -58,10 +124,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, url: str, handler: Handler, *, headers: dict | None = None,
                  max_size: int | None = 256 << 20, compression: bool = True):
-        try:
-            self._uri = parse_uri(url)
-        except InvalidURI as exc:
-            raise ConnectError(f"invalid WebSocket URL {url!r}: {exc}") from None
+        self._uri = parse_url(url)   # InvalidURL (a ConnectError) when unusable
         extensions = [ClientPerMessageDeflateFactory()] if compression else None
         self.protocol = ClientProtocol(self._uri, extensions=extensions,
                                        max_size=(max_size, None))
@@ -74,11 +137,17 @@ class Connection(asyncio.Protocol):
         self._parts: list[bytes] = []
         self._part_text = False
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._backlog: tuple | None = None   # (rest of a read, ts, mono) parsed next turn
+        self._paused: set[str] = set()       # why reading is paused: "backlog", "write"
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        try:   # a peer that stops reading our pongs stops being read (pause_writing)
+            transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        except (AttributeError, NotImplementedError):
+            pass
         request = self.protocol.connect()
         for key, value in self.headers.items():
             request.headers[key] = value
@@ -87,6 +156,62 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         ts, mono = _time_ns(), _monotonic_ns()
+        if len(data) <= READ_SLICE and self._backlog is None:
+            self._parse(data, ts, mono)
+        else:
+            self._feed(data, ts, mono)
+
+    def _feed(self, data: bytes, ts: int, mono: int) -> None:
+        """Parse a large read in slices; past ``PARSE_BUDGET`` seconds, pause reading and
+        parse the rest on the loop's next turn (stamped with this read's time), so that
+        timers (the duration, a close timeout) fire on time whatever the peer floods."""
+        if self._backlog is not None:   # (reading is paused meanwhile: not expected)
+            rest, ts, mono = self._backlog
+            data, self._backlog = rest + data, None
+        started = time.perf_counter()
+        pos, end = 0, len(data)
+        while pos < end:
+            self._parse(data[pos:pos + READ_SLICE], ts, mono)
+            pos += READ_SLICE
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return   # aborted (stopped, watchdog): the rest is not wanted
+            if pos < end and time.perf_counter() - started > PARSE_BUDGET:
+                self._backlog = (data[pos:], ts, mono)
+                self._pause("backlog")
+                asyncio.get_running_loop().call_soon(self._drain_backlog)
+                return
+
+    def _drain_backlog(self) -> None:
+        backlog, self._backlog = self._backlog, None
+        transport = self.transport
+        if backlog is not None and transport is not None and not transport.is_closing():
+            self._feed(*backlog)
+        if self._backlog is None:
+            self._resume("backlog")
+
+    def _pause(self, why: str) -> None:
+        transport = self.transport
+        if not self._paused and transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        self._paused.add(why)
+
+    def _resume(self, why: str) -> None:
+        self._paused.discard(why)
+        transport = self.transport
+        if not self._paused and transport is not None and not transport.is_closing():
+            try:
+                transport.resume_reading()
+            except RuntimeError:
+                pass
+
+    def pause_writing(self) -> None:
+        self._pause("write")
+
+    def resume_writing(self) -> None:
+        self._resume("write")
+
+    def _parse(self, data: bytes, ts: int, mono: int) -> None:
         protocol = self.protocol
         protocol.receive_data(data)
         for event in protocol.events_received():
@@ -116,16 +241,41 @@ class Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc) -> None:
+        self._backlog = None
         if not self.opened.done():
             self.opened.set_exception(ConnectError(
                 f"connection closed during the handshake{f': {exc}' if exc else ''}"))
         if not self.closed.done():
-            code = self.protocol.close_code
-            reason = self.protocol.close_reason or ""
-            if code is None:
-                code = 1006
-                reason = reason or (str(exc) if exc else "connection lost without a close frame")
-            self.closed.set_result((code, reason))
+            self.closed.set_result(self._close_status(exc))
+
+    def _close_status(self, exc) -> tuple[int, str]:
+        """(code, reason) as they were: the server's close frame; else the code wsrec
+        failed the connection with (1002 a protocol error, 1007 invalid UTF-8, 1009 a
+        message over the size limit, 1011) and its local reason; else 1006."""
+        protocol = self.protocol
+        rcvd = protocol.close_rcvd
+        if rcvd is not None:
+            return rcvd.code, rcvd.reason
+        failure = protocol.parser_exc
+        if failure is not None and not isinstance(failure, EOFError):
+            if isinstance(failure, PayloadTooBig):
+                code = 1009
+            elif isinstance(failure, ProtocolError):
+                code = 1002
+            elif isinstance(failure, UnicodeDecodeError):
+                code = 1007
+            else:
+                code = 1011
+            sent = protocol.close_sent
+            detail = sent.reason if sent is not None and sent.code == code and sent.reason \
+                else (str(failure) or type(failure).__name__)
+            return code, f"closed by wsrec ({LOCAL_CLOSE[code]}): {detail}"
+        code = protocol.close_code
+        reason = protocol.close_reason or ""
+        if code is None or code == 1006:
+            return 1006, reason or (_os_error_text(exc) if exc
+                                    else "connection lost without a close frame")
+        return code, reason
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -197,24 +347,66 @@ async def connect(url: str, handler: Handler, *, headers: dict | None = None,
     conn = Connection(url, handler, headers=headers, max_size=max_size,
                       compression=compression)
     uri = conn._uri
-    ctx = ssl.create_default_context() if uri.secure else None
+    where = f"{uri.host}:{uri.port}"
     try:
+        ctx = ssl.create_default_context() if uri.secure else None
         async with asyncio.timeout(timeout):
             await loop.create_connection(lambda: conn, uri.host, uri.port, ssl=ctx)
             await conn.opened
     except TimeoutError:
         conn.abort()
-        raise ConnectError(f"timed out after {timeout:g}s connecting to {uri.host}:{uri.port}") \
-            from None
+        raise ConnectError(f"timed out after {timeout:g}s connecting to {where}") from None
+    except ConnectError:
+        conn.abort()
+        raise
     except OSError as exc:
         conn.abort()
-        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else \
-            (exc.strerror or str(exc))
-        raise ConnectError(f"cannot connect to {uri.host}:{uri.port}: {reason}") from None
+        if uri.secure and conn.transport is None and (
+                isinstance(exc, ssl.SSLError) or isinstance(exc, (ConnectionResetError,
+                                                                  BrokenPipeError))):
+            raise ConnectError(f"cannot connect to {where}: {_tls_error_text(exc)}") from None
+        raise ConnectError(f"cannot connect to {where}: {_os_error_text(exc)}") from None
     except InvalidHandshake as exc:
         conn.abort()
         raise ConnectError(f"WebSocket handshake failed: {exc}") from None
-    except BaseException:  # ConnectError, or cancelled mid-handshake: don't leak the socket
+    except Exception as exc:  # noqa: BLE001 - whatever else: a ConnectError naming it
+        conn.abort()
+        raise ConnectError(f"cannot connect to {where}: {type(exc).__name__}: "
+                           f"{exc or 'no detail'}") from None
+    except BaseException:  # cancelled mid-handshake: don't leak the socket
         conn.abort()
         raise
     return conn
+
+
+def _os_error_text(exc: BaseException) -> str:
+    """An OSError in words, never empty ("connection refused", "Name or service not
+    known", "connection reset by the server")."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the server"
+    if isinstance(exc, BrokenPipeError):
+        return "connection closed by the server (broken pipe)"
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text or type(exc).__name__
+
+
+_PLAIN_HINTS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "record layer failure",
+                "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST", "UNEXPECTED_EOF", "EOF occurred")
+
+
+def _tls_error_text(exc: BaseException) -> str:
+    """A failed TLS handshake in words, with a hint when the server may not speak TLS."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        detail = re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "",
+                        exc.strerror or str(exc)) or type(exc).__name__
+        text = "TLS handshake failed: " + (f"SSL: {exc.reason}: {detail}" if exc.reason
+                                           else detail)
+        plain = any(h in str(exc) or h == exc.reason for h in _PLAIN_HINTS)
+    else:
+        text = f"TLS handshake failed: {_os_error_text(exc)}"
+        plain = True
+    return text + (" (is the server plain ws://?)" if plain else "")

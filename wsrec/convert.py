@@ -2,16 +2,31 @@
 
 Every format streams: batches are read, converted and written one at a time, so memory
 stays bounded whatever the sessions' size. Several sessions are merged by time (the
-replay schedule, unpaced). A file is written under a temporary name and renamed when
-complete, so a failed conversion leaves nothing half-written behind.
+replay schedule, unpaced).
+
+Where the output goes (``output``, the CLI's ``-o``):
+
+* ``None`` or ``-``: the ``stdout`` stream given. Errors writing it propagate as they
+  are (``OSError``): it is the caller's stream.
+* ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N``: that open
+  descriptor, written where it stands (as ``-`` does for stdout), whatever it is.
+* A path that is a FIFO or a character device (after following symlinks): opened for
+  writing and streamed into, never replaced (no temporary file, no rename).
+* A regular file, or a path that does not exist yet (after following symlinks): written
+  under a temporary name next to it and renamed over it when complete (atomic), so a
+  failed conversion leaves nothing half-written behind; an existing file is replaced
+  only with ``force`` (keeping its permissions), and a symlink stays a symlink.
+* Anything else (a directory, a socket, a block device) is refused, ``force`` or not.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
+import re
+import secrets
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +51,12 @@ _FRAME = list(Frame._fields)
 
 
 def _batches(sessions: list[Session], filters: Filters, columns):
-    """(batch, session) in time order across sessions."""
+    """(batch, session) in time order across sessions (one session: as stored, which is
+    the order the schedule gives it, without computing due times)."""
+    if len(sessions) == 1:
+        for batch in sessions[0].batches(filters, columns=columns):
+            yield batch, sessions[0]
+        return
     by_id = {s.id: s for s in sessions}
     for batch, _ in Schedule(sessions, filters, speed=None, columns=columns):
         yield from split_by_session(batch, by_id)
@@ -49,42 +69,144 @@ def convert(sessions: list[Session], filters: Filters, fmt: str, output: str | N
     ``stdout``, a binary file). Returns the rows written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if output is not None:
+        output = os.fspath(output)
     to_stdout = output in (None, "-")
     if to_stdout and fmt in ("parquet", "arrow") and stdout is not None and \
             hasattr(stdout, "isatty") and stdout.isatty():
         raise ValueError(f"{fmt} is binary: give -o FILE (or pipe stdout somewhere)")
-    target = None
-    if not to_stdout:
-        target = Path(output)
-        if target.exists() and not force:
-            raise WsrecError(f"{target} exists; pass --force to replace it")
-        tmp = target.with_name(f".{target.name}.wsrec-tmp")
-        try:
-            sink = open(tmp, "wb")
-        except OSError as exc:
-            raise storage_error(exc, str(target)) from exc
-    else:
-        sink = stdout
+    if to_stdout:
+        rows = _write(sessions, filters, fmt, stdout, level, progress)
+        stdout.flush()
+        return rows
+    out = _Output(output, force)
     try:
-        rows = _write(sessions, filters, fmt, sink, level, progress)
-        if target is not None:
-            sink.close()
-            os.replace(tmp, target)
-        else:
-            sink.flush()
+        rows = _write(sessions, filters, fmt, out.sink, level, progress)
+        out.commit()
         return rows
     except OSError as exc:
-        if target is not None:
-            sink.close()
-            tmp.unlink(missing_ok=True)
+        out.discard()
         if isinstance(exc, BrokenPipeError):
             raise
-        raise storage_error(exc, str(target or "stdout")) from exc
+        raise storage_error(exc, output) from exc
     except BaseException:
-        if target is not None:
-            sink.close()
-            tmp.unlink(missing_ok=True)
+        out.discard()
         raise
+
+
+#: paths naming a descriptor this process already has open
+_DESCRIPTOR = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
+_STD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+class _Output:
+    """The file ``convert`` writes, by the rules in the module doc: ``sink`` to write,
+    then ``commit()`` (rename into place) or ``discard()`` (remove what was written)."""
+
+    def __init__(self, output: str, force: bool):
+        if not output:
+            raise ValueError("the output path is empty")
+        self.name = output
+        self.tmp: Path | None = None
+        self.final: Path | None = None
+        fd = _STD_NAMES.get(output)
+        m = _DESCRIPTOR.match(output)
+        if fd is not None or m:
+            self.sink = self._descriptor(fd if fd is not None else int(m.group(1)))
+            return
+        try:
+            st = os.stat(output)  # follows symlinks: the rules apply to the target
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise WsrecError(f"cannot write {output}: {exc.strerror or exc}") from None
+        if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+            self.sink = self._stream(output)
+            return
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise WsrecError(f"{output} is {_what(st.st_mode)}: convert replaces regular files "
+                             f"only (and writes into FIFOs and character devices)")
+        if st is not None and not force:
+            raise WsrecError(f"{output} exists; pass --force to replace it")
+        if st is None and output.endswith(("/", os.sep)):
+            raise WsrecError(f"{output} names a directory that does not exist; give a file name")
+        self.final = Path(os.path.realpath(output))
+        self.sink = self._temporary(st)
+
+    def _descriptor(self, fd: int):
+        try:
+            return os.fdopen(os.dup(fd), "wb")
+        except OSError as exc:
+            raise WsrecError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def _stream(self, path: str):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise storage_error(exc, path) from None
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):  # replaced since we looked
+            os.close(fd)
+            raise WsrecError(f"{path} changed while opening it; try again")
+        return os.fdopen(fd, "wb")
+
+    def _temporary(self, st):
+        """A new file next to the target, never an existing one (O_EXCL)."""
+        final = self.final
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.wsrec-tmp")
+            try:
+                fd = os.open(tmp, flags, 0o666)  # the umask applies
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise storage_error(exc, self.name) from None
+            self.tmp = tmp
+            if st is not None:
+                try:
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode))  # a replaced file keeps its mode
+                except OSError:
+                    pass
+            return os.fdopen(fd, "wb")
+        raise WsrecError(f"cannot find a free temporary name next to {final}")  # pragma: no cover
+
+    def commit(self) -> None:
+        if self.tmp is None:
+            self.sink.close()  # a stream: flushes (errors are the conversion's)
+            return
+        self.sink.flush()
+        os.fsync(self.sink.fileno())
+        self.sink.close()
+        try:  # what appeared there meanwhile gets the same rules
+            st = os.stat(self.final)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                raise WsrecError(f"{self.name} became {_what(st.st_mode)} while converting; "
+                                 f"not replaced")
+        os.replace(self.tmp, self.final)
+        self.tmp = None
+
+    def discard(self) -> None:
+        try:
+            self.sink.close()
+        except OSError:
+            pass
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
+
+
+def _what(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
 
 
 def _write(sessions, filters, fmt, sink, level, progress) -> int:
@@ -110,8 +232,26 @@ def _write(sessions, filters, fmt, sink, level, progress) -> int:
         return rows
     out = zstandard.ZstdCompressor(level=level or 3).stream_writer(sink, closefd=False) \
         if fmt == "jsonl.zst" else sink
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True) \
-        if fmt == "csv" else None
+    text = _Utf8(out) if fmt == "csv" else None
+    rows = _write_text(sessions, filters, out, text, progress)
+    if fmt == "jsonl.zst":
+        out.close()
+    return rows
+
+
+class _Utf8:
+    """What csv.writer writes to: each row encoded and written at once. (A TextIOWrapper
+    would close the caller's stream when dropped after an error.)"""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(text.encode("utf-8"))
+
+
+def _write_text(sessions, filters, out, text, progress) -> int:
+    rows = 0
     table = csv.writer(text) if text else None
     if table:
         table.writerow(CSV_FIELDS)
@@ -134,10 +274,6 @@ def _write(sessions, filters, fmt, sink, level, progress) -> int:
         rows += len(frames)
         if progress:
             progress(rows)
-    if text is not None:
-        text.detach()
-    if fmt == "jsonl.zst":
-        out.close()
     return rows
 
 

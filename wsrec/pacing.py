@@ -23,16 +23,23 @@ _monotonic_ns = time.monotonic_ns
 
 
 class Pacer:
-    """A clock started at ``start_ns`` (monotonic); ``wait(due)`` blocks until start + due."""
+    """A clock started at ``start_ns`` (monotonic); ``wait(due)`` blocks until start + due.
 
-    def __init__(self, start_ns: int | None = None):
+    With ``stop`` (a ``threading.Event``), a wait ends early when it is set (a server
+    shutting down does not wait out a long recorded silence)."""
+
+    def __init__(self, start_ns: int | None = None, stop: threading.Event | None = None):
         self.start = _monotonic_ns() if start_ns is None else start_ns
+        self.stop = stop
 
     def wait(self, due_ns: int) -> None:
         target = self.start + due_ns
         remaining = target - _monotonic_ns()
         if remaining > _SPIN_NS:
-            time.sleep((remaining - _SPIN_NS) / 1e9)
+            if self.stop is None:
+                time.sleep((remaining - _SPIN_NS) / 1e9)
+            elif self.stop.wait((remaining - _SPIN_NS) / 1e9):
+                return
         while _monotonic_ns() < target:
             pass
 

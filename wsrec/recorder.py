@@ -13,7 +13,13 @@ recording is done each open connection is sent its close frame (from inside the 
 that stopped it, if so); it gets ``CLOSE_TIMEOUT`` seconds for the server's, then it is
 aborted. Whatever happens (including cancellation), every connection that opened gets
 exactly one ``close`` event, with the code and reason actually seen (1006 when wsrec
-cut it).
+cut it; 1002 or 1009 with wsrec's reason when wsrec failed it). Keepalives and
+server pings never hold a stop up: server pings are stored at most once a second per
+connection (a ``ping`` event with the ``count`` since the previous one).
+
+Secrets (``wsrec.secrets``) never reach a row, the manifest or a message: the URL,
+arguments, outbound messages, events and errors all go through one ``Redactor``.
+SIGHUP is ignored (one line on stderr) while recording: only SIGINT/SIGTERM stop it.
 
 The receive path per message is: stamp (done by the connection), check the deadline,
 classify by scanning bytes (the stream), append to the writer's lists. Nothing else.
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
+import os
 import random
 import signal
 import threading
@@ -30,13 +38,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .connection import ConnectError, HandshakeRejected, connect
+from .connection import ConnectError, HandshakeRejected, connect, url_problem
 from .errors import WsrecError
-from .manifest import REDACTED
-from .venues.base import NONE, Request, Step, Stream, Venue
+from .secrets import Redactor
+from .venues.base import NONE, Request, Step, Stream, UsageError, Venue
 from .writer import SessionWriter
 
-__all__ = ["Recorder", "RecordOptions", "RecordResult", "record"]
+__all__ = ["Recorder", "RecordOptions", "RecordResult", "record", "check_options",
+           "ignore_sighup", "MIN_HEARTBEAT", "SIGHUP_MESSAGE"]
 
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
@@ -47,6 +56,12 @@ CLOSE_TIMEOUT = 0.5
 STOP_GRACE = CLOSE_TIMEOUT + 1.0
 #: the duration timer re-reads the clock at least this often (seconds)
 CLOCK_POLL = 0.25
+#: the shortest keepalive interval (seconds); 0 turns keepalives off
+MIN_HEARTBEAT = 0.1
+#: at most one ``ping`` event row per connection this often (seconds); it counts the rest
+PING_ROW_INTERVAL = 1.0
+#: what a SIGHUP prints (once per signal) instead of ending the recording
+SIGHUP_MESSAGE = "SIGHUP ignored; use SIGTERM to stop"
 
 
 @dataclass
@@ -115,6 +130,9 @@ class _Slot:
         self.last_rx = 0
         self.ready = False
         self.outbox: asyncio.Queue = asyncio.Queue()
+        self.pings = 0           # server pings not yet in a ``ping`` row
+        self.ping_data = b""     # the latest of them
+        self.ping_row_ns = None  # monotonic time of the last ``ping`` row
 
     # Handler interface (called by the connection for every message)
     def on_message(self, payload, text: bool, ts: int, mono: int) -> None:
@@ -158,17 +176,35 @@ class _Slot:
             connection.close(1000, "recording stopped")
 
     def closed(self, code: int, reason: str) -> None:
-        """Write the open connection's ``close`` event (once; no-op when none is open)."""
+        """Write the open connection's ``close`` event (once; no-op when none is open),
+        after a last ``ping`` row counting the pings not yet written."""
         if self.conn is None:
             return
+        if self.pings:
+            self.rec.event("ping", conn=self.conn, stream=self.name, count=self.pings,
+                           data=self.ping_data.hex())
+        self.pings, self.ping_row_ns = 0, None
         conn, self.conn, self.connection = self.conn, None, None
         self.rec.event("close", conn=conn, stream=self.name, code=code, reason=reason)
 
     def on_ping(self, data: bytes, ts: int, mono: int) -> None:
-        if not self.rec.done:
-            self.last_rx = mono
-            self.rec.event("ping", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
-                           data=data.hex())
+        """A server ping (the protocol answers it): counted, and written as a ``ping``
+        row at most every ``PING_ROW_INTERVAL`` seconds, so a flood costs no disk and
+        never holds the stop up."""
+        rec = self.rec
+        if rec.done:
+            return
+        if rec.deadline is not None and rec.clock() >= rec.deadline:
+            rec.finish("duration")
+            return
+        self.last_rx = mono
+        self.pings += 1
+        self.ping_data = data
+        if self.ping_row_ns is None or mono - self.ping_row_ns >= PING_ROW_INTERVAL * 1e9:
+            self.ping_row_ns = mono
+            count, self.pings = self.pings, 0
+            rec.event("ping", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
+                      count=count, data=data.hex())
 
     def handle(self, step: Step) -> None:
         if step.send:
@@ -178,8 +214,7 @@ class _Slot:
         if step.fatal:
             self.rec.fail(step.fatal)
         elif step.retry:
-            self.rec.event("error", conn=self.conn, stream=self.name,
-                           error=self.rec.redact(step.retry))
+            self.rec.event("error", conn=self.conn, stream=self.name, error=step.retry)
             if self.connection is not None:
                 self.connection.close(1000, "reconnecting")
 
@@ -195,9 +230,9 @@ class _Slot:
             await rec.send_limit.wait()
             if rec.done or not connection.is_open:
                 continue
-            connection.send(message, text=self.stream.text_out)
+            connection.send(message, text=self.stream.text_out)   # the real bytes
             rec.frames_out += 1
-            try:
+            try:   # ... stored with every secret redacted
                 rec.writer.append(rec.redact_bytes(message), conn=self.conn, stream=self.name,
                                   dir="out",
                                   kind="text" if self.stream.text_out else "binary")
@@ -206,7 +241,10 @@ class _Slot:
 
     async def keepalive(self, connection, interval: float) -> None:
         while connection.is_open:
-            await asyncio.sleep(interval)
+            if await self.rec.sleep(max(interval, MIN_HEARTBEAT)):
+                return   # stopped: no keepalive after the stop, and no wait for one
+            if self.rec.done or not connection.is_open:
+                return
             message = self.stream.heartbeat()
             if message is None:
                 connection.ping()
@@ -274,7 +312,8 @@ class _Slot:
             code, reason = await self.attend(connection)
             if rec.done:
                 return
-            rec.last_error = f"connection closed (code {code}{', ' + reason if reason else ''})"
+            rec.last_error = rec.redact(f"connection closed (code {code}"
+                                        f"{', ' + reason if reason else ''})")
             healthy = time.monotonic() - opened >= opts.backoff_reset
             failures = 1 if healthy else failures + 1
 
@@ -333,14 +372,28 @@ class Recorder:
 
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
-                 args: dict | None = None, progress=None, clock=None):
+                 args: dict | None = None, progress=None, clock=None, redact=()):
         self.venue = venue
         self.clock = clock or time.monotonic  # seconds; the duration is measured on it
         self.request = request
         self.options = options or RecordOptions()
+        check_options(self.options)
         self.streams = venue.streams(request)
-        self.secrets = sorted({s for st in self.streams for s in st.secrets() if s},
-                              key=len, reverse=True)
+        # every secret this recording knows of: the venue's keys and tokens, and what
+        # the URLs, headers, parameters (--send messages) and arguments hold by name;
+        # ``redact``: more names to treat as secret (--redact NAME)
+        self.redactor = Redactor((s for st in self.streams for s in st.secrets() if s),
+                                 names=redact)
+        for st in self.streams:
+            self.redactor.learn(st.url)
+            self.redactor.learn({f"header.{k}": v for k, v in (st.headers or {}).items()})
+        self.redactor.learn(request.params)
+        self.redactor.learn(args or {})
+        for st in self.streams:   # an unusable URL: a usage error before anything exists
+            problem = url_problem(st.url)
+            if problem:
+                raise UsageError(f"{venue.name}: invalid URL {self.redact(st.url)!r}: "
+                                 f"{problem}")
         opts = self.options
         self.watchdog = venue.watchdog if opts.watchdog is None else (opts.watchdog or None)
         self.heartbeat = venue.heartbeat if opts.heartbeat is None else (opts.heartbeat or None)
@@ -366,28 +419,39 @@ class Recorder:
 
     # -- secrets -------------------------------------------------------------------------
 
+    @property
+    def secrets(self) -> list[str]:
+        """The secret values known so far (longest first)."""
+        return self.redactor.values
+
     def redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, REDACTED)
-        return text
+        """Text (a URL, an error) without secrets."""
+        return self.redactor.text(text)
 
     def redact_bytes(self, data: bytes) -> bytes:
-        for s in self.secrets:
-            data = data.replace(s.encode(), REDACTED.encode())
-        return data
+        """An outbound message as stored: secret JSON fields and known values redacted."""
+        return self.redactor.message(data)
 
     def _redact_args(self, args):
-        if isinstance(args, dict):
-            return {k: self._redact_args(v) for k, v in args.items()}
-        if isinstance(args, (list, tuple)):
-            return [self._redact_args(v) for v in args]
-        return self.redact(args) if isinstance(args, str) else args
+        return self.redactor.obj(args)
+
+    def _redact_info(self, value):
+        if isinstance(value, str):
+            return self.redactor.text(value)
+        if isinstance(value, dict):
+            return {k: self._redact_info(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._redact_info(v) for v in value]
+        return value
 
     # -- events and ending ---------------------------------------------------------------
 
     def event(self, kind: str, **info) -> None:
+        """Write an event row; its string fields are redacted."""
+        fields = {k: (v if k in ("ts_ns", "mono_ns", "conn", "stream")
+                      else self._redact_info(v)) for k, v in info.items()}
         try:
-            self.writer.event(kind, **info)
+            self.writer.event(kind, **fields)
             self.events += 1
         except WsrecError as exc:
             self.fail(str(exc))
@@ -405,7 +469,7 @@ class Recorder:
     def fail(self, error: str) -> None:
         """Stop recording: the session ends ``failed`` with this one-line reason."""
         if not self.done:
-            self.error = error
+            self.error = self.redact(" ".join(str(error).split()) or "failed")
             self.finish("error")
 
     async def sleep(self, seconds: float) -> bool:
@@ -423,6 +487,14 @@ class Recorder:
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> RecordResult:
+        """Record until stopped; the session is closed when this returns."""
+        hup = ignore_sighup()   # until the session is closed, not only while running
+        try:
+            return await self._run()
+        finally:
+            restore_sighup(hup)
+
+    async def _run(self) -> RecordResult:
         loop = asyncio.get_running_loop()
         self.done_event = asyncio.Event()
         if self.done:
@@ -447,7 +519,7 @@ class Recorder:
         try:
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
             if not self.done and all(t.done() for t in tasks):
-                self.fail("all connections ended")
+                self.fail(f"all connections ended: {self._last_cause(tasks)}")
             self.finish("error" if self.error else "stopped")
             # every stream closes within CLOSE_TIMEOUT; one stuck elsewhere (connecting,
             # rate-limited) is cancelled, and still writes its close event
@@ -471,13 +543,22 @@ class Recorder:
         try:
             self.writer.close(status, self.error)
         except WsrecError as exc:
-            status, self.error = "failed", self.error or str(exc)
+            status, self.error = "failed", self.error or self.redact(str(exc))
         if self.progress:
             self.progress(self, final=True)
         return RecordResult(self.writer.folder, self.writer.venue, self.writer.id, status,
                             self.error, self.frames_in, self.frames_out, self.events,
                             self.bytes_in, self.reconnects, time.monotonic() - started,
                             self.stopped_by)
+
+    def _last_cause(self, tasks) -> str:
+        """Why the last stream ended: what it raised, else the last connection error."""
+        for t in reversed(tasks):
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                return self.redact(f"{type(exc).__name__}: {exc}" if str(exc)
+                                   else type(exc).__name__)
+        return self.last_error or "no connection could be kept open"
 
     def _check_deadline(self) -> None:
         """Finish with ``duration`` once ``self.clock()`` reaches ``self.deadline``; until
@@ -499,6 +580,61 @@ class Recorder:
             await asyncio.sleep(0.5)
 
 
+def check_options(opts: RecordOptions) -> None:
+    """UsageError for options no recording can honour (non-finite, negative, a keepalive
+    more often than ``MIN_HEARTBEAT``); the CLI checks the same with its option types."""
+    def finite(name, value, *, zero_ok=False, none_ok=True):
+        if value is None and none_ok:
+            return
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            raise UsageError(f"{name} must be a finite number "
+                             f"{'>= 0' if zero_ok else '> 0'}, not {value!r}")
+    finite("duration", opts.duration)
+    finite("backoff_initial", opts.backoff_initial, none_ok=False)
+    finite("backoff_max", opts.backoff_max, none_ok=False)
+    finite("backoff_reset", opts.backoff_reset, none_ok=False)
+    finite("watchdog", opts.watchdog, zero_ok=True)
+    finite("heartbeat", opts.heartbeat, zero_ok=True)
+    finite("open_timeout", opts.open_timeout, none_ok=False)
+    finite("flush_interval", opts.flush_interval, none_ok=False)
+    if opts.heartbeat and opts.heartbeat < MIN_HEARTBEAT:
+        raise UsageError(f"heartbeat must be 0 (off) or at least {MIN_HEARTBEAT:g} s, "
+                         f"not {opts.heartbeat:g}")
+
+
+_NO_HANDLER = object()
+
+
+def _sighup(signum, frame) -> None:
+    try:   # a write(2): safe whatever the main thread was doing (no buffered stream)
+        os.write(2, (SIGHUP_MESSAGE + "\n").encode())
+    except OSError:
+        pass
+
+
+def ignore_sighup():
+    """Make SIGHUP print ``SIGHUP_MESSAGE`` instead of killing the process (a closed
+    terminal or a reload must not leave a crashed session); returns what to give
+    ``restore_sighup``. Main thread only; a no-op elsewhere or without SIGHUP."""
+    sig = getattr(signal, "SIGHUP", None)
+    if sig is None or threading.current_thread() is not threading.main_thread():
+        return _NO_HANDLER
+    try:
+        return signal.signal(sig, _sighup)
+    except (ValueError, OSError):
+        return _NO_HANDLER
+
+
+def restore_sighup(previous) -> None:
+    if previous is _NO_HANDLER or previous is None:
+        return
+    try:
+        signal.signal(signal.SIGHUP, previous)
+    except (ValueError, OSError):
+        pass
+
+
 def stream_names(streams: list[Stream]) -> list[str]:
     """Each stream's name (``Stream.name``); repeated names get ``#N`` added."""
     names = [getattr(s, "name", None) or "main" for s in streams]
@@ -518,13 +654,17 @@ def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResul
     async def main() -> RecordResult:
         return await Recorder(venue, request, **kwargs).run()
 
-    if sim is None:
-        return asyncio.run(main())
-    from .sim import SimThread, get_simulator
-    server = SimThread(get_simulator(venue.name, sim))
-    request.url = server.start()
-    request.sim = True
+    hup = ignore_sighup()   # from before the session exists until it is closed
     try:
-        return asyncio.run(main())
+        if sim is None:
+            return asyncio.run(main())
+        from .sim import SimThread, get_simulator
+        server = SimThread(get_simulator(venue.name, sim))
+        request.url = server.start()
+        request.sim = True
+        try:
+            return asyncio.run(main())
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        restore_sighup(hup)

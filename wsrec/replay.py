@@ -30,8 +30,14 @@ FRAME_COLUMNS = list(Frame._fields)
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*x?\s*$", re.IGNORECASE)
 
 
+MIN_SPEED = 1e-6  # slower than this, a second of recording would replay in 11.6 days
+
+
 def parse_speed(text) -> float | None:
-    """``'1'``, ``'10'``, ``'0.5'``, ``'10x'`` -> factor; ``'max'`` -> None."""
+    """``'1'``, ``'10'``, ``'0.5'``, ``'10x'`` -> factor; ``'max'`` -> None.
+
+    ValueError for anything else, for a non-finite factor and for one below 1e-6.
+    """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = float(text)
     else:
@@ -43,8 +49,13 @@ def parse_speed(text) -> float | None:
             raise ValueError(f"not a speed: {text!r} (use a positive factor such as 1, 10, "
                              f"0.5, 10x, or max)")
         value = float(m.group(1))
+    if value != value or value in (float("inf"), float("-inf")):
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:36] + "...'"
+        raise ValueError(f"speed must be a finite number, not {shown}")
     if not value > 0:
         raise ValueError(f"speed must be positive, not {text!r}")
+    if value < MIN_SPEED:
+        raise ValueError(f"speed {text!r} is too slow (at least {MIN_SPEED:g})")
     return value
 
 
@@ -93,14 +104,16 @@ def why_empty(sessions: list[Session], filters: Filters, shown: int = 12) -> str
 _CHUNK = 128  # frames turned into Python objects at a time, between due times
 
 
-def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions
+def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions, *,
+                     batch_size: int = 8192, depth: int = 4
                      ) -> Iterator[tuple[int, list[Frame], list[int], "Session"]]:
     """Small runs of frames with their due times, looped: (loop, frames, dues, session).
 
     Dues are ns after the replay's start, across loops (each loop starts when the previous
     one's last frame was due). Reading and decoding (Arrow, which releases the GIL) run
-    ahead in a thread; turning rows into Python objects happens here, ``_CHUNK`` rows at a
-    time, so the caller's pacing thread never waits long for the interpreter.
+    ahead in a thread, ``depth`` batches of ``batch_size`` rows ahead; turning rows into
+    Python objects happens here, ``_CHUNK`` rows at a time, so the caller's pacing thread
+    never waits long for the interpreter.
     """
     by_id = {s.id: s for s in sessions}
     offset = 0
@@ -109,8 +122,8 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
         last = None
         schedule = Schedule(sessions, filters, speed=options.speed,
                             skip_gaps=options.skip_gaps, columns=FRAME_COLUMNS + ["session"],
-                            batch_size=8192)
-        for batch, due in prefetch(iter(schedule), depth=4):
+                            batch_size=batch_size)
+        for batch, due in prefetch(iter(schedule), depth=depth):
             sess = batch.column("session")
             for start in range(0, batch.num_rows, _CHUNK):
                 chunk = batch.slice(start, _CHUNK)

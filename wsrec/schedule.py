@@ -16,10 +16,18 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .errors import WsrecError
 from .filters import Filters
 from .session import Session
 
-__all__ = ["Schedule", "down_intervals"]
+__all__ = ["Schedule", "ScheduleOverflow", "down_intervals"]
+
+_INT64_MAX = 2**63 - 1
+
+
+class ScheduleOverflow(WsrecError, ValueError):
+    """Due times that int64 nanoseconds cannot hold (a speed too slow for the sessions'
+    span, or clocks spanning more than int64): an error, never wrapped times."""
 
 
 def down_intervals(manifest: dict) -> list[tuple[int, int]]:
@@ -78,13 +86,17 @@ class _SessionSchedule:
     def _due(self, batch: pa.RecordBatch, offset: int) -> pa.Array:
         clock = batch.column("ts").cast(pa.int64()) if self.by_ts else \
             batch.column("mono_ns").fill_null(self.first_clock)
-        shift = None
-        for start, end in self.gaps:  # a handful per session: Python per gap, not per row
-            part = pc.min_element_wise(pc.max_element_wise(pc.subtract(clock, start), 0),
-                                       end - start)
-            shift = part if shift is None else pc.add(shift, part)
-        due = pc.subtract(clock, self.first_clock - offset)
-        return pc.subtract(due, shift) if shift is not None else due
+        try:
+            shift = None
+            for start, end in self.gaps:  # a handful per session: Python per gap, not per row
+                part = pc.min_element_wise(
+                    pc.max_element_wise(pc.subtract_checked(clock, start), 0), end - start)
+                shift = part if shift is None else pc.add_checked(shift, part)
+            due = pc.subtract_checked(clock, self.first_clock - offset)
+            return pc.subtract_checked(due, shift) if shift is not None else due
+        except (pa.ArrowInvalid, OverflowError):
+            raise ScheduleOverflow(f"{self.session.venue}/{self.session.id}: its clock spans "
+                                   f"more than int64 nanoseconds; cannot schedule it") from None
 
 
 class Schedule:
@@ -120,9 +132,18 @@ class Schedule:
         merged = streams[0] if len(streams) == 1 else _merge(streams)
         for batch, due in merged:
             if self.speed not in (None, 1, 1.0):
-                due = pc.cast(pc.divide(pc.cast(due, pa.float64()), self.speed), pa.int64(),
-                              safe=False)
+                due = _scaled(due, self.speed)
             yield batch, due
+
+
+def _scaled(due: pa.Array, speed: float) -> pa.Array:
+    """Due times divided by ``speed``; ScheduleOverflow rather than wrapped int64 values."""
+    scaled = pc.divide(pc.cast(due, pa.float64()), speed)
+    # the largest float64 below 2**63 is 2**63 - 1024: anything at or past 2**63 overflows
+    if len(scaled) and (pc.max(scaled).as_py() >= 2.0**63 or pc.min(scaled).as_py() < -2.0**63):
+        raise ScheduleOverflow(f"speed {speed:g} is too slow for these sessions: due times "
+                               f"past {_INT64_MAX} ns (292 years); use a faster speed")
+    return pc.cast(scaled, pa.int64(), safe=False)
 
 
 def _merge(streams) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:

@@ -2,10 +2,13 @@
 
 Every problem is one line naming the file and what is wrong. A sound session has
 none. Checks: the manifest; each listed part exists, has the recorded size and
-sha256 (bit rot), the part schema and row count, and decodes completely; ``seq``
-is gapless from 0 and ``mono_ns`` never decreases, across parts and journals;
-no crash leftovers (journal-only data, leftover journals, temporary or unlisted
-parts); a ``recording`` session whose lock is free is reported as crashed.
+sha256 (bit rot), the part schema and row count, and decodes completely (every batch
+validated); ``seq`` is gapless from 0 (except where the manifest records rows that
+``wsrec repair`` could not recover) and ``mono_ns`` never decreases, across parts and
+journals; every journal record's CRC (each damaged range is one line); no crash
+leftovers (journal-only data, leftover journals, temporary or unlisted parts); a
+``recording`` session whose lock is free is reported as crashed. Nothing read is used
+unvalidated, and no damage makes it raise anything but wsrec's own errors.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import first_line
-from .journal import read_journal
+from .errors import CorruptData, first_line
+from .journal import Damage, scan_journal
 from .part import file_sha256
 from .schema import SCHEMA, to_part
 from .session import Session
@@ -31,7 +34,7 @@ def verify(session: Session) -> list[str]:
         return [f"{session.path}: format version {session.format_version}; run 'wsrec repair "
                 f"--upgrade' to migrate it (lossless)"]
     problems: list[str] = []
-    checker = _SequenceChecker(problems)
+    checker = _SequenceChecker(problems, session.manifest.get("lost"))
     if session.crashed:
         problems.append(f"{session.path}: crashed while recording (status 'recording' but "
                         f"no recorder holds its lock); {_FIX}")
@@ -42,8 +45,7 @@ def verify(session: Session) -> list[str]:
             continue  # a live writer finished it meanwhile
         if not session.live:
             problems.append(f"{journal}: rows only in the journal, no part yet; {_FIX}")
-        for batch in read_journal(journal):
-            checker.feed(journal.name, to_part([batch], session.venue, session.id))
+        _check_journal(session, journal, checker, problems)
     if not session.live:
         for path in session.leftover_journals:
             problems.append(f"{path}: leftover journal of a listed part; {_FIX}")
@@ -54,9 +56,51 @@ def verify(session: Session) -> list[str]:
     return problems
 
 
+def _check_journal(session: Session, journal, checker: "_SequenceChecker",
+                   problems: list[str]) -> None:
+    """Every damaged range of a journal as one line; its intact rows through the seq
+    checker (a jump right after a damaged range is that range's lost rows)."""
+    try:
+        scan = scan_journal(journal, first_seq=checker.next_seq)
+        problems.extend(f"{journal}: {describe_damage(d)}; {_FIX}" for d in scan.damaged)
+        for record, batch in scan.read():
+            if record.after_damage:
+                checker.skip()
+            checker.feed(journal.name, to_part([batch], session.venue, session.id))
+    except CorruptData as exc:
+        problems.append(str(exc))
+        checker.reset()
+
+
+def describe_damage(d: Damage) -> str:
+    """``damaged bytes 40..1839 (1,800 bytes, 12 rows lost: seq 200..211)``."""
+    n = d.rows_lost
+    if n == 0:
+        what = "only framing: no rows lost"
+    elif n is not None:
+        what = f"{n:,} row{'s' if n != 1 else ''} lost: seq " + (
+            f"{d.seq_first}" if n == 1 else f"{d.seq_first}..{d.seq_last}")
+    elif d.seq_first is not None:
+        what = f"an unknown number of rows lost from seq {d.seq_first} on"
+    elif d.seq_last is not None:
+        what = f"an unknown number of rows lost up to seq {d.seq_last}"
+    else:
+        what = "an unknown number of rows lost"
+    return (f"damaged bytes {d.offset}..{d.offset + d.length - 1} "
+            f"({d.length:,} byte{'s' if d.length != 1 else ''}, {what})")
+
+
 def _check_part(session: Session, entry: dict, checker: "_SequenceChecker",
                 problems: list[str]) -> None:
     path = session.path / str(entry.get("file"))
+    try:
+        _check_part_file(path, entry, checker, problems)
+    except OSError as exc:  # an I/O error reading the file itself
+        problems.append(f"{path}: cannot read ({first_line(exc)})")
+
+
+def _check_part_file(path, entry: dict, checker: "_SequenceChecker",
+                     problems: list[str]) -> None:
     if not path.is_file():
         problems.append(f"{path}: listed in the manifest but missing")
         return
@@ -66,36 +110,52 @@ def _check_part(session: Session, entry: dict, checker: "_SequenceChecker",
                         f"(truncated or modified)")
     elif "sha256" in entry and file_sha256(path) != entry["sha256"]:
         problems.append(f"{path}: checksum mismatch (bit rot or modified since written)")
-    try:
-        pf = pq.ParquetFile(pa.OSFile(str(path)))
-    except (pa.ArrowException, OSError) as exc:
-        problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
-        return
-    if not pf.schema_arrow.equals(SCHEMA):
-        problems.append(f"{path}: schema differs from the session format")
-    rows = pf.metadata.num_rows
-    if rows != entry.get("rows"):
-        problems.append(f"{path}: {rows} rows, the manifest says {entry.get('rows')}")
-    try:
-        for batch in pf.iter_batches(batch_size=65_536):
-            checker.feed(path.name, batch)
-    except (pa.ArrowException, OSError) as exc:
-        problems.append(f"{path}: undecodable data ({first_line(exc)})")
-        checker.reset()
+    with pa.OSFile(str(path)) as source:
+        try:
+            pf = pq.ParquetFile(source, page_checksum_verification=True)
+            schema, rows = pf.schema_arrow, pf.metadata.num_rows
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
+            return
+        if not schema.equals(SCHEMA):
+            problems.append(f"{path}: schema differs from the session format")
+        if rows != entry.get("rows"):
+            problems.append(f"{path}: {rows} rows, the manifest says {entry.get('rows')}")
+        try:
+            for batch in pf.iter_batches(batch_size=65_536):
+                batch.validate(full=True)
+                checker.feed(path.name, batch)
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            problems.append(f"{path}: undecodable data ({first_line(exc)})")
+            checker.reset()
 
 
 class _SequenceChecker:
     """``seq`` gapless from 0 and ``mono_ns`` non-decreasing, batch by batch (Arrow kernels)."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], lost=None):
         self.problems = problems
         self.next_seq = 0
         self.last_mono = None
         self.reported = set()
+        # rows 'wsrec repair' could not recover, as the manifest records them: the seq
+        # jump over each is known (expected seq -> the seq that follows, None: any)
+        self.known: dict[int, int | None] = {}
+        for loss in lost if isinstance(lost, list) else ():
+            if isinstance(loss, dict) and isinstance(loss.get("seq_first"), int):
+                last = loss.get("seq_last")
+                self.known[loss["seq_first"]] = last + 1 if isinstance(last, int) else None
 
     def reset(self) -> None:
         self.next_seq = None
         self.last_mono = None
+
+    def skip(self) -> None:
+        """Rows are known to be missing here (reported already): accept any seq next."""
+        self.next_seq = None
+
+    def _known(self, expected: int, got: int) -> bool:
+        return expected in self.known and self.known[expected] in (None, got)
 
     def feed(self, name: str, batch) -> None:
         n = batch.num_rows
@@ -106,16 +166,20 @@ class _SequenceChecker:
         if isinstance(seq, pa.ChunkedArray):
             seq, mono = seq.combine_chunks(), mono.combine_chunks()
         first = seq[0].as_py()
-        if self.next_seq is not None and first != self.next_seq:
+        if self.next_seq is not None and first != self.next_seq \
+                and not self._known(self.next_seq, first):
             self._report(name, f"seq jumps from {self.next_seq - 1} to {first}")
         if self.last_mono is not None and mono[0].as_py() < self.last_mono:
             self._report(name, f"mono_ns goes backwards at seq {first}")
         if n > 1:
             steps = pc.subtract(seq.slice(1), seq.slice(0, n - 1))
-            bad = pc.index(pc.not_equal(steps, 1), True).as_py()
-            if bad >= 0:
-                self._report(name, f"seq jumps from {seq[bad].as_py()} to "
-                                   f"{seq[bad + 1].as_py()}")
+            jumps = pc.indices_nonzero(pc.not_equal(steps, 1))
+            for i in range(len(jumps)):  # stops at the first jump the manifest can't explain
+                bad = jumps[i].as_py()
+                before, after = seq[bad].as_py(), seq[bad + 1].as_py()
+                if not self._known(before + 1, after):
+                    self._report(name, f"seq jumps from {before} to {after}")
+                    break
             back = pc.index(pc.less(pc.subtract(mono.slice(1), mono.slice(0, n - 1)), 0),
                             True).as_py()
             if back >= 0:

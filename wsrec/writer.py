@@ -28,9 +28,10 @@ from .connections import ConnectionTracker
 from .errors import StorageError, WsrecError, storage_error
 from .journal import JournalWriter
 from .lock import SessionLock
-from .manifest import FORMAT_VERSION, new_session_id, redact, save_manifest
+from .manifest import FORMAT_VERSION, new_session_id, save_manifest
 from .part import PartWriter, fsync_dir, journal_name
 from .schema import DIRECTIONS, columns_to_batch
+from .secrets import redact
 from .store import data_root
 from .timefmt import format_ns
 

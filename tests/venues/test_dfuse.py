@@ -156,3 +156,15 @@ def test_usage_errors():
         streams(symbols=())
     with pytest.raises(UsageError, match="code=, scope=, table="):
         streams(channels=["get_table_rows"])
+
+
+def test_a_token_with_url_special_characters_is_quoted_and_secret():
+    token = "eyJ/a+b=.c/d+e=.f/g+h=="
+    [s] = get_venue("dfuse").streams(Request(symbols=["eosio.token"],
+                                             env={"DFUSE_API_TOKEN": token}))
+    assert s.url == ("wss://mainnet.eos.dfuse.io/v1/stream?token="
+                     "eyJ%2Fa%2Bb%3D.c%2Fd%2Be%3D.f%2Fg%2Bh%3D%3D")
+    assert s.secrets() == [token]
+    from wsrec.secrets import Redactor
+    r = Redactor(s.secrets())
+    assert r.text(s.url) == "wss://mainnet.eos.dfuse.io/v1/stream?token=***"

@@ -42,6 +42,7 @@ _EPOCH = 1_795_000_000_000_000_000
 
 class AlpacaSim(Simulator):
     venue = "alpaca"
+    errors = {str(code): text for code, text in _MESSAGES.items()}
 
     def check_request(self, connection, request):
         if request.path.split("?")[0] not in _PATHS:

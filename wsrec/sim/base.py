@@ -7,8 +7,9 @@ deterministic under ``seed``. Fault switches make the recorder's error paths tes
 * ``drop_every=N``: abort the TCP connection (no close frame) after every N data frames;
 * ``malformed_every=N``: every N-th data frame is cut in half (invalid JSON);
 * ``stall_after=N``: after N data frames, send nothing more (the connection stays open);
-* ``error=CODE``: answer with the venue's error CODE (see each venue), or ``http:STATUS``
-  to refuse the WebSocket upgrade with that HTTP status.
+* ``error=CODE``: answer with the venue's error CODE (each simulator lists its own in
+  ``errors``), or ``http:STATUS`` to refuse the WebSocket upgrade with that HTTP status
+  (400 to 599); anything else is refused when the simulator is made (``error_problem``).
 
 Every message a simulator sends is logged per connection in ``sent`` (and client
 messages in ``received``), so tests can compare a recording with what was sent.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import random
 import sys
 import threading
@@ -71,9 +73,19 @@ def compact(obj) -> bytes:
 class Simulator:
     venue = ""
     ping_interval_default: float | None = None
+    #: the venue error codes ``error=`` takes, and what each does; None: any text
+    errors: dict[str, str] | None = {}
 
     def __init__(self, options: SimOptions | None = None):
         self.options = options or SimOptions()
+        problem = self.error_problem(self.options.error)
+        if problem is None and not (isinstance(self.options.rate, (int, float))
+                                    and math.isfinite(self.options.rate)
+                                    and self.options.rate >= 0):
+            problem = f"rate must be a finite number >= 0, not {self.options.rate!r}"
+        if problem:
+            from ..venues.base import UsageError
+            raise UsageError(f"{self.venue} simulator: {problem}")
         self.url: str | None = None
         self.sent: dict[int, list[bytes]] = {}
         self.received: dict[int, list[bytes]] = {}
@@ -114,6 +126,29 @@ class Simulator:
         await self.close()
 
     protocol_pings = False
+
+    @classmethod
+    def error_problem(cls, error: str | None) -> str | None:
+        """Why ``error`` is not something this simulator can answer with (None: it is):
+        one of its ``errors``, or ``http:STATUS``."""
+        if error is None:
+            return None
+        error = str(error)
+        if error.startswith("http:"):
+            status = error[5:]
+            if status.isdigit() and 400 <= int(status) <= 599:
+                try:
+                    HTTPStatus(int(status))
+                    return None
+                except ValueError:
+                    pass
+            return f"{error!r}: http:STATUS takes a known HTTP error status (400 to 599)"
+        if cls.errors is None:
+            return None if error.strip() else "give the error text to answer with"
+        if error in cls.errors:
+            return None
+        return (f"the {cls.venue} simulator has no error code {error!r}; valid: "
+                f"{', '.join(cls.errors)}, or http:STATUS")
 
     def now(self) -> float:
         return asyncio.get_running_loop().time() - self.loop_started

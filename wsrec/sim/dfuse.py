@@ -18,7 +18,7 @@ import datetime as dt
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from ..venues.dfuse import MAX_STREAMS, REQUESTS
+from ..venues.dfuse import _INVALID, AUTH_ERRORS, MAX_STREAMS, REQUESTS
 from .base import Simulator, compact
 
 __all__ = ["DfuseSim", "GENESIS"]
@@ -28,6 +28,11 @@ GENESIS = 300_000_000
 
 class DfuseSim(Simulator):
     venue = "dfuse"
+    errors = {**{code: "refuses the token (closes the connection)" if code ==
+                 "auth_invalid_token_error" else "an authentication error on the first request"
+                 for code in sorted(AUTH_ERRORS)},
+              **{code: "an invalid request" for code in sorted(_INVALID)},
+              "internal_error": "a server error on the first request (the recorder retries)"}
 
     def head(self) -> int:
         return GENESIS + int(self.now() * self.options.rate)

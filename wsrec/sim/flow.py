@@ -26,6 +26,9 @@ _BLOCK = {"block_digests", "block_headers", "blocks"}
 
 class FlowSim(Simulator):
     venue = "flow"
+    errors = {"400": "invalid message format or arguments", "404": "subscription not found",
+              "429": "maximum number of subscriptions reached",
+              "500": "internal server error (the recorder retries)"}
     ping_interval_default = 9.0
     protocol_pings = True
 

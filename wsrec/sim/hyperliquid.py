@@ -24,6 +24,7 @@ _START_MS = 1_795_000_000_000
 
 class HyperliquidSim(Simulator):
     venue = "hyperliquid"
+    errors = None   # error=TEXT: any text, as the server's error messages are
 
     def check_request(self, connection, request):
         if request.path.split("?")[0] != "/ws":

@@ -28,6 +28,12 @@ _TS = 1_795_000_000_000_000_000
 
 class VegaSim(Simulator):
     venue = "vega"
+    #: gRPC status codes
+    errors = {"1": "Cancelled", "2": "Unknown", "3": "InvalidArgument", "4": "DeadlineExceeded",
+              "5": "NotFound", "6": "AlreadyExists", "7": "PermissionDenied",
+              "8": "ResourceExhausted", "9": "FailedPrecondition", "10": "Aborted",
+              "11": "OutOfRange", "12": "Unimplemented", "13": "Internal", "14": "Unavailable",
+              "15": "DataLoss", "16": "Unauthenticated"}
 
     def check_request(self, connection, request):
         path = urlsplit(request.path).path.strip("/")

@@ -155,7 +155,11 @@ def endpoint(override: str | None, default: str, path: str = "") -> str:
     if not override:
         return default
     from urllib.parse import urlsplit
-    if urlsplit(override).path in ("", "/") and path:
+    try:
+        bare = urlsplit(override).path in ("", "/")
+    except ValueError:   # not a URL: the recorder reports it (a usage error)
+        return override
+    if bare and path:
         return override.rstrip("/") + "/" + path.lstrip("/")
     return override
 

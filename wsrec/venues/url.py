@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from ..connection import url_problem
+from ..secrets import redact_url
 from .base import Request, Stream, UsageError, Venue
 
 __all__ = ["Url", "UrlStream"]
@@ -30,8 +32,15 @@ class Url(Venue):
     def streams(self, request: Request) -> list[Stream]:
         if not request.url:
             raise UsageError("url: give the endpoint, e.g. wsrec record url wss://host/path")
-        if urlsplit(request.url).scheme not in ("ws", "wss"):
-            raise UsageError(f"url: {request.url!r} is not a ws:// or wss:// URL")
+        try:
+            scheme = urlsplit(request.url).scheme
+        except ValueError:
+            scheme = None   # reported below
+        if scheme is not None and scheme.lower() not in ("ws", "wss"):
+            raise UsageError(f"url: {redact_url(request.url)!r} is not a ws:// or wss:// URL")
+        problem = url_problem(request.url)
+        if problem:
+            raise UsageError(f"url: invalid URL {redact_url(request.url)!r}: {problem}")
         headers = {k[len("header."):]: v for k, v in request.params.items()
                    if k.startswith("header.")}
         unknown = [k for k in request.params if not k.startswith("header.") and k != "send"]
@@ -44,5 +53,8 @@ class Url(Venue):
 
     @staticmethod
     def default_name(url: str) -> str:
-        host = urlsplit(url).hostname or "url"
+        try:
+            host = urlsplit(url).hostname or "url"
+        except ValueError:   # not a URL: 'record url' reports it as a usage error
+            host = "url"
         return "".join(c if c.isalnum() or c in "._-" else "-" for c in host)
