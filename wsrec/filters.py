@@ -1,7 +1,7 @@
 """Row filters shared by the store API, replay and convert: time, channel, symbol, direction, kind.
 
 All filtering runs in Arrow compute kernels on each batch read: parts and row groups
-outside the time range are skipped before (by the manifest and the ``ts`` statistics),
+outside the time range are skipped before (by the manifest and the ``ts`` column),
 and the channel/symbol tests run over the list columns, so a frame carrying several
 symbols matches a filter on any of them.
 """
