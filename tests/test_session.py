@@ -282,3 +282,13 @@ def test_disk_bytes_and_rows_survive_files_vanishing(data):
     s = wsrec.open_session(folder)          # sees the journal ...
     (folder / "part-000001.journal").unlink()   # ... which a live writer then deletes
     assert s.rows() == 7 and s.disk_bytes() == expected
+
+
+def test_lean_reading_gives_the_same_rows(data):
+    folder, _ = write_session(data, n=3000, row_group_rows=700, part_bytes=60_000)
+    session = wsrec.open_session(folder)
+    for filters in ({}, {"symbols": "AAPL"}, {"direction": "all"}):
+        full = pa.Table.from_batches(list(session.batches(**filters)))
+        lean = list(session.batches(lean=True, batch_size=128, **filters))
+        assert all(b.num_rows <= 128 for b in lean)
+        assert pa.Table.from_batches(lean, schema=full.schema).equals(full)

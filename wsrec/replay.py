@@ -105,7 +105,7 @@ _CHUNK = 128  # frames turned into Python objects at a time, between due times
 
 
 def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions, *,
-                     batch_size: int = 8192, depth: int = 4
+                     batch_size: int = 8192, depth: int = 4, lean: bool = False
                      ) -> Iterator[tuple[int, list[Frame], list[int], "Session"]]:
     """Small runs of frames with their due times, looped: (loop, frames, dues, session).
 
@@ -122,7 +122,7 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
         last = None
         schedule = Schedule(sessions, filters, speed=options.speed,
                             skip_gaps=options.skip_gaps, columns=FRAME_COLUMNS + ["session"],
-                            batch_size=batch_size)
+                            batch_size=batch_size, lean=lean)
         for batch, due in prefetch(iter(schedule), depth=depth):
             sess = batch.column("session")
             for start in range(0, batch.num_rows, _CHUNK):

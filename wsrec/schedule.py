@@ -53,9 +53,10 @@ def down_intervals(manifest: dict) -> list[tuple[int, int]]:
 
 class _SessionSchedule:
     def __init__(self, session: Session, filters: Filters, columns, skip_gaps: bool,
-                 batch_size: int):
+                 batch_size: int, lean: bool = False):
         self.session = session
-        self.iter = session.batches(filters, columns=columns, batch_size=batch_size)
+        self.iter = session.batches(filters, columns=columns, batch_size=batch_size,
+                                    lean=lean)
         self.gaps = down_intervals(session.manifest) if skip_gaps else []
         self.first_ts = None
         self.first_clock = None
@@ -110,7 +111,7 @@ class Schedule:
 
     def __init__(self, sessions: list[Session], filters: Filters | None = None, *,
                  speed: float | None = 1.0, skip_gaps: bool = False, columns=None,
-                 batch_size: int = 65_536):
+                 batch_size: int = 65_536, lean: bool = False):
         if speed is not None and not speed > 0:
             raise ValueError("speed must be positive")
         self.sessions = sessions
@@ -119,10 +120,11 @@ class Schedule:
         self.skip_gaps = skip_gaps
         self.columns = columns
         self.batch_size = batch_size
+        self.lean = lean   # read as Session.batches(lean=True): little memory per schedule
 
     def __iter__(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
         parts = [_SessionSchedule(s, self.filters, self.columns, self.skip_gaps,
-                                  self.batch_size) for s in self.sessions]
+                                  self.batch_size, self.lean) for s in self.sessions]
         firsts = [(p.peek_first(), i, p) for i, p in enumerate(parts)]
         firsts = [f for f in firsts if f[0] is not None]
         if not firsts:

@@ -312,7 +312,7 @@ class _Player:
         pacer = None
         sent = 0
         runs = scheduled_frames(self.sessions, self.filters, self.options,
-                                batch_size=_CLIENT_BATCH, depth=_CLIENT_DEPTH)
+                                batch_size=_CLIENT_BATCH, depth=_CLIENT_DEPTH, lean=True)
         with contextlib.closing(runs):
             for _, frames, dues, session in runs:
                 if pacer is None:  # this client's clock starts with its first frame
