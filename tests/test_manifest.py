@@ -6,7 +6,7 @@ import pytest
 
 from wsrec.errors import CorruptData
 from wsrec.manifest import (MAX_MANIFEST_BYTES, REBUILD_HINT, ManifestError, check_manifest,
-                            load_manifest, new_session_id, redact, save_manifest)
+                            load_manifest, new_session_id, save_manifest)
 
 GOOD = {"format_version": 1, "venue": "v", "session": "s", "status": "complete", "parts": []}
 
@@ -282,7 +282,8 @@ def test_check_manifest_takes_parsed_data(tmp_path):
         check_manifest(_set("parts.1.file", "part-000000.parquet"), tmp_path / "session.json")
 
 
-def test_redact():
+def test_manifest_args_are_redacted_by_the_secrets_module():
+    from wsrec.secrets import redact
     args = {"key_id": "AK", "secret_key": "s", "symbols": ["A"], "nested": {"token": "t"},
             "params": [{"password": "p", "x": 1}], "auth": None}
     assert redact(args) == {"key_id": "***", "secret_key": "***", "symbols": ["A"],

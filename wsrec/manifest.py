@@ -26,8 +26,6 @@ __all__ = [
     "REBUILD_HINT",
     "save_manifest",
     "new_session_id",
-    "redact",
-    "REDACTED",
 ]
 
 FORMAT_VERSION = 2
@@ -36,29 +34,17 @@ MANIFEST = "session.json"
 #: failed: ended by a fatal error, a full disk or exhausted retries;
 #: recovered: a crashed session rebuilt by ``wsrec repair``.
 STATUSES = ("recording", "complete", "failed", "recovered")
-REDACTED = "***"
 
 #: a larger session.json is refused unread (a real one is a few KB per hour recorded)
 MAX_MANIFEST_BYTES = 64 << 20
 #: what to do about a manifest that is missing, unreadable JSON or fails validation
 REBUILD_HINT = "run 'wsrec repair' to rebuild it from the parts"
-_SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "auth", "signature", "jwt")
 
 
 def new_session_id(now_ns: int | None = None) -> str:
     """``20261121T210501Z-3f9a``: UTC start time, then 4 random hex digits."""
     secs = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000_000
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(secs)) + "-" + secrets.token_hex(2)
-
-
-def redact(args):
-    """A copy of recording arguments with every value under a secret-looking key replaced."""
-    if isinstance(args, dict):
-        return {k: (REDACTED if v is not None and any(w in str(k).lower() for w in _SECRET_WORDS)
-                    else redact(v)) for k, v in args.items()}
-    if isinstance(args, (list, tuple)):
-        return [redact(v) for v in args]
-    return args
 
 
 class ManifestError(CorruptData):

@@ -36,7 +36,7 @@ from .connections import track
 from .errors import CorruptData, SessionNotFound, first_line, storage_error
 from .journal import MAGIC, JournalScan, scan_journal
 from .lock import SessionLock
-from .manifest import FORMAT_VERSION, MANIFEST, load_manifest, save_manifest
+from .manifest import FORMAT_VERSION, MANIFEST, MAX_MANIFEST_BYTES, load_manifest, save_manifest
 from .part import PartWriter, file_sha256, fsync_dir, journal_name, part_index, part_name
 from .schema import SCHEMA
 from .session import Session
@@ -47,7 +47,6 @@ from .upgrade import upgrade as migrate
 __all__ = ["repair", "find_session"]
 
 #: a session.json larger than this is not read to decide whether it can be rebuilt
-_MAX_MANIFEST = 64 << 20
 _ENTRY_COLUMNS = ["ts", "mono_ns", "seq", "payload", "venue", "session"]
 
 
@@ -401,7 +400,7 @@ def _manifest_trouble(folder: Path) -> str | None:
         raise error from None
     if not stat.S_ISREG(info.st_mode):
         return "it was not a regular file"
-    if info.st_size > _MAX_MANIFEST:
+    if info.st_size > MAX_MANIFEST_BYTES:
         return "it was too large to read"
     try:
         with open(path, "rb") as f:
@@ -496,7 +495,7 @@ def _rebuild_manifest(folder: Path, why: str, actions: list[str]) -> None:
 def _old_manifest(path: Path) -> dict:
     """Whatever can be salvaged of an unreadable manifest (its arguments and settings)."""
     try:
-        if os.lstat(path).st_size > _MAX_MANIFEST or not path.is_file():
+        if os.lstat(path).st_size > MAX_MANIFEST_BYTES or not path.is_file():
             return {}
         data = json.loads(path.read_bytes())
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
