@@ -327,15 +327,21 @@ def _typed(obj: dict, key: str, field: str, types, what: str) -> None:
         raise _Invalid(field, f"is {_show(obj[key])}, not {what}")
 
 
-def _integer(obj: dict, key: str, field: str, bounds: tuple[int, int], *,
-             optional: bool = False, nullable: bool = False) -> None:
+def _given(obj: dict, key: str, field: str, optional: bool, nullable: bool) -> bool:
+    """Whether ``obj[key]`` holds a value to check: False when it may be absent or null
+    and is; _Invalid when it is missing and must be there."""
     if key not in obj:
         if optional:
-            return
+            return False
         raise _Invalid(field, "is missing")
-    value = obj[key]
-    if value is None and nullable:
+    return not (obj[key] is None and nullable)
+
+
+def _integer(obj: dict, key: str, field: str, bounds: tuple[int, int], *,
+             optional: bool = False, nullable: bool = False) -> None:
+    if not _given(obj, key, field, optional, nullable):
         return
+    value = obj[key]
     lo, hi = bounds
     if not _int(value) or not lo <= value <= hi:
         what = _RANGES.get(bounds, f"an integer from {lo} to {hi}")
@@ -344,13 +350,9 @@ def _integer(obj: dict, key: str, field: str, bounds: tuple[int, int], *,
 
 def _time(obj: dict, key: str, field: str, *, optional: bool = False,
           nullable: bool = True) -> None:
-    if key not in obj:
-        if optional:
-            return
-        raise _Invalid(field, "is missing")
-    value = obj[key]
-    if value is None and nullable:
+    if not _given(obj, key, field, optional, nullable):
         return
+    value = obj[key]
     if not isinstance(value, str):
         raise _Invalid(field, f"is {_show(value)}, not a time (e.g. "
                               f"2026-11-18T11:06:40.000000000Z)")

@@ -439,13 +439,10 @@ class _PartReader:
                                              columns=columns, use_threads=False):
                     k = batch.num_rows
                     if k and "seq" in batch.schema.names:
-                        column = batch.column("seq")
-                        first, last = column[0].as_py(), column[k - 1].as_py()
-                        start = first if expect is None else expect
-                        if first != start or last != start + k - 1:
-                            raise _Damage(f"seq {first}..{last} where {start}..{start + k - 1} "
-                                          f"belong", group)
-                        expect = last + 1
+                        damage = _seq_damage(batch.column("seq"), expect, group)
+                        if damage is not None:
+                            raise damage
+                        expect = batch.column("seq")[k - 1].as_py() + 1
                     got += k
                     yield group, n, seq, pa.Table.from_batches([batch])
                 if got != n:
@@ -468,12 +465,7 @@ class _PartReader:
             if table.num_rows != n:
                 return _Damage(f"{table.num_rows:,} rows read, its footer says {n:,}", group)
             if n and "seq" in table.column_names:
-                column = table.column("seq")
-                first, last = column[0].as_py(), column[n - 1].as_py()
-                start = first if seq is None else seq
-                if first != start or last != start + n - 1:
-                    return _Damage(f"seq {first}..{last} where {start}..{start + n - 1} "
-                                   f"belong", group)
+                return _seq_damage(table.column("seq"), seq, group) or table
             return table
 
         with ThreadPoolExecutor(2, thread_name_prefix="wsrec-read") as pool:
@@ -486,6 +478,17 @@ class _PartReader:
                 if nxt is not None:
                     pending.append((nxt, pool.submit(read, *nxt)))
                 yield group, n, seq, result
+
+
+def _seq_damage(column, start: int | None, group: int) -> "_Damage | None":
+    """Damage when a row group's (or batch's) ``seq`` column does not run start, start+1,
+    ... (start None: from its own first value); checked at its ends."""
+    n = len(column)
+    first, last = column[0].as_py(), column[n - 1].as_py()
+    start = first if start is None else start
+    if first != start or last != start + n - 1:
+        return _Damage(f"seq {first}..{last} where {start}..{start + n - 1} belong", group)
+    return None
 
 
 def _ns(text):
