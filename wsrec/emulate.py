@@ -194,7 +194,7 @@ class AlpacaEmulator(Emulator):
             if "trades" in self.subs:
                 for name in ("corrections", "cancelErrors"):
                     ack[name] = sorted(set(ack[name]) | self.subs["trades"])
-        self.reply(ack)
+            self.reply(ack)  # under the lock: no frame of the new set goes out ahead of it
         self.ready.set()
 
     def wants(self, channel: str | None, symbol: str | None) -> bool:
@@ -308,8 +308,8 @@ class HyperliquidEmulator(_JsonEmulator):
                 if sub not in self.subs:
                     return self.error(f"Already unsubscribed: {_echo(sub)}")
                 self.subs.remove(sub)
-        self.reply({"channel": "subscriptionResponse", "data": {"method": method,
-                                                                "subscription": sub}})
+            self.reply({"channel": "subscriptionResponse",  # under the lock: before any data
+                        "data": {"method": method, "subscription": sub}})
         self.ready.set()
 
     def render(self, frame: Frame):
@@ -425,9 +425,9 @@ class FlowEmulator(_JsonEmulator):
                     sid = f"{self.next_id:x}"
                     self.next_id += 1
                 self.subs[sid] = msg["topic"]
+                self.reply({"subscription_id": sid, "action": action})  # before any data
         if problem:
             return self.error(sid, action, *problem)
-        self.reply({"subscription_id": sid, "action": action})
         self.ready.set()
 
     def render(self, frame: Frame):
@@ -526,10 +526,11 @@ class DfuseEmulator(_JsonEmulator):
             full = req_id not in self.requests and len(self.requests) >= MAX_STREAMS
             if not full:
                 self.requests[req_id] = rtype
+                self.reply({"type": "listening", "req_id": req_id,  # before any data
+                            "data": {"next_block": 0}})
         if full:
             return self.error(req_id, "ws_too_much_stream_error",
                               f"at most {MAX_STREAMS} streams per connection")
-        self.reply({"type": "listening", "req_id": req_id, "data": {"next_block": 0}})
         self.ready.set()
 
     def render(self, frame: Frame):
