@@ -1,3 +1,6 @@
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,11 +24,45 @@ def test_lateness_summary_and_bounded_memory():
     assert Lateness().summary()["p50_ms"] is None
 
 
-def test_prefetch_keeps_order_and_raises():
-    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+@pytest.mark.parametrize("pooled", [False, True])
+def test_prefetch_keeps_order_and_raises(pooled):
+    with ThreadPoolExecutor(2) as pool:
+        kw = {"pool": pool} if pooled else {"depth": 3}
+        assert list(prefetch(iter(range(100)), **kw)) == list(range(100))
 
-    def broken():
+        def broken():
+            yield 1
+            raise ValueError("boom")
+        with pytest.raises(ValueError, match="boom"):
+            list(prefetch(broken(), **kw))
+
+
+def test_readers_sharing_a_pool_each_get_their_own_items_in_order():
+    with ThreadPoolExecutor(2) as pool:
+        readers = [prefetch(iter(range(i, i + 50)), pool=pool) for i in range(0, 1000, 100)]
+        got = [[] for _ in readers]
+        for _ in range(50):  # interleaved, as a server's clients are
+            for out, reader in zip(got, readers):
+                out.append(next(reader))
+        assert got == [list(range(i, i + 50)) for i in range(0, 1000, 100)]
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_closing_a_prefetch_waits_for_the_item_being_made(pooled):
+    """A process exiting while a worker is inside Arrow can abort: a stopped reader
+    waits for its worker's current item (bounded) before it returns."""
+    making, made = threading.Event(), threading.Event()
+
+    def slow():
+        yield 0
+        making.set()
+        time.sleep(0.3)
+        made.set()
         yield 1
-        raise ValueError("boom")
-    with pytest.raises(ValueError, match="boom"):
-        list(prefetch(broken()))
+
+    with ThreadPoolExecutor(1) as pool:
+        reader = prefetch(slow(), depth=1, pool=pool if pooled else None)
+        assert next(reader) == 0
+        assert making.wait(10)
+        reader.close()
+        assert made.is_set()

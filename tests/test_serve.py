@@ -456,6 +456,34 @@ def test_signal_with_a_client_in_a_long_silence(data):
     assert exit_code == 0 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("scheme", ["ws", "tcp"])
+def test_signal_with_a_client_that_never_reads(data, scheme):
+    """A send to a client that doesn't read blocks for up to --max-lag: stopping must not
+    wait for it."""
+    with wsrec.SessionWriter("stuck", data=data) as w:
+        for i in range(500):  # 10 MB, more than socket buffers hold
+            w.append(b'{"i":%d,"pad":"%s"}' % (i, b"x" * 20_000), kind="text",
+                     ts_ns=10**18 + i * 1_000_000, mono_ns=i * 1_000_000)
+    server = Server(data, "stuck", "--to", f"{scheme}://127.0.0.1:0", "--max-lag", "600")
+    host, port = server.url.split("//")[1].split(":")
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect((host, int(port)))
+    if scheme == "ws":
+        stuck.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+    try:
+        time.sleep(1.5)  # the server's sends fill the buffers and block
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code, err = server.finish(timeout=60)
+        assert time.monotonic() - t0 < 30  # not --max-lag
+    finally:
+        stuck.close()
+    assert code == 0 and "Traceback" not in err and "stopping (SIGTERM)" in err, err
+
+
 def test_leftover_unix_socket_is_replaced_a_live_one_refused(recorded, tmp_path):
     path = tmp_path / "replay.sock"
     stale_socket(path)

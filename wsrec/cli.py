@@ -31,7 +31,8 @@ from .convert import FORMATS, convert
 from .filters import Filters
 from .importer import IMPORT_FORMATS, import_file
 from .pacing import Lateness
-from .replay import ReplayOptions, count_frames, parse_speed, replay_to_stream, why_empty
+from .replay import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
+                     use_lean_memory_pool, why_empty)
 from .timefmt import check_ns, format_duration, format_ns, parse_duration, parse_time
 from .venues import VENUES, Request, UsageError, get_venue
 from .venues.url import Url
@@ -874,7 +875,7 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
         wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
     """
-    _lean_memory_pool()
+    use_lean_memory_pool()
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
                                             direction, do_repair)
     _read_damaged(picked, read_damaged)
@@ -925,18 +926,6 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         summary = lateness.summary()
         summary["frames"] = written
         click.echo(_stats_line(summary), err=True)
-
-
-def _lean_memory_pool() -> None:
-    """Streaming a session decodes one row group after another; jemalloc hands the freed
-    memory back, where Arrow's default pool keeps it (about 100 MB less at peak)."""
-    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
-        return  # the user chose
-    try:
-        import pyarrow as pa
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except (ImportError, NotImplementedError, AttributeError):  # a build without jemalloc
-        pass
 
 
 def _stats_line(s: dict) -> str:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from array import array
+from concurrent.futures import Executor
 
 __all__ = ["Pacer", "Lateness", "prefetch", "fine_switching"]
 
@@ -83,26 +84,40 @@ class Lateness:
 _END = object()
 
 
-def prefetch(iterable, depth: int = 4):
+JOIN_SECONDS = 10.0  # how long a stopped prefetch waits for its worker
+
+
+def prefetch(iterable, depth: int = 4, *, pool: Executor | None = None):
     """Run ``iterable`` in a thread, ``depth`` items ahead (reading and decoding row groups,
-    rendering lines), so the pacing thread only waits and writes."""
+    rendering lines), so the pacing thread only waits and writes.
+
+    ``pool``: instead of a thread of its own, one item ahead in a thread of ``pool``, an
+    executor that many readers share (a server's clients: the threads, and the memory
+    each thread's allocator keeps, don't grow with the number of clients)."""
+    if pool is not None:
+        yield from _pooled(iter(iterable), pool)
+        return
     q: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
+
+    def give(item) -> bool:
+        """Queue ``item`` unless the consumer has gone: False then."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work():
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not give(item):
                     return
-            q.put(_END)
+            give(_END)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            q.put(exc)
+            give(exc)
 
     thread = threading.Thread(target=work, name="wsrec-prefetch", daemon=True)
     thread.start()
@@ -116,6 +131,24 @@ def prefetch(iterable, depth: int = 4):
             yield item
     finally:
         stop.set()
+        # let the worker finish the item it is decoding: a process that exits while a
+        # thread is inside Arrow can abort ("terminate called without an active exception")
+        thread.join(JOIN_SECONDS)
+
+
+def _pooled(it, pool: Executor):
+    future = pool.submit(next, it, _END)
+    try:
+        while True:
+            item = future.result()
+            if item is _END:
+                return
+            future = pool.submit(next, it, _END)
+            yield item
+    finally:
+        if not future.cancel():  # running: let it finish (see the join above)
+            with contextlib.suppress(BaseException):
+                future.result(JOIN_SECONDS)
 
 
 @contextlib.contextmanager

@@ -8,8 +8,10 @@ WebSocket servers. The CLI's ``wsrec replay`` is a thin layer over both.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -24,7 +26,7 @@ from .session import Frame, Session
 from .timefmt import format_ns
 
 __all__ = ["ReplayOptions", "parse_speed", "replay_to_stream", "frame_lines", "FRAME_COLUMNS",
-           "count_frames", "scheduled_frames", "why_empty"]
+           "count_frames", "scheduled_frames", "why_empty", "use_lean_memory_pool"]
 
 FRAME_COLUMNS = list(Frame._fields)
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*x?\s*$", re.IGNORECASE)
@@ -105,15 +107,17 @@ _CHUNK = 128  # frames turned into Python objects at a time, between due times
 
 
 def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions, *,
-                     batch_size: int = 8192, depth: int = 4, lean: bool = False
+                     batch_size: int = 8192, depth: int = 4, lean: bool = False,
+                     pool: Executor | None = None
                      ) -> Iterator[tuple[int, list[Frame], list[int], "Session"]]:
     """Small runs of frames with their due times, looped: (loop, frames, dues, session).
 
     Dues are ns after the replay's start, across loops (each loop starts when the previous
     one's last frame was due). Reading and decoding (Arrow, which releases the GIL) run
-    ahead in a thread, ``depth`` batches of ``batch_size`` rows ahead; turning rows into
-    Python objects happens here, ``_CHUNK`` rows at a time, so the caller's pacing thread
-    never waits long for the interpreter.
+    ahead in a thread, ``depth`` batches of ``batch_size`` rows ahead (or one batch ahead
+    in a thread of ``pool``, see ``prefetch``); turning rows into Python objects happens
+    here, ``_CHUNK`` rows at a time, so the caller's pacing thread never waits long for
+    the interpreter.
     """
     by_id = {s.id: s for s in sessions}
     offset = 0
@@ -123,7 +127,7 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
         schedule = Schedule(sessions, filters, speed=options.speed,
                             skip_gaps=options.skip_gaps, columns=FRAME_COLUMNS + ["session"],
                             batch_size=batch_size, lean=lean)
-        for batch, due in prefetch(iter(schedule), depth=depth):
+        for batch, due in prefetch(iter(schedule), depth=depth, pool=pool):
             sess = batch.column("session")
             for start in range(0, batch.num_rows, _CHUNK):
                 chunk = batch.slice(start, _CHUNK)
@@ -230,3 +234,15 @@ def _max_batches(sessions, filters, options):
         if not any_rows:
             return
         iteration += 1
+
+
+def use_lean_memory_pool() -> None:
+    """Use Arrow's jemalloc pool for replay (unless ARROW_DEFAULT_MEMORY_POOL says): a
+    replay decodes one row group after another, and jemalloc hands the freed memory
+    back where the default pool keeps it (about 100 MB less at peak)."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return  # the user chose
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except (NotImplementedError, AttributeError):  # a build without jemalloc
+        pass

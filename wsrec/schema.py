@@ -139,6 +139,10 @@ def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.T
 #: * A CRC-32 checksum in every page header (an optional Parquet feature that readers
 #:   without it ignore): ``Session`` verifies them on every read, so a flipped bit in a
 #:   page is an error (or a skipped row group), never silently different data.
+#: * 256 KiB data pages (Parquet's default is 1 MiB): a reader holds one decompressed page
+#:   per column, so a reader streaming a part (each replay server client) costs about
+#:   1 MB instead of 2; parts come out no bigger and read back as fast
+#:   (bench/serve_memory.py, docs/PERFORMANCE.md).
 PARQUET_OPTIONS = dict(
     compression="zstd",
     compression_level=6,
@@ -149,4 +153,5 @@ PARQUET_OPTIONS = dict(
     write_statistics=["ts", "mono_ns", "seq", "conn", "stream", "dir", "kind", "channel",
                       "symbol"],
     write_page_checksum=True,
+    data_page_size=256 << 10,
 )

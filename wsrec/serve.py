@@ -33,6 +33,7 @@ import struct
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,15 +45,18 @@ from websockets.sync.server import serve as ws_serve
 from .emulate import emulator_for
 from .errors import WsrecError
 from .filters import Filters
-from .pacing import Lateness, Pacer, fine_switching
+from .pacing import JOIN_SECONDS, Lateness, Pacer, fine_switching
 from .replay import ReplayOptions, frame_lines, scheduled_frames
 from .session import Session
 
 __all__ = ["ServeOptions", "serve_replay", "parse_target"]
 
-# a client on its own clock reads the sessions itself: small batches, little read-ahead
-_CLIENT_BATCH = 1024
-_CLIENT_DEPTH = 2
+# a client on its own clock reads the sessions itself, in small batches, one batch ahead,
+# in one of a few reading threads that all clients share (bench/serve_memory.py)
+_CLIENT_BATCH = 256
+_READERS = 2
+# the shared clock's one reader: a little more ahead (see _Tape)
+_TAPE_BATCH = 1024
 
 
 @dataclass
@@ -172,9 +176,11 @@ class _Tape:
         self.cursors: dict = {}  # client token -> index of the chunk it takes next
         self.ended = False
         self.error: WsrecError | None = None
+        self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._produce, name="wsrec-tape", daemon=True).start()
+        self.thread = threading.Thread(target=self._produce, name="wsrec-tape", daemon=True)
+        self.thread.start()
 
     def _now(self) -> int:
         return time.monotonic_ns() - self.player.clock
@@ -182,7 +188,9 @@ class _Tape:
     def _produce(self) -> None:
         p = self.player
         try:
-            with contextlib.closing(scheduled_frames(p.sessions, p.filters, p.options)) as runs:
+            runs = scheduled_frames(p.sessions, p.filters, p.options,
+                                    batch_size=_TAPE_BATCH, depth=2, lean=True)
+            with contextlib.closing(runs):
                 for _, frames, dues, session in runs:
                     with self.lock:
                         while True:
@@ -286,6 +294,7 @@ class _Player:
         self.done = threading.Event()
         self.error: str | None = None
         self.tape = _Tape(self) if serve.shared_clock else None
+        self.readers = None if self.tape else ThreadPoolExecutor(_READERS, "wsrec-read")
         self.stop: threading.Event | None = None   # set by the caller: stop serving
 
     def fail(self, exc: WsrecError) -> None:
@@ -312,7 +321,7 @@ class _Player:
         pacer = None
         sent = 0
         runs = scheduled_frames(self.sessions, self.filters, self.options,
-                                batch_size=_CLIENT_BATCH, depth=_CLIENT_DEPTH, lean=True)
+                                batch_size=_CLIENT_BATCH, lean=True, pool=self.readers)
         with contextlib.closing(runs):
             for _, frames, dues, session in runs:
                 if pacer is None:  # this client's clock starts with its first frame
@@ -426,6 +435,39 @@ def _send_timeout(sock: socket.socket, seconds: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", secs, usecs))
 
 
+class _Clients:
+    """The sockets of the connected clients, so that stopping never waits on a client
+    that doesn't read: a send to it can block for up to ``--max-lag`` seconds."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sockets: set[socket.socket] = set()
+
+    @contextlib.contextmanager
+    def connected(self, sock: socket.socket):
+        with self.lock:
+            self.sockets.add(sock)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.sockets.discard(sock)
+
+    def stop(self, close, grace: float) -> None:
+        """Run ``close`` (which returns once every client's thread has ended); sockets
+        still connected after ``grace`` seconds (for clients that read, to take their
+        close) are shut down, which ends a blocked send."""
+        closing = threading.Thread(target=close, name="wsrec-close", daemon=True)
+        closing.start()
+        closing.join(grace)
+        if closing.is_alive():
+            with self.lock:
+                for sock in self.sockets:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+            closing.join()
+
+
 def _wait(player: _Player, shutdown, caught: list[str]) -> dict:
     if player.tape is not None:
         player.tape.start()
@@ -440,6 +482,11 @@ def _wait(player: _Player, shutdown, caught: list[str]) -> dict:
         if caught:
             player.log(f"stopping ({caught[0]})")
         shutdown()
+        # a thread still inside Arrow when the process exits can abort it: see prefetch
+        if player.tape is not None and player.tape.thread is not None:
+            player.tape.thread.join(JOIN_SECONDS)
+        if player.readers is not None:
+            player.readers.shutdown(wait=True, cancel_futures=True)
     if player.error:
         raise WsrecError(player.error)
     return player.report()
@@ -489,10 +536,14 @@ def _claim_unix_path(path: Path) -> bool:
 def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
     fmt = player.options.format
 
+    clients = _Clients()
+
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
-            sock = self.request
-            name = f"client {self.client_address or 'unix'}"
+            with clients.connected(self.request):
+                self._play(self.request, f"client {self.client_address or 'unix'}")
+
+        def _play(self, sock, name):
             try:
                 _send_timeout(sock, player.serve.max_lag)
                 n = player.play(lambda frames, s: frame_lines(frames, s, fmt), sock.sendall)
@@ -530,7 +581,7 @@ def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
         except OSError as exc:
             raise WsrecError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         url = f"tcp://{host}:{server.server_address[1]}"
-    server.daemon_threads = True
+    server.daemon_threads = False  # server_close waits for every client's thread
     _log_line(f"listening on {url}")
     if stale:
         player.log(f"note: replaced unix:{port}, a socket nothing was listening on (left "
@@ -540,7 +591,7 @@ def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
 
     def shutdown():
         server.shutdown()
-        server.server_close()
+        clients.stop(server.server_close, grace=0)  # lines have no closing handshake
         if kind == "unix":
             try:
                 if os.stat(port).st_ino == inode:  # still ours
@@ -557,7 +608,13 @@ def _serve_ws(player: _Player, host: str, port: int, path: str, caught) -> dict:
     manifest = player.sessions[0].manifest
     limit = player.serve.max_message_size
 
+    clients = _Clients()
+
     def handler(ws):
+        with clients.connected(ws.socket):
+            serve_client(ws)
+
+    def serve_client(ws):
         name = f"client {ws.remote_address[0]}:{ws.remote_address[1]}"
 
         def send(payload: bytes, text: bool):
@@ -653,4 +710,4 @@ def _serve_ws(player: _Player, host: str, port: int, path: str, caught) -> dict:
     _log_line(f"listening on ws://{host}:{bound}{path if path != '/' else ''}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return _wait(player, server.shutdown, caught)
+    return _wait(player, lambda: clients.stop(server.shutdown, grace=2.0), caught)

@@ -430,7 +430,7 @@ class _PartReader:
         """Like ``_read``, but each row group ``batch_size`` rows at a time: (group, rows,
         first seq, a table of one batch, or _Damage); the same checks, made as the batches
         come (rows already given stay given: each was checked before)."""
-        pf = pq.ParquetFile(pa.OSFile(str(self.path)), pre_buffer=False, buffer_size=1 << 16,
+        pf = pq.ParquetFile(pa.OSFile(str(self.path)), pre_buffer=False, buffer_size=1 << 13,
                             page_checksum_verification=True)
         for group, n, seq in groups:
             got, expect = 0, seq
