@@ -109,9 +109,9 @@ async def bare(url: str, n: int) -> dict:
 
 async def wsrec_client(url: str, n: int) -> dict:
     import wsrec
-    from wsrec.recorder import Recorder, RecordOptions
+    from wsrec.record.recorder import Recorder, RecordOptions
     from wsrec.venues import Request, get_venue
-    from wsrec.verify import verify
+    from wsrec.store.verify import verify
     root = tempfile.mkdtemp(prefix="wsrec-bench-")
     samples: list[tuple[int, float]] = []
     try:

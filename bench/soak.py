@@ -79,7 +79,7 @@ def step_pyarrow(root: str) -> int:
 def step_record(url: str, n: int, root: str, part_mb: int) -> None:
     """The recorder driven from Python, for a part size the CLI has no option for; same
     options as ``wsrec record url URL --max-frames N``, same JSON out."""
-    from wsrec.recorder import RecordOptions, record
+    from wsrec.record.recorder import RecordOptions, record
     from wsrec.venues import Request, get_venue
     from wsrec.venues.url import Url
     request = Request(url=url, params={"send": []})

@@ -96,7 +96,7 @@ def record_from_sim(venue, data, *, sim=None, channels=(), symbols=(), params=No
     """
     import asyncio
 
-    from wsrec.recorder import Recorder, RecordOptions
+    from wsrec.record.recorder import Recorder, RecordOptions
     from wsrec.sim import SimOptions, get_simulator
     from wsrec.venues import Request, get_venue
 

@@ -21,9 +21,9 @@ import zstandard
 from click.testing import CliRunner
 
 import wsrec
-from wsrec.cli import cli
+from wsrec.cli.commands import cli
 from wsrec.errors import StorageError, WsrecError
-from wsrec.importer import import_file
+from wsrec.record.importer import import_file
 
 from conftest import write_session
 
@@ -339,7 +339,7 @@ def test_several_members_and_frames_are_read(tmp_path):
 def test_overlong_lines_are_skipped_not_held(tmp_path, monkeypatch, fmt):
     """A 64 MiB line (from a 10 kB zstd file) past the line limit (here 1 MiB) is skipped
     and never held whole; the lines around it import."""
-    monkeypatch.setattr("wsrec.importer._MAX_LINE", 1 << 20)
+    monkeypatch.setattr("wsrec.record.importer._MAX_LINE", 1 << 20)
     good = json.dumps(GOOD).encode() if fmt == "jsonl" else b"1700000000 small"
     path = tmp_path / "bomb.zst"
     with open(path, "wb") as f, zstandard.ZstdCompressor(level=1).stream_writer(f) as w:
@@ -482,7 +482,7 @@ def test_interrupted_import_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return (), ()
 
-    monkeypatch.setattr("wsrec.importer.classifier", lambda venue: interrupt)
+    monkeypatch.setattr("wsrec.record.importer.classifier", lambda venue: interrupt)
     path = tmp_path / "cap.txt"
     path.write_bytes(LINES_TEXT)
     data = tmp_path / "data"
@@ -586,7 +586,7 @@ def test_closed_stdout_never_lands_in_a_data_file(stdout_data, tmp_path):
     assert out.returncode == 1
     session = wsrec.open_session("v", data=data)
     assert [f.payload for f in session.frames()] == [b"a"]
-    from wsrec.verify import verify
+    from wsrec.store.verify import verify
     assert verify(session) == []
 
 

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsrec
-from wsrec.cli import cli
+from wsrec.cli.commands import cli
 from wsrec.secrets import REDACTED, Redactor, encodings, is_secret_name, redact, redact_url
 
 pytestmark = pytest.mark.timeout(120)

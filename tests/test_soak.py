@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import wsrec
-from wsrec.verify import verify
+from wsrec.store.verify import verify
 
 FRAMES = 300_000
 CHANNELS = ["trades", "l2Book", "bbo"]

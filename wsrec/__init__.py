@@ -8,15 +8,38 @@ The Python API the CLI is built on::
     s = wsrec.open_session("alpaca")              # that venue's newest session
     for frame in s.frames(direction="in", symbols="AAPL"):
         print(frame.seq, frame.payload)
+
+The package, by layer (a layer imports only from the layers below it; the
+contract is in pyproject.toml and checked by ``lint-imports``; modules whose names
+start with ``_`` are internal)::
+
+    cli/        the ``wsrec`` command: one library call per command
+      commands    the click commands     manpages   man pages from them
+    record/     from a venue into a session     replay/     from sessions out
+      recorder    the connection loop          stdout     paced lines to a file
+      importer    jsonl, lines and HAR in       serve      WebSocket, TCP, Unix servers
+      _connection the WebSocket client          convert    Parquet, CSV, jsonl, Arrow out
+                                                _schedule  merged, timed rows
+                                                _pacing    waiting to the microsecond
+                                                _emulate   replay speaking a venue's protocol
+    sim/        each venue's simulator (asyncio, synthetic data)
+    store/      sessions on disk
+      session     reading a session            writer     writing one (journal, parts)
+      manifest    session.json                 schema     the row schema, Parquet options
+      filters     the row predicate            lines      the envelope and raw line forms
+      repair      finishing crashed sessions   verify     checking parts and journals
+      info        a session's summary          upgrade    format 1 to format 2
+      roots       data roots and references    _journal, _part, _lock, _connections
+    venues/     each venue's protocol: streams, classification, constants
+    errors, timefmt, secrets   used by every layer
 """
 
-__version__ = "0.1.0"
-
-from .errors import (AmbiguousSession, CorruptData, DiskFull, SessionBusy,  # noqa: E402
-                     SessionNotFound, StorageError, WsrecError)
-from .filters import Filters  # noqa: E402
-from .session import Frame, Session, open_session  # noqa: E402
-from .writer import SessionWriter  # noqa: E402
+from wsrec._version import __version__
+from wsrec.errors import (AmbiguousSession, CorruptData, DiskFull, SessionBusy,
+                          SessionNotFound, StorageError, WsrecError)
+from wsrec.store.filters import Filters
+from wsrec.store.session import Frame, Session, open_session
+from wsrec.store.writer import SessionWriter
 
 __all__ = [
     "__version__",

@@ -1,5 +1,5 @@
 """``python -m wsrec``: the same as the ``wsrec`` command."""
 
-from .cli import main
+from wsrec.cli.commands import main
 
 main()

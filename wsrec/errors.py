@@ -12,6 +12,9 @@ exits 1 for any of them.
     ├── CorruptData            a manifest, part or journal can't be read
     ├── OutdatedFormat         a session in an older format ('wsrec repair --upgrade')
     ├── UnsupportedDataRoot    a data root that is not a local folder
+    ├── ConnectError           a connection could not be opened
+    │   ├── InvalidURL         (wsrec.urls) a URL that can't be connected to
+    │   └── HandshakeRejected  the server answered the upgrade with another HTTP status
     └── StorageError           a write to the data root failed
         └── DiskFull           ENOSPC, EDQUOT or EFBIG while writing
 """
@@ -28,6 +31,8 @@ __all__ = [
     "CorruptData",
     "OutdatedFormat",
     "UnsupportedDataRoot",
+    "ConnectError",
+    "HandshakeRejected",
     "StorageError",
     "DiskFull",
     "storage_error",
@@ -85,3 +90,18 @@ def storage_error(exc: OSError, what: str) -> StorageError:
     if exc.errno in _FULL:
         return DiskFull(f"disk full while writing {what}: {reason}")
     return StorageError(f"cannot write {what}: {reason}")
+
+
+class ConnectError(WsrecError):
+    """The connection could not be opened (DNS, refused, TLS, timeout, bad handshake)."""
+
+
+class HandshakeRejected(ConnectError):
+    """The server answered the upgrade with an HTTP status other than 101."""
+
+    def __init__(self, status: int, body: bytes = b""):
+        self.status = status
+        self.body = body
+        text = body.decode(errors="replace").strip().splitlines()
+        super().__init__(f"HTTP {status} on the WebSocket upgrade"
+                         + (f": {text[0][:200]}" if text else ""))

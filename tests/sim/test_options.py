@@ -5,7 +5,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from wsrec.cli import cli
+from wsrec.cli.commands import cli
 from wsrec.sim import SIMULATORS, SimOptions, get_simulator
 from wsrec.venues import UsageError
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..venues.base import UsageError
-from .alpaca import AlpacaSim
-from .base import SimOptions, Simulator, SimThread
-from .dfuse import DfuseSim
-from .flow import FlowSim
-from .hyperliquid import HyperliquidSim
-from .vega import VegaSim
+from wsrec.venues.base import UsageError
+from wsrec.sim.alpaca import AlpacaSim
+from wsrec.sim.base import SimOptions, Simulator, SimThread
+from wsrec.sim.dfuse import DfuseSim
+from wsrec.sim.flow import FlowSim
+from wsrec.sim.hyperliquid import HyperliquidSim
+from wsrec.sim.vega import VegaSim
 
 __all__ = ["SIMULATORS", "SimOptions", "Simulator", "SimThread", "get_simulator"]
 

@@ -19,8 +19,8 @@ import re
 
 import msgpack
 
-from ..venues.alpaca import FEEDS, OPTION_FEEDS, TYPES
-from .base import Simulator, compact
+from wsrec.venues.alpaca import FEEDS, OPTION_FEEDS, TYPES
+from wsrec.sim.base import Simulator, compact
 
 __all__ = ["AlpacaSim"]
 

@@ -84,7 +84,7 @@ class Simulator:
                                     and self.options.rate >= 0):
             problem = f"rate must be a finite number >= 0, not {self.options.rate!r}"
         if problem:
-            from ..venues.base import UsageError
+            from wsrec.venues.base import UsageError
             raise UsageError(f"{self.venue} simulator: {problem}")
         self.url: str | None = None
         self.sent: dict[int, list[bytes]] = {}

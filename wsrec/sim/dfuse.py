@@ -18,8 +18,8 @@ import datetime as dt
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from ..venues.dfuse import _INVALID, AUTH_ERRORS, MAX_STREAMS, REQUESTS
-from .base import Simulator, compact
+from wsrec.venues.dfuse import _INVALID, AUTH_ERRORS, MAX_STREAMS, REQUESTS
+from wsrec.sim.base import Simulator, compact
 
 __all__ = ["DfuseSim", "GENESIS"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from ..venues.flow import MAX_SUBSCRIPTIONS, TOPICS
-from .base import Simulator, compact
+from wsrec.venues.flow import MAX_SUBSCRIPTIONS, TOPICS
+from wsrec.sim.base import Simulator, compact
 
 __all__ = ["FlowSim", "GENESIS"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from ..venues.hyperliquid import INTERVALS, SUBSCRIPTIONS
-from .base import Simulator, compact
+from wsrec.venues.hyperliquid import INTERVALS, SUBSCRIPTIONS
+from wsrec.sim.base import Simulator, compact
 
 __all__ = ["HyperliquidSim"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qsl, urlsplit
 
-from ..venues.vega import PATHS, PREFIX
-from .base import Simulator, compact
+from wsrec.venues.vega import PATHS, PREFIX
+from wsrec.sim.base import Simulator, compact
 
 __all__ = ["VegaSim", "MARKETS"]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .alpaca import Alpaca
-from .base import Request, Step, Stream, UsageError, Venue
-from .dfuse import Dfuse
-from .flow import Flow
-from .hyperliquid import Hyperliquid
-from .url import Url
-from .vega import Vega
+from wsrec.venues.alpaca import Alpaca
+from wsrec.venues.base import Request, Step, Stream, UsageError, Venue
+from wsrec.venues.dfuse import Dfuse
+from wsrec.venues.flow import Flow
+from wsrec.venues.hyperliquid import Hyperliquid
+from wsrec.venues.url import Url
+from wsrec.venues.vega import Vega
 
 __all__ = ["VENUES", "get_venue", "Request", "Step", "Stream", "Venue", "UsageError"]
 
@@ -26,10 +26,10 @@ def get_venue(name: str) -> Venue:
 def classifier(venue: str):
     """A function ``(payload, is_text) -> (channels, symbols)`` for frames of ``venue``
     that were not recorded by wsrec (imports), or one that classifies nothing."""
-    from .alpaca import AlpacaStream
-    from .dfuse import DfuseStream
-    from .flow import FlowStream
-    from .hyperliquid import HyperliquidStream
+    from wsrec.venues.alpaca import AlpacaStream
+    from wsrec.venues.dfuse import DfuseStream
+    from wsrec.venues.flow import FlowStream
+    from wsrec.venues.hyperliquid import HyperliquidStream
     streams = {"alpaca": lambda: AlpacaStream("", "", "", {}, auth_headers=False,
                                               msgpack_mode=False),
                "hyperliquid": lambda: HyperliquidStream("", []),

@@ -15,7 +15,7 @@ import re
 
 import msgpack
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint
+from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue, endpoint
 
 __all__ = ["Alpaca", "AlpacaStream", "FEEDS", "TYPES", "FATAL_CODES"]
 

@@ -8,7 +8,7 @@ messages that matter to the protocol (welcome, acks, errors, progress), what to 
 send something, declare the opening exchange done, reconnect, or stop for good.
 It also remembers what it needs to resume after a reconnect.
 
-The recorder (``wsrec.recorder``) runs any venue with the same network loop; tests
+The recorder (``wsrec.record.recorder``) runs any venue with the same network loop; tests
 drive streams with literal frames from ``venue-docs``.
 """
 
@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..errors import WsrecError
+from wsrec.errors import WsrecError
 
 __all__ = ["Request", "Step", "Stream", "Venue", "UsageError", "NONE", "split_params", "endpoint",
            "shards"]

@@ -15,7 +15,8 @@ import json
 import re
 from urllib.parse import quote
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards, split_params
+from wsrec.venues.base import (NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards,
+                               split_params)
 
 __all__ = ["Dfuse", "DfuseStream", "REQUESTS", "MAX_STREAMS", "AUTH_ERRORS", "request_accounts",
            "trace_accounts", "delta_account"]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards, split_params
+from wsrec.venues.base import (NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards,
+                               split_params)
 
 __all__ = ["Flow", "FlowStream", "TOPICS", "MAX_SUBSCRIPTIONS"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint
+from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue, endpoint
 
 __all__ = ["Hyperliquid", "HyperliquidStream", "SUBSCRIPTIONS"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..connection import url_problem
-from ..secrets import redact_url
-from .base import Request, Stream, UsageError, Venue
+from wsrec.urls import url_problem
+from wsrec.secrets import redact_url
+from wsrec.venues.base import Request, Stream, UsageError, Venue
 
 __all__ = ["Url", "UrlStream"]
 

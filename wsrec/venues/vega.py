@@ -13,7 +13,7 @@ import json
 import re
 from urllib.parse import urlencode
 
-from .base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, split_params
+from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, split_params
 
 __all__ = ["Vega", "VegaStream", "PATHS"]
 

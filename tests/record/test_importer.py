@@ -1,0 +1,111 @@
+import base64
+import gzip
+import json
+
+import pytest
+import zstandard
+
+import wsrec
+from click.testing import CliRunner
+from wsrec.cli.commands import cli
+from wsrec.errors import WsrecError
+from wsrec.record.importer import detect_format, epoch_ns, import_file
+
+
+@pytest.mark.parametrize("text,ns", [("1700000000", 1_700_000_000 * 10**9),
+                                     ("1700000000.5", 1_700_000_000_500_000_000),
+                                     ("1700000000123", 1_700_000_000_123_000_000),
+                                     ("1700000000123456", 1_700_000_000_123_456_000),
+                                     ("1700000000123456789", 1_700_000_000_123_456_789),
+                                     ("2023-11-14T22:13:20Z", 1_700_000_000 * 10**9)])
+def test_epoch_units_by_magnitude(text, ns):
+    assert epoch_ns(text) == ns
+
+
+@pytest.mark.parametrize("suffix,pack", [(".txt", lambda b: b), (".gz", gzip.compress),
+                                         (".zst", zstandard.ZstdCompressor().compress)])
+def test_lines_with_classification(data, tmp_path, suffix, pack):
+    text = ('1700000000000 {"channel":"trades","data":[{"coin":"BTC"}]}\n'
+            "garbage\n"
+            '1700000000500 {"channel":"l2Book","data":{"coin":"ETH"}}\n')
+    path = tmp_path / f"cap{suffix}"
+    path.write_bytes(pack(text.encode()))
+    assert detect_format(path) == "lines"
+    result = import_file(path, "hyperliquid", data)
+    assert result.rows == 2 and result.bad == [2]
+    frames = list(wsrec.open_session(result.path).frames())
+    assert [(f.channel, f.symbol) for f in frames] == [("trades", "BTC"), ("l2Book", "ETH")]
+    assert frames[1].mono_ns - frames[0].mono_ns == 500_000_000  # paced by time
+    before = sorted(p.name for p in (data / "hyperliquid").iterdir())
+    with pytest.raises(WsrecError, match=":2: not '<timestamp> <message>'"):
+        import_file(path, "hyperliquid", data, strict=True)
+    assert sorted(p.name for p in (data / "hyperliquid").iterdir()) == before  # nothing left
+
+
+def test_har(data, tmp_path):
+    har = {"log": {"entries": [
+        {"request": {"url": "wss://example.test/feed"}, "_webSocketMessages": [
+            {"type": "send", "time": 1700000000.1, "opcode": 1, "data": '{"sub":1}'},
+            {"type": "receive", "time": 1700000000.2, "opcode": 1, "data": '{"x":1}'},
+            {"type": "receive", "time": 1700000000.3, "opcode": 2,
+             "data": base64.b64encode(b"\x00\x01").decode()}]},
+        {"request": {"url": "https://example.test/"}},
+        {"request": {"url": "wss://other.test/"}, "_webSocketMessages": [
+            {"type": "receive", "time": 1700000000.25, "opcode": 1, "data": "hi"}]}]}}
+    path = tmp_path / "site.har"
+    path.write_text(json.dumps(har))
+    result = import_file(path, "site", data)
+    frames = list(wsrec.open_session(result.path).frames())
+    assert [(f.conn, f.dir, f.kind, f.payload) for f in frames if f.dir != "event"] == [
+        (0, "out", "text", b'{"sub":1}'), (0, "in", "text", b'{"x":1}'),
+        (1, "in", "text", b"hi"), (0, "in", "binary", b"\x00\x01")]
+    opens = [json.loads(f.payload)["url"] for f in frames if f.kind == "open"]
+    assert sorted(opens) == ["wss://example.test/feed", "wss://other.test/"]
+    connections = wsrec.open_session(result.path).manifest["connections"]
+    assert sorted((c["conn"], c["stream"], c["url"]) for c in connections) == [
+        (0, "socket-0", "wss://example.test/feed"), (1, "socket-1", "wss://other.test/")]
+
+
+def test_bad_files(data, tmp_path):
+    with pytest.raises(WsrecError, match="no such file"):
+        import_file(tmp_path / "missing", "v", data)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(WsrecError, match="empty, nothing to import"):
+        import_file(empty, "v", data)
+    bad = tmp_path / "x.har"
+    bad.write_text("{not json")
+    with pytest.raises(WsrecError, match="not a HAR file"):
+        import_file(bad, "v", data)
+    assert not data.exists()  # nothing left: not even the folders an import would make
+
+
+#: what differs between a session and its jsonl round trip: ids, paths, the times the
+#: writer ran (start/end), what its bytes on disk come to (the ids are in every part), and
+#: the arguments of the command that wrote it
+_OF_WRITING = {"id", "path", "start", "end", "duration_ns", "bytes", "compression_ratio",
+               "args"}
+
+
+def test_jsonl_round_trip_keeps_connections_and_gaps(data, tmp_path):
+    """A recording with reconnects survives convert --direction all | import whole."""
+    from conftest import record_from_sim
+    from wsrec.store.info import details
+    from wsrec.record.recorder import RecordOptions
+    from wsrec.sim import SimOptions
+
+    result, _, session = record_from_sim(
+        "hyperliquid", data, symbols=["BTC"], channels=["trades"],
+        sim=SimOptions(rate=300, drop_every=60),
+        options=RecordOptions(duration=1.5, backoff_initial=0.05, backoff_max=0.1))
+    original = details(session)
+    assert len(original["connections"]) >= 2 and original["gaps"]
+    target = tmp_path / "s.jsonl"
+    assert CliRunner().invoke(cli, ["convert", "--data", str(data), str(session.path),
+                                    "--format", "jsonl", "--direction", "all",
+                                    "-o", str(target), "-q"]).exit_code == 0
+    copy = import_file(target, "copy", data)
+    imported = details(wsrec.open_session(copy.path))
+    for key in _OF_WRITING | {"venue"}:
+        original.pop(key), imported.pop(key)
+    assert imported == original

@@ -1,0 +1,1042 @@
+"""The ``wsrec`` command: parses options, makes one library call, prints the result.
+
+Data goes to stdout, messages to stderr. wsrec's own errors become ``Error: ...``
+and exit 1; click's usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from wsrec._version import __version__
+from wsrec.errors import SessionBusy, WsrecError
+from wsrec.store.info import details, summary
+from wsrec.store.repair import find_session, repair as repair_session
+from wsrec.store.session import Session
+from wsrec.store.roots import ENV_DATA, check_root, data_root, resolve, session_folders
+from wsrec.record.recorder import RecordOptions, ignore_sighup, record
+from wsrec.secrets import redact_url
+from wsrec.sim import SIMULATORS, SimOptions, get_simulator
+from wsrec.replay.convert import FORMATS, convert
+from wsrec.store.filters import Filters
+from wsrec.record.importer import IMPORT_FORMATS, import_file
+from wsrec.replay._pacing import Lateness
+from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
+                                 use_lean_memory_pool, why_empty)
+from wsrec.timefmt import check_ns, format_duration, format_ns, parse_duration, parse_time
+from wsrec.venues import VENUES, Request, UsageError, get_venue
+from wsrec.venues.url import Url
+from wsrec.store.writer import check_name
+from wsrec.store.verify import verify as verify_session
+
+__all__ = ["main", "cli"]
+
+
+class _Group(click.Group):
+    """Every command runs inside this guard: wsrec's errors become one ``Error:`` line
+    (exit 1), and so does a failure to write stdout (ENOSPC, a closed descriptor, ...),
+    once the command's output is flushed; a reader that went away (EPIPE, ``| head``) is
+    a normal end (exit 0, silent)."""
+
+    def invoke(self, ctx):
+        try:
+            try:
+                rv = super().invoke(ctx)
+            except (click.exceptions.Exit, SystemExit):
+                try:
+                    _flush_stdout()
+                except _StdoutGone:
+                    pass  # the exit code the command chose stands
+                raise
+            _flush_stdout()
+            return rv
+        except WsrecError as exc:
+            raise click.ClickException(str(exc)) from None
+        except _StdoutGone:
+            raise click.exceptions.Exit(0) from None
+        except _StdoutFailed as exc:
+            raise click.ClickException(_stdout_message(exc)) from None
+
+
+class _StdoutFailed(OSError):
+    """A write to stdout failed (raised by the stdout that ``main`` installs)."""
+
+
+class _StdoutGone(BrokenPipeError):
+    """The reader of stdout went away (EPIPE). No errno, so that click's own EPIPE
+    handling (exit 1) leaves it to ``main``."""
+
+
+def _stdout_message(exc: OSError) -> str:
+    return f"cannot write to stdout: {exc.strerror or exc}"
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError):  # none, or closed: nothing can be pending
+        pass
+
+
+class _Stdout(io.RawIOBase):
+    """Descriptor 1 under ``sys.stdout``: the first failed write raises _StdoutGone or
+    _StdoutFailed; writes after it are dropped, so exiting never fails a second time."""
+
+    def __init__(self, fd: int = 1):
+        self.fd = fd
+        self.failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        try:
+            return os.isatty(self.fd)
+        except OSError:
+            return False
+
+    def write(self, data) -> int | None:
+        if self.failed:
+            return len(data)
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return None  # as FileIO does: the buffer keeps it
+        except OSError as exc:
+            self.failed = True
+            if exc.errno == errno.EPIPE:
+                raise _StdoutGone("Broken pipe") from None
+            raise _StdoutFailed(exc.errno, exc.strerror) from None
+
+
+def _guard_standard_streams() -> None:
+    """Before any file is opened: hold descriptors 0-2 if they are closed (``>&-``), so
+    that no file wsrec opens becomes descriptor 1 and receives stdout's lines; stdout is
+    then held read-only, so writing it fails (EBADF) and says so. Then put ``_Stdout``
+    under ``sys.stdout``."""
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            held = os.open(os.devnull, flags)
+        except OSError:
+            continue
+        if held != fd:
+            os.dup2(held, fd)
+            os.close(held)
+    if sys.stdin is None:
+        sys.stdin = open(0, "r", closefd=False)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
+    old = sys.stdout
+    if old is not None:
+        try:
+            old.flush()
+        except (OSError, ValueError):
+            pass
+    raw = _Stdout(1)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=getattr(old, "encoding", None) or "utf-8",
+        errors=getattr(old, "errors", None) or "strict",
+        line_buffering=old.line_buffering if old is not None else raw.isatty(),
+        write_through=getattr(old, "write_through", False))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.version_option(__version__, prog_name="wsrec")
+def cli():
+    """Record WebSocket market-data and blockchain streams byte-exact, and replay them.
+
+    Sessions live under a data root (--data, $WSREC_DATA, default ./wsrec-data), one
+    folder per venue and one per session. SESSION arguments accept a session folder, an
+    id or unique prefix, 'last', or a venue name (its newest session).
+    """
+
+
+def _data_root(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return check_root(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def data_option(f):
+    return click.option("--data", metavar="DIR", envvar=ENV_DATA, default=None,
+                        callback=_data_root,
+                        help=f"Data root, a local folder [env {ENV_DATA}; default "
+                             f"./wsrec-data].")(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+def repair_option(f):
+    return click.option("--repair", "do_repair", is_flag=True,
+                        help="Repair a crashed session first (see 'wsrec repair').")(f)
+
+
+def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session:
+    folder = resolve(ref, data)
+    if do_repair:
+        for line in repair_session(folder):
+            click.echo(f"repair: {line}", err=True)
+    session = Session(folder)
+    if not warn:
+        pass
+    elif session.crashed:
+        click.echo(f"warning: {session.venue}/{session.id} crashed while recording; showing "
+                   f"what it flushed (run 'wsrec repair' to finish it)", err=True)
+    elif session.live:
+        click.echo(f"note: {session.venue}/{session.id} is still recording; showing what is "
+                   f"flushed so far", err=True)
+    return session
+
+
+def _json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def format_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+@cli.command("ls")
+@click.argument("venue", required=False)
+@data_option
+@json_option
+def ls_cmd(venue, data, as_json):
+    """List sessions, oldest first.
+
+    Example:
+
+        wsrec ls
+        wsrec ls alpaca --json | jq '.[].id'
+    """
+    rows = []
+
+    def warn(message):
+        click.echo(f"warning: {message}", err=True)
+
+    # one session that can't be read is one warning and one row, never the end of the list
+    for folder in session_folders(data, venue, warn=warn):
+        try:
+            rows.append(summary(Session(folder)))
+        except (WsrecError, OSError) as exc:
+            warn(exc if isinstance(exc, WsrecError) else f"{folder}: {exc}")
+            state = "no manifest" if getattr(exc, "missing", False) else "unreadable"
+            rows.append({"venue": folder.parent.name, "id": folder.name, "path": str(folder),
+                         "start": None, "end": None, "duration_ns": None, "frames": None,
+                         "bytes": None, "status": state, "state": state,
+                         "live": False, "crashed": False, "problem": str(exc)})
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        where = f"venue {venue!r} under " if venue else ""
+        click.echo(f"no sessions for {where}{data_root(data)}", err=True)
+        return
+    table = [["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE", "STATUS"]]
+    for r in rows:
+        start = r["start"][:19].replace("T", " ") if r["start"] else "-"
+        frames = f"{r['frames']:,}" if r["frames"] is not None else "-"
+        table.append([r["venue"], r["id"], start, format_duration(r["duration_ns"]), frames,
+                      format_bytes(r["bytes"]), r["state"]])
+    click.echo(_table(table, right={3, 4, 5}))
+
+
+@cli.command("info")
+@click.argument("session")
+@data_option
+@json_option
+@repair_option
+def info_cmd(session, data, as_json, do_repair):
+    """Show what a session holds: frames, bytes, time span, connections, gaps,
+    counts by channel and symbol.
+
+    Example:
+
+        wsrec info last
+        wsrec info alpaca --json | jq .symbols
+    """
+    d = details(_open(session, data, do_repair))
+    if as_json:
+        _json(d)
+        return
+    ratio = f" ({d['compression_ratio']}x)" if d["compression_ratio"] else ""
+    lines = [
+        ("session", f"{d['venue']}/{d['id']}"),
+        ("path", d["path"]),
+        ("status", d["state"] + (f": {d['error']}" if d["error"] else "")),
+        ("start", d["start"] or "-"),
+        ("end", d["end"] or "-"),
+        ("duration", format_duration(d["duration_ns"])),
+        ("frames", f"{d['frames_in']:,} in, {d['frames_out']:,} out, {d['events']:,} events"),
+        ("bytes", f"{format_bytes(d['bytes'])} on disk, {format_bytes(d['raw_bytes'])} raw"
+                  f"{ratio}"),
+        ("span", f"{d['first_frame'] or '-'} .. {d['last_frame'] or '-'}"),
+        ("parts", f"{d['parts']}" + (f" + journal {', '.join(d['journals'])}"
+                                      if d["journals"] else "")),
+        ("connections", str(len(d["connections"]))),
+        ("gaps", f"{len(d['gaps'])}" + (
+            f" ({format_duration(sum(g['duration_ns'] for g in d['gaps']))} in all)"
+            if d["gaps"] else "")),
+    ]
+    if "redelivered" in d:
+        lines.append(("redelivered", f"{d['redelivered']:,} frames of blocks delivered again "
+                                     f"after a resume (both copies stored)"))
+    for c in d["connections"]:
+        closed = c.get("closed") or "open"
+        code = f" code {c['code']}" if "code" in c else ""
+        stream = f" ({c['stream']})" if c.get("stream") is not None else ""
+        lines.append(("", f"conn {c['conn']}{stream}: {c['opened']} .. {closed}{code}"))
+    for g in d["gaps"]:
+        stream = f"{g['stream']}: " if g.get("stream") is not None else ""
+        lines.append(("", f"gap {stream}{g['start']} .. {g['end']} "
+                          f"({format_duration(g['duration_ns'])})"))
+    lines.append(("channels", _counts(d["channels"])))
+    lines.append(("symbols", _counts(d["symbols"])))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+def _counts(counts: dict, limit: int = 12) -> str:
+    if not counts:
+        return "-"
+    items = [f"{k} {v:,}" for k, v in list(counts.items())[:limit]]
+    more = len(counts) - limit
+    return ", ".join(items) + (f", ... ({more} more)" if more > 0 else "")
+
+
+@cli.command("verify")
+@click.argument("session")
+@data_option
+@json_option
+@repair_option
+def verify_cmd(session, data, as_json, do_repair):
+    """Check a session end to end; exit 1 naming every problem, 0 when sound.
+
+    Checks part checksums, row counts, schema and decoding, seq continuity,
+    monotonic mono_ns, and crash leftovers. Writes nothing (unless --repair).
+
+    Example:
+
+        wsrec verify last && echo sound
+    """
+    s = _open(session, data, do_repair, warn=False)  # verify reports the state itself
+    problems = verify_session(s)
+    if as_json:
+        _json({"venue": s.venue, "id": s.id, "path": str(s.path), "state": s.state,
+               "ok": not problems, "problems": problems})
+        if problems:
+            sys.exit(1)
+        return
+    for line in problems:
+        click.echo(line)
+    if problems:
+        raise click.ClickException(f"{s.venue}/{s.id}: {len(problems)} problem(s)")
+    note = " (live: still recording)" if s.live else ""
+    click.echo(f"ok: {s.venue}/{s.id}, {s.rows():,} rows{note}")
+
+
+@cli.command("repair")
+@click.argument("sessions", nargs=-1, metavar="[SESSION]...")
+@click.option("--upgrade", is_flag=True,
+              help="Also migrate sessions written in an older format (lossless).")
+@click.option("--all", "every", is_flag=True, help="Every session under the data root.")
+@data_option
+def repair_cmd(sessions, upgrade, every, data):
+    """Rebuild a crashed session's open part from its journal and mark it recovered;
+    with --upgrade, migrate sessions of an older format to the current one.
+
+    A sound session is left untouched. Fails if a recorder still holds the session.
+
+    Example:
+
+        wsrec repair last && wsrec verify last
+        wsrec repair --upgrade --all
+    """
+    if every == bool(sessions):
+        raise click.UsageError("give SESSION... or --all")
+    folders = session_folders(data) if every else [find_session(ref, data) for ref in sessions]
+    failed = 0
+    for folder in folders:
+        name = f"{folder.parent.name}/{folder.name}"
+        try:
+            actions = repair_session(folder, upgrade=upgrade)
+        except SessionBusy:
+            if not every:
+                raise
+            click.echo(f"{name}: skipped, still being recorded", err=True)
+            continue
+        except WsrecError as exc:
+            if not every:
+                raise
+            click.echo(f"{name}: {exc}", err=True)
+            failed += 1
+            continue
+        prefix = f"{name}: " if len(folders) > 1 else ""
+        for line in actions:
+            click.echo(prefix + line)
+        if not actions and not every:
+            click.echo("nothing to repair", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} session(s) could not be repaired")
+
+
+# -- recording ------------------------------------------------------------------------------
+
+_MAX_DURATION = 10 * 366 * 86400   # seconds: --duration is at most ten years
+
+
+def _duration(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value) / 1e9
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not 0 < seconds <= _MAX_DURATION:
+        raise click.BadParameter(f"{value!r} must be more than 0 and at most 10 years "
+                                 f"(omit --duration to record until stopped)")
+    return seconds
+
+
+class _Finite(click.FloatRange):
+    """A float within bounds; nan and inf refused (FloatRange lets nan through)."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def _heartbeat(ctx, param, value):
+    from wsrec.record.recorder import MIN_HEARTBEAT
+    if value is not None and 0 < value < MIN_HEARTBEAT:
+        raise click.BadParameter(f"{value:g} is too short: give 0 (off) or at least "
+                                 f"{MIN_HEARTBEAT:g} seconds")
+    return value
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be positive")
+    return value
+
+
+def _params(ctx, param, values):
+    out: dict = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def list_options(f):
+    """--channels/-c and --symbols/-s: comma lists, repeatable (the same everywhere)."""
+    f = click.option("--symbols", "-s", "symbols", multiple=True, metavar="LIST",
+                     help="Symbols (comma list, repeatable). --symbol works too.")(f)
+    f = click.option("--symbol", "symbols", multiple=True, hidden=True)(f)
+    f = click.option("--channels", "-c", "channels", multiple=True, metavar="LIST",
+                     help="Channels (comma list, repeatable). --channel works too.")(f)
+    return click.option("--channel", "channels", multiple=True, hidden=True)(f)
+
+
+def _split(values) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+class _Progress:
+    """The recording's progress line on stderr (tqdm), and its closing summary."""
+
+    def __init__(self, quiet: bool, total: int | None):
+        self.quiet = quiet
+        self.bar = None if quiet else tqdm(total=total, unit=" frames", dynamic_ncols=True,
+                                           disable=None, leave=False)
+
+    def __call__(self, rec, final: bool) -> None:
+        if self.bar is not None:
+            self.bar.n = rec.frames_in
+            self.bar.set_postfix_str(f"{format_bytes(rec.bytes_in)}, {rec.frames_out} out, "
+                                     f"{rec.reconnects} reconnects", refresh=True)
+            if final:
+                self.bar.close()
+
+
+@cli.command("record")
+@click.argument("venue", type=click.Choice(sorted(VENUES)), metavar="VENUE")
+@click.argument("url", required=False)
+@list_options
+@click.option("--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
+              help="A venue parameter (repeatable); see 'wsrec venues VENUE'.")
+@click.option("--url", "url_option", metavar="URL",
+              help="Connect here instead (sandbox, testnet, a local server).")
+@click.option("--sim", is_flag=True, help="Record from the built-in simulator (no network, "
+                                           "no credentials).")
+@click.option("--sim-rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
+              help="With --sim: data frames per second (0.001 to 1e6).")
+@click.option("--feed", help="alpaca: test, iex, sip, delayed_sip, crypto, indicative, opra, "
+                             "news.")
+@click.option("--msgpack", is_flag=True, help="alpaca: ask for binary msgpack frames.")
+@click.option("--auth", type=click.Choice(["message", "headers"]),
+              help="alpaca: send credentials as the auth message (default) or as headers.")
+@click.option("--send", "sends", multiple=True, metavar="MSG",
+              help="url: a message to send on every (re)connect (repeatable).")
+@click.option("--name", help="Venue folder name for the session (url: default the host).")
+@click.option("--redact", "redact_names", multiple=True, metavar="NAME",
+              help="Also redact query parameters, JSON fields and headers whose name "
+                   "contains NAME (repeatable); token, key, secret, password, auth, "
+                   "signature, session, ... always are.")
+@data_option
+@click.option("--duration", callback=_duration, metavar="TIME",
+              help="Stop after this long (30s, 5m, 2h).")
+@click.option("--max-frames", type=int, callback=_positive, metavar="N",
+              help="Stop after storing N inbound frames (welcome and acks count).")
+@click.option("--flush-interval", type=_Finite(0.01, 60.0), default=1.0, show_default=True,
+              metavar="SECONDS",
+              help="Journal fsync interval: the most a crash can lose.")
+@click.option("--max-retries", type=click.IntRange(min=0), metavar="N",
+              help="Give up after N consecutive failed reconnects [default: never].")
+@click.option("--backoff", type=_Finite(0, 86400, min_open=True), default=0.5,
+              show_default=True,
+              help="First reconnect delay in seconds (doubles, full jitter).")
+@click.option("--backoff-max", type=_Finite(0, 86400, min_open=True), default=30.0,
+              show_default=True, help="Longest reconnect delay in seconds.")
+@click.option("--backoff-reset", type=_Finite(0, 30 * 86400, min_open=True), default=60.0,
+              show_default=True,
+              help="Seconds of healthy connection after which the backoff starts over.")
+@click.option("--watchdog", type=_Finite(0, 30 * 86400), metavar="SECONDS",
+              help="Reconnect after this much silence (0: off) [default: per venue].")
+@click.option("--heartbeat", type=_Finite(0, 86400), callback=_heartbeat, metavar="SECONDS",
+              help="Keepalive interval: 0 (off) or at least 0.1 [default: per venue].")
+@click.option("--max-message-size", type=click.IntRange(1024, 2 << 30), default=256 << 20,
+              show_default=True, metavar="BYTES",
+              help="Largest message accepted (1 KiB to 2 GiB).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+@json_option
+def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
+               auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
+               max_retries, backoff, backoff_max, backoff_reset, watchdog, heartbeat,
+               max_message_size, quiet, as_json):
+    """Record a venue's stream into a new session until stopped.
+
+    Every frame in both directions is stored byte-exact with its receive time;
+    connection events too. Ctrl-C, SIGTERM, --duration and --max-frames end the
+    session cleanly (exit 0); a fatal error or exhausted retries mark it failed
+    (exit 1).
+
+    Example:
+
+        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
+        wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
+        wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
+    """
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
+    ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
+    if url and venue != "url":
+        raise click.UsageError(f"unexpected argument {redact_url(url)!r} (only 'record url' "
+                               f"takes a URL)")
+    if venue == "url" and sim:
+        raise click.UsageError("'record url' has no simulator; start a local server instead")
+    params = dict(params)
+    for key, value in (("feed", feed), ("auth", auth)):
+        if value:
+            params[key] = value
+    if msgpack:
+        params["msgpack"] = "true"
+    if venue == "url":
+        params["send"] = list(sends)
+    elif sends:
+        raise click.UsageError("--send is for 'record url'")
+    request = Request(channels=_split(channels), symbols=_split(symbols), params=params,
+                      url=url or url_option)
+    v = get_venue(venue)
+    if venue == "url":
+        name = name or (Url.default_name(request.url) if request.url else None)
+    if name is not None:
+        try:
+            check_name("--name", name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--name") from None
+    options = RecordOptions(duration=duration, max_frames=max_frames, max_retries=max_retries,
+                            backoff_initial=backoff, backoff_max=backoff_max,
+                            backoff_reset=backoff_reset, watchdog=watchdog,
+                            heartbeat=heartbeat, max_message_size=max_message_size,
+                            flush_interval=flush_interval)
+    args = {"venue": venue, "channels": request.channels, "symbols": request.symbols,
+            "params": {k: v for k, v in params.items()}, "url": request.url, "sim": sim}
+    if redact_names:
+        args["redact"] = list(redact_names)
+    progress = _Progress(quiet, max_frames)
+    try:
+        result = record(v, request, data=data, options=options, name=name, args=args,
+                        progress=progress, sim=SimOptions(rate=sim_rate) if sim else None,
+                        redact=redact_names)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        _json({"path": str(result.path), "venue": result.venue, "id": result.session,
+               "status": result.status, "error": result.error, "frames_in": result.frames_in,
+               "frames_out": result.frames_out, "events": result.events,
+               "bytes_in": result.bytes_in, "reconnects": result.reconnects,
+               "seconds": round(result.seconds, 3), "stopped_by": result.stopped_by})
+    if result.status != "complete":
+        raise click.ClickException(f"{result.error or 'recording failed'} (session "
+                                   f"{result.venue}/{result.session} marked failed)")
+    if not quiet:
+        click.echo(f"{result.status}: {result.frames_in:,} frames in "
+                   f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
+                   f"{result.events:,} events, {result.reconnects} reconnects in "
+                   f"{format_duration(int(result.seconds * 1e9))} -> "
+                   f"{result.venue}/{result.session}", err=True)
+
+
+@cli.command("sim")
+@click.argument("venue", type=click.Choice(sorted(SIMULATORS)), metavar="VENUE")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="0 picks a free port.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
+              help="Data frames per second (per stream; 0.001 to 1e6).")
+@click.option("--drop-every", type=click.IntRange(min=1), metavar="N",
+              help="Abort the connection after every N data frames.")
+@click.option("--malformed-every", type=click.IntRange(min=1), metavar="N",
+              help="Cut every N-th data frame in half.")
+@click.option("--stall-after", type=click.IntRange(min=0), metavar="N",
+              help="Send nothing more after N data frames.")
+@click.option("--error", metavar="CODE",
+              help="Answer with the venue's error CODE, or http:STATUS on the upgrade.")
+@click.option("--auth-timeout", type=float, default=10.0, show_default=True,
+              help="alpaca: seconds to authenticate.")
+@click.option("--idle-timeout", type=float, default=60.0, show_default=True,
+              help="hyperliquid: close after this long with nothing sent.")
+@click.option("--inactivity", type=float, default=60.0, show_default=True,
+              help="flow: drop a connection without subscriptions idle this long.")
+@click.option("--ping-interval", type=float,
+              help="flow/dfuse: server ping interval [default: 9 / 10 s].")
+@click.option("--pong-timeout", type=float, default=10.0, show_default=True,
+              help="flow: close when a ping is not answered within this.")
+@click.option("--max-symbols", type=int, default=30, show_default=True,
+              help="alpaca: symbol limit (405 past it).")
+@click.option("--max-connections", type=int, default=1, show_default=True,
+              help="alpaca: connections per endpoint (406 past it).")
+def sim_cmd(venue, host, port, **options):
+    """Serve a venue simulator for your own client, until Ctrl-C.
+
+    Prints 'listening on URL' as its first line on stderr.
+
+    Example:
+
+        wsrec sim alpaca --port 8765 --rate 100
+        wsrec sim flow --drop-every 50
+    """
+    problem = SIMULATORS[venue].error_problem(options["error"])
+    if problem:
+        raise click.BadParameter(problem, param_hint="--error")
+    sim = get_simulator(venue, SimOptions(**options))
+
+    async def serve_forever():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before 'listening on' is printed
+            loop.add_signal_handler(sig, stop.set)
+        await sim.start(host, port, announce=True)
+        await stop.wait()
+        await sim.close()
+
+    try:
+        asyncio.run(serve_forever())
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") \
+            from None
+
+
+@cli.command("venues")
+@click.argument("venue", required=False, type=click.Choice(sorted(VENUES)), metavar="[VENUE]")
+@json_option
+def venues_cmd(venue, as_json):
+    """List venues: channels, parameters, defaults, credentials and endpoints.
+
+    Example:
+
+        wsrec venues
+        wsrec venues alpaca --json | jq .channels
+    """
+    infos = [VENUES[name]().describe() for name in ([venue] if venue else VENUES)]
+    if as_json:
+        _json(infos[0] if venue else infos)
+        return
+    for info in infos:
+        if not venue:
+            click.echo(f"{info['name']:<12} {info['title']}")
+            continue
+        click.echo(f"{info['name']}: {info['title']}")
+        click.echo("endpoints:")
+        for k, u in info["endpoints"].items():
+            click.echo(f"  {k:<12} {u}")
+        click.echo("channels:" + (f" (default {', '.join(info['default_channels'])})"
+                                  if info["default_channels"] else ""))
+        for k, d in info["channels"].items():
+            click.echo(f"  {k:<28} {d}")
+        click.echo(f"symbols (--symbols, the symbols column): {info['symbols'] or 'none'}")
+        if info["params"]:
+            click.echo("parameters (--param KEY=VALUE):")
+            for k, d in info["params"].items():
+                click.echo(f"  {k:<20} {d}")
+        if info["credentials"]:
+            click.echo("credentials (environment):")
+            for k, d in info["credentials"].items():
+                click.echo(f"  {k:<20} {d}")
+        wd = f"{info['watchdog_s']:g}s" if info["watchdog_s"] else "off"
+        hb = f"{info['heartbeat_s']:g}s" if info["heartbeat_s"] else "off"
+        click.echo(f"watchdog: {wd}; heartbeat: {hb}")
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+def _speed(ctx, param, value):
+    try:
+        return parse_speed(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _time_bound(value: str | None, sessions, option: str) -> int | None:
+    """ISO 8601 (naive = UTC) or an offset like +30s from the earliest session's start;
+    a usage error naming ``option`` for anything else, and for a time outside
+    1677-09-21 .. 2262-04-11 (int64 nanoseconds)."""
+    if value is None:
+        return None
+    try:
+        if value.strip().startswith("+"):
+            starts = [s.start_ns for s in sessions if s.start_ns is not None]
+            if not starts:
+                raise ValueError("no session has a start time to count the offset from")
+            return check_ns(min(starts) + parse_duration(value.strip()[1:]), value)
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def filter_options(f):
+    """--start/--end, --channels/--symbols, --direction: the same on replay and convert."""
+    f = click.option("--direction", default="in", show_default=True,
+                     type=click.Choice(["in", "out", "event", "all"]),
+                     help="Which rows: received, sent, events, or all.")(f)
+    f = list_options(f)
+    f = click.option("--end", metavar="TIME",
+                     help="Stop before this time (ISO 8601 or +OFFSET).")(f)
+    return click.option("--start", metavar="TIME",
+                        help="Start at this time: ISO 8601 (naive = UTC) or an offset such "
+                             "as +30s from the earliest session's start.")(f)
+
+
+def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, do_repair):
+    sessions = [_open(ref, data, do_repair, warn=False) for ref in refs]
+    seen = set()
+    for s in sessions:
+        if s.path in seen:
+            raise click.BadParameter(f"session {s.venue}/{s.id} given twice",
+                                     param_hint="SESSION")
+        seen.add(s.path)
+        if s.live:
+            click.echo(f"note: {s.venue}/{s.id} is still being recorded; replaying what is "
+                       f"flushed so far", err=True)
+        elif s.crashed:
+            click.echo(f"note: {s.venue}/{s.id} crashed while recording; replaying what it "
+                       f"flushed (run 'wsrec repair' to finish it)", err=True)
+    start_ns = _time_bound(start, sessions, "--start")
+    end_ns = _time_bound(end, sessions, "--end")
+    try:
+        filters = Filters.make(start=start_ns, end=end_ns, channels=_split(channels),
+                               symbols=_split(symbols), direction=direction)
+    except ValueError as exc:
+        message = str(exc).replace("start is after end", "--start is after --end")
+        hint = {"channel": "--channels", "symbol": "--symbols"}.get(message.split(" ")[0])
+        raise click.BadParameter(message, param_hint=hint) from None
+    _check_speed(sessions)
+    return sessions, filters
+
+
+def read_damaged_option(f):
+    return click.option("--read-damaged", is_flag=True,
+                        help="Skip the row groups of damaged parts (checksum or size "
+                             "mismatch) with a warning for each, instead of stopping.")(f)
+
+
+def _read_damaged(sessions, read_damaged: bool) -> None:
+    """--read-damaged: skip what fails its checks, one warning line per row group."""
+    for s in sessions:
+        if read_damaged:
+            s.damaged = "skip"
+        s.warn = lambda message: click.echo(f"warning: {message}", err=True)
+
+
+def _check_speed(sessions) -> None:
+    """replay --speed: a speed so slow that the sessions' due times would pass int64
+    nanoseconds (292 years) is a usage error."""
+    ctx = click.get_current_context(silent=True)
+    speed = ctx.params.get("speed") if ctx is not None else None
+    if speed is None or speed >= 1:
+        return
+    starts = [s.start_ns for s in sessions if s.start_ns is not None]
+    ends = [s.end_ns for s in sessions if s.end_ns is not None]
+    if not starts or not ends:
+        return
+    span = max(ends) - min(starts)
+    if span / speed >= 2**63:
+        raise click.BadParameter(
+            f"{speed:g} is too slow for {format_duration(span)} of recording: the due times "
+            f"would pass 292 years; give at least {span / 2**63:.3g}", param_hint="--speed")
+
+
+@cli.command("replay")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.option("--speed", default="1", callback=_speed, show_default=True,
+              help="1 = original timing, 10 (or 10x) = ten times faster, 0.5, or max.")
+@filter_options
+@click.option("--to", "target", default="stdout", show_default=True, metavar="WHERE",
+              help="stdout, ws://HOST:PORT[/path], tcp://HOST:PORT or unix:PATH.")
+@click.option("--format", "fmt", type=click.Choice(["raw", "envelope"]), default="raw",
+              show_default=True, help="Line format for stdout, tcp and unix.")
+@click.option("--loop", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Play this many times (0: forever).")
+@click.option("--skip-gaps", is_flag=True, help="Collapse recorded disconnects to nothing.")
+@click.option("--stats", is_flag=True, help="Print frames sent and lateness at the end.")
+@click.option("--shared-clock", is_flag=True,
+              help="Servers: one clock for all clients, as on a live venue.")
+@click.option("--no-emulate", is_flag=True,
+              help="WebSocket server: stream every recorded frame as is, no venue protocol.")
+@click.option("--max-lag", type=_Finite(0, 365 * 86400, min_open=True), default=5.0,
+              show_default=True, metavar="SECONDS",
+              help="Servers: disconnect a client more than this many seconds behind.")
+@click.option("--max-message-size", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, metavar="BYTES",
+              help="WebSocket server: close a client that sends a bigger message (1009).")
+@click.option("--once", is_flag=True, help="Servers: exit after the first client's replay.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@read_damaged_option
+@data_option
+@repair_option
+def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target, fmt, loop,
+               skip_gaps, stats, shared_clock, no_emulate, max_lag, max_message_size, once,
+               quiet, read_damaged, data, do_repair):
+    """Play sessions back with their original timing, faster, or at full speed.
+
+    To stdout (one line per message, for jq), or as a server a client connects to:
+    a WebSocket server that emulates the recorded venue, or TCP / Unix sockets that
+    carry lines. Several sessions are merged by time.
+
+    Example:
+
+        wsrec replay last --speed max | jq -c .
+        wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
+        wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
+    """
+    use_lean_memory_pool()
+    picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
+                                            direction, do_repair)
+    _read_damaged(picked, read_damaged)
+    options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps)
+    if target != "stdout":
+        from wsrec.replay.serve import ServeOptions, serve_replay
+        try:
+            report = serve_replay(picked, filters, options, target, ServeOptions(
+                shared_clock=shared_clock, emulate=not no_emulate, max_lag=max_lag,
+                max_message_size=max_message_size, once=once, quiet=quiet, stats=stats))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--to") from None
+        if stats:
+            click.echo(_stats_line(report), err=True)
+        return
+    total = None
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        total = count_frames(picked, filters)
+        bar = tqdm(total=total * (loop or 1) if loop else None, unit=" frames",
+                   dynamic_ncols=True, leave=False)
+    lateness = Lateness() if stats else None
+
+    def progress(done, ts):
+        if bar is not None:
+            bar.n = done
+            if ts:
+                bar.set_postfix_str(format_ns(ts)[:23], refresh=False)
+            bar.refresh()
+
+    try:
+        written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+                                   lateness=lateness, progress=progress)
+    except BrokenPipeError:
+        # the reader went away (| head): that is a normal end
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return
+    finally:
+        if bar is not None:
+            bar.close()
+    if written == 0:
+        click.echo(f"warning: nothing replayed: {why_empty(picked, filters)}", err=True)
+    if stats:
+        summary = lateness.summary()
+        summary["frames"] = written
+        click.echo(_stats_line(summary), err=True)
+
+
+def _stats_line(s: dict) -> str:
+    if s.get("p50_ms") is None:
+        return f"frames sent: {s['frames']:,}"
+    return (f"frames sent: {s['frames']:,}; lateness p50 {s['p50_ms']:.3f} ms, "
+            f"p99 {s['p99_ms']:.3f} ms, max {s['max_ms']:.3f} ms, "
+            f"last frame {s['last_ms']:.3f} ms")
+
+
+# -- convert ---------------------------------------------------------------------------------
+
+@cli.command("convert")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="jsonl and jsonl.zst (replay's envelope), csv, parquet, arrow (IPC file).")
+@click.option("--output", "-o", metavar="FILE|-", help="Where to write [default: stdout].")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--level", type=click.IntRange(1, 22), metavar="N",
+              help="zstd level for parquet and jsonl.zst [default: 6 and 3].")
+@filter_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@read_damaged_option
+@data_option
+@repair_option
+def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbols, direction,
+                quiet, read_damaged, data, do_repair):
+    """Convert sessions to JSON lines, CSV, Parquet or Arrow, merged by time.
+
+    Takes replay's filters. msgpack frames become JSON in the text formats. The
+    output file appears only once it is complete.
+
+    Example:
+
+        wsrec convert alpaca --format csv -o quotes.csv -c quotes
+        wsrec convert last --format jsonl.zst -o last.jsonl.zst --direction all
+        wsrec convert alpaca hyperliquid --format parquet -o both.parquet --level 12
+    """
+    picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
+                                            direction, do_repair)
+    _read_damaged(picked, read_damaged)
+    bar = None if quiet else tqdm(unit=" rows", dynamic_ncols=True, disable=None, leave=False)
+
+    def progress(rows):
+        if bar is not None:
+            bar.n = rows
+            bar.refresh()
+
+    try:
+        rows = convert(picked, filters, fmt, output, force=force, level=level,
+                       stdout=sys.stdout.buffer, progress=progress)
+    except BrokenPipeError:
+        return
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet and output not in (None, "-"):
+        click.echo(f"wrote {rows:,} rows to {output}", err=True)
+    if rows == 0:
+        click.echo(f"warning: no row written: {why_empty(picked, filters)}", err=True)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--venue", required=True, help="Venue folder (and classification rules) for "
+                                             "the new session.")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS),
+              help="jsonl (wsrec's envelope), lines ('<timestamp> <message>', optionally "
+                   ".gz/.zst) or har [default: detected].")
+@click.option("--strict", is_flag=True, help="Fail at the first unreadable line.")
+@data_option
+@json_option
+def import_cmd(file, venue, fmt, strict, data, as_json):
+    """Build a session from another capture: wsrec JSON lines, timestamped lines, or a HAR
+    file saved from a browser's developer tools.
+
+    Example:
+
+        wsrec import capture.har --venue mysite
+        wsrec import trades.txt.zst --venue hyperliquid --format lines
+        wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
+    """
+    try:
+        result = import_file(file, venue, data, fmt, strict)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if result.bad:
+        shown = ", ".join(map(str, result.bad[:10]))
+        more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
+        click.echo(f"warning: skipped {len(result.bad)} unreadable line(s) of {file}: "
+                   f"{shown}{more}", err=True)
+    if as_json:
+        _json({"path": str(result.path), "rows": result.rows, "bad_lines": result.bad})
+    else:
+        click.echo(f"imported {result.rows:,} rows into {result.path}", err=True)
+
+
+def main() -> None:
+    _guard_standard_streams()
+    code = 0
+    try:
+        try:
+            cli(prog_name="wsrec")
+        except SystemExit as done:
+            code = done.code
+        _flush_stdout()
+    except _StdoutGone:  # outside a command (--help | head -c1): a normal end
+        pass
+    except _StdoutFailed as exc:
+        click.echo(f"Error: {_stdout_message(exc)}", err=True)
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,716 @@
+"""Building a session from other captures: wsrec's own JSON lines, timestamped text lines,
+and HAR files from a browser's developer tools.
+
+* ``jsonl``: the envelope that ``wsrec convert --format jsonl`` (and ``replay --format
+  envelope``) writes. ``payload``, ``ts``, ``mono_ns``, ``dir``, ``kind``, ``conn``,
+  ``stream``, ``channels`` and ``symbols`` come back exactly (``seq`` is renumbered
+  from 0).
+* ``lines``: ``<timestamp> <message>`` per line, the layout tardis.dev and many collectors
+  use; the timestamp is ISO 8601 or epoch seconds, milliseconds, microseconds or
+  nanoseconds (told apart by magnitude).
+* ``har``: ``log.entries[]._webSocketMessages`` (type send/receive, time, opcode, data),
+  one ``conn`` per socket, with an ``open`` event carrying the socket's URL.
+
+Any of them may be gzip or zstd compressed (told by the first bytes); a compressed stream
+that ends early is an error ("truncated zstd stream at byte N"), never a silently short
+import. The input is read once, front to back, so it may also be a FIFO or a character
+device (``/dev/stdin``): it is read as a stream. A directory, a socket or a file that
+can't be read is an error.
+
+Sources without a monotonic clock use the timestamp as ``mono_ns`` (never decreasing), so
+replays pace them by time. Rows stream into the new session as they are read (HAR files,
+being one JSON document, are read whole). Frames are classified with the venue's rules, as
+when recording.
+
+Every field is checked (times within 1677-09-21 .. 2262-04-11, ``mono_ns`` within int64,
+``conn`` within int32, ``dir`` one of in/out/event, text that is valid UTF-8, ...). Lines
+(HAR: messages) that can't be used are counted and reported with their numbers
+(``ImportResult.bad``, and the first reasons in ``ImportResult.problems``); with
+``strict`` the first one is an error. Whatever fails, nothing is left behind: no
+session folder, and no venue folder (or data root) the import created.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import os
+import shutil
+import stat
+import zlib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Iterator
+
+import zstandard
+
+from wsrec.errors import WsrecError
+from wsrec.store.manifest import new_session_id
+from wsrec.store.schema import DIRECTIONS
+from wsrec.store.roots import data_root
+from wsrec.timefmt import MAX_NS, MIN_NS, check_ns, parse_time
+from wsrec.venues import classifier
+from wsrec.store.writer import SessionWriter, check_name
+
+__all__ = ["import_file", "ImportResult", "IMPORT_FORMATS", "detect_format", "epoch_ns"]
+
+IMPORT_FORMATS = ("jsonl", "lines", "har")
+_ENCODINGS = ("json", "text", "base64", "msgpack")
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_MAX_LINE = 256 << 20        # characters: a longer line is skipped, never held whole
+_PROBLEMS = 10               # reasons kept in ImportResult.problems
+_TOO_LONG = f"line longer than {_MAX_LINE >> 20} MiB"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class ImportResult:
+    path: Path
+    rows: int
+    bad: list[int] = field(default_factory=list)       # line (or message) numbers skipped
+    problems: list[str] = field(default_factory=list)  # "file:line: why", the first few
+
+
+class _Bad(ValueError):
+    """One line (or HAR message) that can't be imported; the message says why."""
+
+
+# -- reading the input ----------------------------------------------------------------------
+
+def _open_input(path: Path):
+    """``path`` opened once for reading (a regular file, a FIFO or a character device),
+    or WsrecError saying why not."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise WsrecError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise WsrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise WsrecError(f"{path}: is a directory; give a capture file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        what = "a socket" if stat.S_ISSOCK(mode) else \
+            "a block device" if stat.S_ISBLK(mode) else "not a regular file"
+        raise WsrecError(f"{path}: is {what}; give a file, a FIFO or a character device")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise WsrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+class _Decompressed(io.RawIOBase):
+    """A gzip or zstd stream (several members/frames allowed), decompressed as it is read.
+
+    Output per step stays near ``_STEP_OUT`` bytes whatever the compression ratio (the
+    input is fed in pieces sized by the ratio seen so far). Input that ends inside a
+    member/frame raises WsrecError "truncated ... stream at byte N"; corrupt input
+    "corrupt ... stream near byte N".
+    """
+
+    _STEP_OUT = 1 << 20
+
+    def __init__(self, source, kind: str, name):
+        self.source, self.kind, self.name = source, kind, name
+        self.pos = 0              # compressed bytes consumed
+        self.piece = 256          # bytes of input fed per step
+        self.pending = b""        # output of the last step ...
+        self.offset = 0           # ... handed out up to here
+        self.unused = b""         # input read but not fed yet
+        self.obj = None           # the current member/frame's decompressor
+        self.started = False      # the current member/frame got at least one byte
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _new(self):
+        if self.kind == "gzip":
+            return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def _fail(self, what: str, exc=None):
+        why = f" ({exc})" if exc is not None else ""
+        raise WsrecError(f"{self.name}: {what} {self.kind} stream at byte {self.pos}{why}")
+
+    def _step(self) -> None:
+        if not self.unused:
+            self.unused = self.source.read(max(self.piece, 4096))
+            if not self.unused:
+                if self.obj is not None and self.started and not self.obj.eof:
+                    self._fail("truncated")
+                self.done = True
+                return
+        if self.obj is None:
+            if self.kind == "gzip":
+                self.unused = self.unused.lstrip(b"\x00")  # padding between members
+                if not self.unused:
+                    return
+            self.obj, self.started = self._new(), False
+        piece, self.unused = self.unused[:self.piece], self.unused[self.piece:]
+        try:
+            out = self.obj.decompress(piece)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            self._fail("corrupt", exc)
+        self.started = True
+        if self.obj.eof:  # the member/frame ended in this piece: what follows is the next
+            rest = self.obj.unused_data
+            self.pos += len(piece) - len(rest)
+            self.unused = rest + self.unused
+            self.obj = None
+        else:
+            self.pos += len(piece)
+        ratio = max(1, len(out) // max(1, len(piece)))
+        self.piece = max(64, min(1 << 16, self._STEP_OUT // ratio))
+        self.pending, self.offset = out, 0
+
+    def readinto(self, buffer) -> int:
+        while self.offset >= len(self.pending) and not self.done:
+            self._step()
+        n = min(len(buffer), len(self.pending) - self.offset)
+        buffer[:n] = memoryview(self.pending)[self.offset:self.offset + n]
+        self.offset += n
+        return n
+
+    def close(self) -> None:
+        self.source.close()
+        super().close()
+
+
+class _Input:
+    """The input as text, read once: format detection keeps the lines it looked at."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        raw = _open_input(path)
+        try:
+            head = raw.read(4)  # blocks until 4 bytes or the end (a FIFO too)
+        except OSError as exc:
+            raw.close()
+            raise WsrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        source = _Prefixed(head, raw)
+        kind = "gzip" if head[:2] == _GZIP_MAGIC else "zstd" if head == _ZSTD_MAGIC else None
+        binary = io.BufferedReader(_Decompressed(source, kind, path) if kind else source,
+                                   1 << 16)
+        self.text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape",
+                                     newline="\n")
+        self.seen: list[str] = []
+
+    def close(self) -> None:
+        self.text.close()
+
+    def __enter__(self) -> "_Input":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+    def _cut(self, line: str) -> bool:
+        """Whether ``line`` is the first ``_MAX_LINE`` characters of a longer one; if so
+        the rest of it is read and dropped (never held whole)."""
+        if len(line) < _MAX_LINE or line.endswith("\n"):
+            return False
+        while True:
+            rest = self.text.readline(_MAX_LINE)
+            if not rest or rest.endswith("\n"):
+                return True
+
+    def detect(self) -> str:
+        """The format by the first non-blank line (a very long one: by its beginning);
+        WsrecError when there is none."""
+        while True:
+            line = self.text.readline(_MAX_LINE)
+            if not line:
+                raise WsrecError(f"{self.path}: empty, nothing to import")
+            self.seen.append(line)
+            text = line.strip()
+            if text:
+                return _format_of(text)
+
+    def lines(self) -> Iterator[tuple[int, str | None]]:
+        """(number, line) from the first line, the ones ``detect`` read included; None
+        for a line longer than ``_MAX_LINE``."""
+        number = 0
+        seen, self.seen = self.seen, []
+        for line in seen:
+            number += 1
+            yield number, None if self._cut(line) else line
+        while True:
+            line = self.text.readline(_MAX_LINE)
+            if not line:
+                return
+            number += 1
+            yield number, None if self._cut(line) else line
+
+    def read_all(self) -> str:
+        text = "".join(self.seen) + self.text.read()
+        self.seen = []
+        return text
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (bytes already read) followed by the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw):
+        self.head, self.raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.raw.read1(len(buffer)) if hasattr(self.raw, "read1") else \
+            self.raw.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        buffer = bytearray(size)
+        n = self.readinto(buffer)
+        return bytes(buffer[:n])
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _format_of(first: str) -> str:
+    if first.startswith('{"log"'):
+        return "har"
+    if first.startswith("{"):
+        try:
+            obj = json.loads(first)
+        except (ValueError, RecursionError):
+            # not one JSON document on the line: a HAR spread over lines (as browsers save)
+            return "har" if first == "{" or '"log"' in first[:200] else "lines"
+        if isinstance(obj, dict) and "enc" in obj and "data" in obj:
+            return "jsonl"
+        if isinstance(obj, dict) and "log" in obj:
+            return "har"
+    return "lines"
+
+
+def detect_format(path) -> str:
+    """``jsonl``, ``lines`` or ``har``: by the name (``.har``), else by the first line."""
+    path = Path(path)
+    if path.name.lower().endswith(".har"):
+        return "har"
+    with _Input(path) as source:
+        return source.detect()
+
+
+# -- values ---------------------------------------------------------------------------------
+
+def epoch_ns(text: str) -> int:
+    """An epoch timestamp in s, ms, us or ns (told apart by magnitude), or ISO 8601;
+    ValueError when it is neither or outside 1677-09-21 .. 2262-04-11."""
+    if text.isascii() and text.isdigit() and len(text) <= 20:  # the common case: integers
+        value = int(text)
+        scale = 1 if value > 10**17 else 1_000 if value > 10**14 else \
+            1_000_000 if value > 10**11 else 1_000_000_000
+        return check_ns(value * scale, text)
+    try:
+        value = Decimal(text)  # exact: floats lose nanoseconds
+    except InvalidOperation:
+        return parse_time(text)
+    return _decimal_ns(value, text, scale=None)
+
+
+def _decimal_ns(value: Decimal, shown, scale: int | None) -> int:
+    if not value.is_finite():
+        raise ValueError(f"not a timestamp: {shown!r}")
+    if value.adjusted() > 20:  # past any unit's range (checked without arithmetic)
+        raise ValueError(f"{shown!r} is outside the times wsrec can represent "
+                         f"(1677-09-21 .. 2262-04-11)")
+    if scale is None:
+        size = abs(value)
+        scale = 1 if size > 10**17 else 1_000 if size > 10**14 else \
+            1_000_000 if size > 10**11 else 1_000_000_000
+    return check_ns(int(value * scale), shown)
+
+
+def _text(value, what: str) -> str:
+    """``value`` if it is a string that is valid UTF-8 text."""
+    if not isinstance(value, str):
+        raise _Bad(f"{what} is not a string")
+    if value.isascii():  # the common case, without encoding anything
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(f"{what} is not valid UTF-8 text") from None
+    return value
+
+
+def _integer(value, what: str, bounds: tuple[int, int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"{what} is not an integer ({_short(value)})")
+    if not bounds[0] <= value <= bounds[1]:
+        raise _Bad(f"{what} {value} is out of range ({bounds[0]} .. {bounds[1]})")
+    return value
+
+
+def _strings(value, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _Bad(f"{what} is not a list of strings")
+    return tuple(_text(v, f"{what} item") for v in value)
+
+
+def _b64(value, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise _Bad(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Bad(f"{what} is not valid base64") from None
+
+
+def _short(value) -> str:
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= 40 else text[:36] + "..."
+
+
+def _load(text: str):
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _Bad("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise _Bad(f"not JSON ({exc})") from None
+
+
+# -- the new session ------------------------------------------------------------------------
+
+class _Rows:
+    """Streams rows into a new session (created at the first row, so it starts at that
+    row's time), keeping mono_ns non-decreasing; ``abandon`` removes what it created."""
+
+    def __init__(self, venue: str, strict: bool, path: Path, data, args):
+        self.venue, self.strict, self.path = venue, strict, path
+        self.data, self.args = data, args
+        self.classify = classifier(venue)
+        self.writer: SessionWriter | None = None
+        self.folder: Path | None = None     # the session folder, once this import made it
+        self.created: list[Path] = []       # folders this import created, deepest first
+        self.count = 0
+        self.last = None
+        self.bad: list[int] = []
+        self.problems: list[str] = []
+
+    def skip(self, number: int, why: str, message: bool = False) -> None:
+        """Line (HAR: WebSocket message) ``number`` can't be used: an error with
+        ``strict``, else counted."""
+        problem = f"{self.path}: message {number}: {why}" if message else \
+            f"{self.path}:{number}: {why}"
+        if self.strict:
+            raise WsrecError(f"{problem} (drop --strict to skip bad "
+                             f"{'messages' if message else 'lines'})")
+        self.bad.append(number)
+        if len(self.problems) < _PROBLEMS:
+            self.problems.append(problem)
+
+    def add(self, payload: bytes, ts: int, mono: int | None = None, **kw) -> None:
+        if "channels" not in kw and kw.get("dir", "in") == "in":
+            channels, symbols = self.classify(payload, kw.get("kind") == "text")
+            kw["channels"], kw["symbols"] = _valid(channels), _valid(symbols)
+        if self.writer is None:
+            self._start(ts)
+        mono = ts if mono is None else mono
+        if self.last is not None and mono < self.last:
+            mono = self.last
+        self.last = mono
+        self.writer.append(payload, ts_ns=ts, mono_ns=mono, **kw)
+        self.count += 1
+
+    def _start(self, ts: int) -> None:
+        venue_dir = data_root(self.data) / self.venue
+        missing, folder = [], venue_dir
+        while not os.path.lexists(folder) and folder.parent != folder:
+            missing.append(folder)
+            folder = folder.parent
+        for _ in range(100):
+            sid = new_session_id(ts)
+            if not os.path.lexists(venue_dir / sid):
+                break
+        self.created = missing
+        self.folder = venue_dir / sid
+        self.writer = SessionWriter(self.venue, self.data, args=self.args, started_ns=ts,
+                                    session_id=sid)
+
+    def finish(self) -> ImportResult:
+        if self.writer is None:
+            raise WsrecError(self._nothing())
+        self.writer.close()
+        return ImportResult(self.writer.folder, self.count, self.bad, self.problems)
+
+    def _nothing(self) -> str:
+        if not self.bad:
+            return f"{self.path}: no message in it, nothing to import"
+        first = self.problems[0].removeprefix(f"{self.path}:").strip()
+        if first[:1].isdigit():
+            first = f"line {first}"
+        return (f"{self.path}: no readable message to import ({len(self.bad)} unreadable; "
+                f"first: {first})")
+
+    def abandon(self) -> None:
+        """A failed import leaves no half-built session behind, nor the folders it made."""
+        if self.writer is not None:
+            try:
+                self.writer.close("failed", "import failed")
+            except Exception:  # noqa: BLE001 - it is being removed: any failure is moot
+                pass
+        if self.folder is not None and (self.writer is not None or self.folder.exists()):
+            shutil.rmtree(self.folder, ignore_errors=True)
+        for folder in self.created:  # only if empty: another writer may have come meanwhile
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+
+
+def _valid(values) -> tuple[str, ...]:
+    """Classification results that can be stored (valid text only)."""
+    if all(type(v) is str and v.isascii() for v in values):
+        return tuple(values)
+    out = []
+    for v in values:
+        try:
+            v.encode("utf-8")
+        except (UnicodeEncodeError, AttributeError):
+            continue
+        out.append(v)
+    return tuple(out)
+
+
+def import_file(path, venue: str, data=None, fmt: str | None = None,
+                strict: bool = False) -> ImportResult:
+    """Build a new session of ``venue`` from ``path``; returns where, rows, bad lines.
+
+    ValueError for a bad ``venue`` or ``fmt``; WsrecError (one line, naming the file and
+    the line) for anything wrong with the input, after removing whatever was created.
+    """
+    check_name("venue", venue)
+    if fmt is not None and fmt not in IMPORT_FORMATS:
+        raise ValueError(f"unknown import format {fmt!r} (choose from "
+                         f"{', '.join(IMPORT_FORMATS)})")
+    path = Path(path)
+    rows = None
+    try:
+        with _Input(path) as source:
+            detected = source.detect()
+            if fmt is None:
+                fmt = "har" if path.name.lower().endswith(".har") else detected
+            rows = _Rows(venue, strict, path, data, {"imported_from": path.name,
+                                                      "format": fmt})
+            {"jsonl": _jsonl, "lines": _lines, "har": _har}[fmt](source, rows)
+        return rows.finish()
+    except OSError as exc:
+        if rows is not None:
+            rows.abandon()
+        raise WsrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except BaseException:
+        if rows is not None:
+            rows.abandon()
+        raise
+
+
+def _jsonl(source: _Input, rows: _Rows) -> None:
+    for number, line in source.lines():
+        if line is None:
+            rows.skip(number, _TOO_LONG)
+            continue
+        if not line.strip():
+            continue
+        try:
+            payload, ts, mono, kw = _envelope(line)
+        except _Bad as exc:
+            rows.skip(number, f"not a wsrec envelope line: {exc}")
+            continue
+        rows.add(payload, ts, mono, **kw)
+
+
+def _envelope(line: str):
+    e = _load(line)
+    if not isinstance(e, dict):
+        raise _Bad("not a JSON object")
+    for key in ("ts", "dir", "kind", "enc", "data"):
+        if key not in e:
+            raise _Bad(f"no {key!r}")
+    enc, value = e["enc"], e["data"]
+    if enc == "json":
+        try:
+            payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        except (UnicodeEncodeError, ValueError):
+            raise _Bad("data is not valid UTF-8 JSON") from None
+    elif enc == "text":
+        if not isinstance(value, str):
+            raise _Bad("data is not a string")
+        try:
+            payload = value.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            raise _Bad("data is not valid text") from None
+    elif enc == "base64":
+        payload = _b64(value, "data")
+    elif enc == "msgpack":
+        payload = _b64(e.get("raw"), "raw")
+    else:
+        raise _Bad(f"enc must be one of {', '.join(_ENCODINGS)}, not {_short(enc)}")
+    ts = e["ts"]
+    if isinstance(ts, bool) or not isinstance(ts, (str, int)):
+        raise _Bad(f"ts is not a time ({_short(ts)})")
+    try:
+        ts = parse_time(ts)
+    except ValueError as exc:
+        raise _Bad(f"ts: {exc}") from None
+    mono = e.get("mono_ns")
+    if mono is not None:
+        mono = _integer(mono, "mono_ns", _INT64)
+    conn = e.get("conn")
+    if conn is not None:
+        conn = _integer(conn, "conn", _INT32)
+    stream = e.get("stream")
+    if stream is not None:
+        stream = _text(stream, "stream")
+    direction = e["dir"]
+    if direction not in DIRECTIONS:
+        raise _Bad(f"dir must be in, out or event, not {_short(direction)}")
+    kind = _text(e["kind"], "kind")
+    if not kind:
+        raise _Bad("kind is empty")
+    return payload, ts, mono, dict(conn=conn, stream=stream, dir=direction, kind=kind,
+                                   channels=_strings(e.get("channels"), "channels"),
+                                   symbols=_strings(e.get("symbols"), "symbols"))
+
+
+def _lines(source: _Input, rows: _Rows) -> None:
+    for number, line in source.lines():
+        if line is None:
+            rows.skip(number, _TOO_LONG)
+            continue
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        stamp, sep, message = line.partition(" ")
+        try:
+            if not sep:
+                raise ValueError("no message after the timestamp")
+            ts = epoch_ns(stamp.strip())
+        except ValueError as exc:
+            rows.skip(number, f"not '<timestamp> <message>' ({exc})")
+            continue
+        rows.add(message.encode("utf-8", errors="surrogateescape"), ts, kind="text")
+
+
+def _har(source: _Input, rows: _Rows) -> None:
+    path = rows.path
+    try:
+        har = json.loads(source.read_all(), parse_float=Decimal)  # exact times
+    except RecursionError:
+        raise WsrecError(f"{path}: not a HAR file (JSON nested too deeply)") from None
+    except ValueError as exc:
+        raise WsrecError(f"{path}: not a HAR file ({exc})") from None
+    log = har.get("log") if isinstance(har, dict) else None
+    if not isinstance(log, dict):
+        raise WsrecError(f"{path}: not a HAR file (no \"log\" object)")
+    entries = log.get("entries")
+    if not isinstance(entries, list):
+        raise WsrecError(f"{path}: not a HAR file (log.entries is not a list)")
+    messages = []
+    number = 0
+    conn = 0
+    for index, entry in enumerate(entries):
+        where = f"{path}: log.entries[{index}]"
+        if not isinstance(entry, dict):
+            raise WsrecError(f"{where} is not an object")
+        socket_messages = entry.get("_webSocketMessages")
+        if socket_messages is None:
+            continue
+        if not isinstance(socket_messages, list):
+            raise WsrecError(f"{where}._webSocketMessages is not a list")
+        request = entry.get("request", {})
+        url = request.get("url", "") if isinstance(request, dict) else None
+        if not isinstance(url, str):
+            raise WsrecError(f"{where}.request.url is not a string")
+        first = None
+        for m in socket_messages:
+            number += 1
+            try:
+                message = _har_message(m)
+            except _Bad as exc:
+                rows.skip(number, f"unreadable WebSocket message: {exc}", message=True)
+                continue
+            if message is None:  # a control frame: not stored
+                continue
+            ts, direction, kind, payload = message
+            first = ts if first is None else min(first, ts)
+            messages.append((ts, conn, direction, kind, payload))
+        if first is not None:
+            messages.append((max(first - 1, MIN_NS), conn, "event", "open",
+                             json.dumps({"url": url}).encode()))
+            conn += 1
+    for ts, conn, direction, kind, payload in sorted(messages, key=lambda m: m[0]):
+        if direction == "event":
+            rows.add(payload, ts, conn=conn, stream=f"socket-{conn}", dir="event", kind=kind,
+                     channels=(), symbols=())
+        else:
+            rows.add(payload, ts, conn=conn, stream=f"socket-{conn}", dir=direction, kind=kind)
+
+
+_HAR_TYPES = {"send": "out", "receive": "in"}
+_CONTROL_OPCODES = (0, 8, 9, 10)  # continuation, close, ping, pong: not messages
+
+
+def _har_message(m):
+    """(ts, dir, kind, payload) of one HAR WebSocket message, None for a control frame."""
+    if not isinstance(m, dict):
+        raise _Bad("not an object")
+    direction = _HAR_TYPES.get(m.get("type")) if isinstance(m.get("type"), str) else None
+    if direction is None:
+        raise _Bad(f"type must be send or receive, not {_short(m.get('type'))}")
+    opcode = m.get("opcode", 1)
+    if isinstance(opcode, bool) or not isinstance(opcode, int) or \
+            opcode not in (1, 2) + _CONTROL_OPCODES:
+        raise _Bad(f"opcode must be 1 (text) or 2 (binary), not {_short(opcode)}")
+    ts = _har_time(m.get("time"))
+    if opcode in _CONTROL_OPCODES:
+        return None
+    data = m.get("data")
+    if opcode == 1:
+        if not isinstance(data, str):
+            raise _Bad("data is not a string")
+        try:  # bytes that were not UTF-8 in the file come back as they were
+            return ts, direction, "text", data.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            raise _Bad("data is not valid text") from None
+    return ts, direction, "binary", _b64(data, "data")
+
+
+def _har_time(value) -> int:
+    """HAR ``time``: seconds since the epoch (a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, float, str)):
+        raise _Bad(f"time is not a number ({_short(value)})")
+    try:
+        seconds = Decimal(value) if not isinstance(value, float) else Decimal(repr(value))
+    except InvalidOperation:
+        raise _Bad(f"time is not a number ({_short(value)})") from None
+    if not seconds.is_finite():
+        raise _Bad(f"time is not finite ({_short(value)})")
+    if seconds.adjusted() > 12 or not MIN_NS <= seconds * 1_000_000_000 <= MAX_NS:
+        raise _Bad(f"time {_short(value)} is outside 1677-09-21 .. 2262-04-11")
+    return int(seconds * 1_000_000_000)
+

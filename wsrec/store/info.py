@@ -1,0 +1,119 @@
+"""What a session holds: the numbers behind ``wsrec ls`` and ``wsrec info``."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wsrec.store._connections import track
+from wsrec.store.session import Session
+from wsrec.timefmt import format_ns
+
+__all__ = ["summary", "details"]
+
+
+def summary(session: Session) -> dict:
+    """One ``ls`` row: cheap (manifest, directory listing, journals only when present)."""
+    start, end = session.start_ns, session.end_ns
+    return {
+        "venue": session.venue,
+        "id": session.id,
+        "path": str(session.path),
+        "start": format_ns(start),
+        "end": format_ns(end),
+        "duration_ns": end - start if start is not None and end is not None else None,
+        "frames": session.rows(),
+        "bytes": session.disk_bytes(),
+        "status": session.status,
+        "state": session.state,
+        "live": session.live,
+        "crashed": session.crashed,
+    }
+
+
+def details(session: Session) -> dict:
+    """Everything ``info`` shows; reads the session once, column-wise, batch by batch."""
+    out = summary(session)
+    by_dir: Counter = Counter()
+    by_kind: Counter = Counter()
+    by_channel: Counter = Counter()
+    by_symbol: Counter = Counter()
+    raw = 0
+    first_ts = last_ts = None
+    columns = ["ts", "dir", "kind", "channels", "symbols", "payload"]
+    for batch in session.batches(columns=columns):
+        raw += pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0
+        _count(by_dir, batch.column("dir"))
+        _count(by_kind, batch.column("kind"))
+        _count(by_channel, batch.column("channels").flatten())
+        _count(by_symbol, batch.column("symbols").flatten())
+        ts = pc.min_max(batch.column("ts").cast(pa.int64()))
+        lo, hi = ts["min"].as_py(), ts["max"].as_py()
+        first_ts = lo if first_ts is None else min(first_ts, lo)
+        last_ts = hi if last_ts is None else max(last_ts, hi)
+    disk = out["bytes"]
+    links = session.manifest
+    if session.status == "recording":  # live or crashed: the manifest may lag the rows
+        links = track(session.frames(direction="event")).as_dict()
+    out.update({
+        "frames_in": by_dir.get("in", 0),
+        "frames_out": by_dir.get("out", 0),
+        "events": by_dir.get("event", 0),
+        "kinds": dict(by_kind.most_common()),
+        "raw_bytes": raw,
+        "compression_ratio": round(raw / disk, 2) if disk else None,
+        "first_frame": format_ns(first_ts),
+        "last_frame": format_ns(last_ts),
+        "span_ns": last_ts - first_ts if first_ts is not None else None,
+        "parts": len(session.manifest["parts"]),
+        "journals": [p.name for p in session.journals],
+        "connections": links.get("connections", []),
+        "gaps": links.get("gaps", []),
+        "channels": dict(by_channel.most_common()),
+        "symbols": dict(by_symbol.most_common()),
+        "error": session.manifest.get("error"),
+        "args": session.manifest.get("args", {}),
+    })
+    if session.venue == "dfuse":
+        out["redelivered"] = redelivered(session)
+    return out
+
+
+_BLOCK = re.compile(rb'"block_num":(\d+)')
+_REQ = re.compile(rb'"req_id":"([^"]*)"')
+
+
+def redelivered(session: Session) -> int:
+    """dfuse: data frames of blocks that an earlier connection of the same stream had
+    already delivered (a resume restarts at the last progress block + 1, so the blocks
+    after it come twice)."""
+    count = 0
+    seen: dict[tuple, int] = {}       # (stream, req_id) -> highest block so far
+    before: dict[tuple, int] = {}     # the same, as of the stream's current connection
+    for f in session.frames(direction="in,event"):
+        if f.dir == "event":
+            if f.kind == "open":
+                before.update({k: v for k, v in seen.items() if k[0] == f.stream})
+            continue
+        if f.channel not in ("action_trace", "table_delta"):
+            continue
+        block, req = _BLOCK.search(f.payload), _REQ.search(f.payload)
+        if block is None or req is None:
+            continue
+        key, number = (f.stream, req.group(1)), int(block.group(1))
+        if number <= before.get(key, -1):
+            count += 1
+        seen[key] = max(seen.get(key, -1), number)
+    return count
+
+
+def _count(counter: Counter, values: pa.Array) -> None:
+    """Add an array's value counts to ``counter`` (one Python step per distinct value)."""
+    if len(values) == 0:
+        return
+    for item in pc.value_counts(values).to_pylist():
+        if item["values"] is not None:
+            counter[item["values"]] += item["counts"]
