@@ -105,7 +105,7 @@ def record_from_sim(venue, data, *, sim=None, channels=(), symbols=(), params=No
         base = await simulator.start()
         request = Request(channels=list(channels), symbols=list(symbols),
                           params=dict(params or {}), url=url(base) if url else base,
-                          sim=env is None, env=env or {})
+                          env=simulator.credentials() if env is None else env)
         try:
             recorder = Recorder(get_venue(venue), request, data=data,
                                 options=options or RecordOptions(duration=1.0), name=name)

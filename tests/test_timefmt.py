@@ -103,3 +103,16 @@ def test_durations_are_exact_up_to_a_hundred_years():
     assert parse_duration("36525d") == 36525 * 86400 * 10**9
     assert parse_duration("0.000000001s") == 1
     assert parse_duration("1.000000001s") == 1_000_000_001
+
+
+def test_parse_time_counts_an_offset_from_the_origin():
+    from wsrec.errors import UsageError
+    assert parse_time("+30s", origin=10**18) == 10**18 + 30 * 10**9
+    assert parse_time(" +1h30m", origin=0) == 5400 * 10**9
+    assert parse_time("2026-11-18", origin=5) == 1_794_960_000_000_000_000  # not an offset
+    with pytest.raises(UsageError, match="'\\+30s' is an offset, and there is no start time"):
+        parse_time("+30s")
+    with pytest.raises(UsageError, match="'\\+1d' is outside the times wsrec can represent"):
+        parse_time("+1d", origin=2**63 - 10)
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_time("+soon", origin=0)

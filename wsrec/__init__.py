@@ -17,26 +17,32 @@ start with ``_`` are internal)::
       commands    the click commands     manpages   man pages from them
     record/     from a venue into a session     replay/     from sessions out
       recorder    the connection loop          stdout     paced lines to a file
-      importer    jsonl, lines and HAR in       serve      WebSocket, TCP, Unix servers
-      _connection the WebSocket client          convert    Parquet, CSV, jsonl, Arrow out
-                                                _schedule  merged, timed rows
+      request     what to record, checked      serve      WebSocket, TCP, Unix servers
+      importer    jsonl, lines and HAR in       convert    Parquet, CSV, jsonl, Arrow out
+      _connection the WebSocket client          _schedule  merged, timed rows
                                                 _pacing    waiting to the microsecond
-                                                _emulate   replay speaking a venue's protocol
-    sim/        each venue's simulator (asyncio, synthetic data)
+                                                _emulate   a venue's server side, driven
+    sim/        each venue's simulator: asyncio and synthetic data over its server side
+      serve       serving one until stopped
     store/      sessions on disk
       session     reading a session            writer     writing one (journal, parts)
       manifest    session.json                 schema     the row schema, Parquet options
       filters     the row predicate            lines      the envelope and raw line forms
       repair      finishing crashed sessions   verify     checking parts and journals
       info        a session's summary          upgrade    format 1 to format 2
-      roots       data roots and references    _journal, _part, _lock, _connections
-    venues/     each venue's protocol: streams, classification, constants
-    errors, timefmt, secrets   used by every layer
+      roots       data roots and references    atomic     tmp, fsync, rename: whole files
+      _rows, _flusher  the writer's row buffer and flush thread
+      _journal, _part, _lock, _connections
+    venues/     each venue's whole protocol, no I/O: Venue and Stream (the client
+                side, classification), Server (the venue's side), constants
+    urls        WebSocket URLs checked before anything connects
+    timefmt, secrets, lists    times, redaction, comma lists
+    errors      the one error tree (see docs/DEVELOPMENT.md)
 """
 
 from wsrec._version import __version__
 from wsrec.errors import (AmbiguousSession, CorruptData, DiskFull, SessionBusy,
-                          SessionNotFound, StorageError, WsrecError)
+                          SessionNotFound, StorageError, UsageError, WsrecError)
 from wsrec.store.filters import Filters
 from wsrec.store.session import Frame, Session, open_session
 from wsrec.store.writer import SessionWriter
@@ -49,6 +55,7 @@ __all__ = [
     "Frame",
     "Filters",
     "WsrecError",
+    "UsageError",
     "SessionNotFound",
     "AmbiguousSession",
     "SessionBusy",

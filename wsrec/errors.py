@@ -3,15 +3,17 @@
 Library errors (OSError, pyarrow's ArrowInvalid, json's JSONDecodeError, ...) are
 mapped to one of these where they are caught, with a one-line message that names
 the file or argument and says what to do. The CLI prints ``Error: <message>`` and
-exits 1 for any of them.
+exits 2 for a UsageError (with click's ``Usage:`` lines), 1 for any other of them;
+anything else is a bug and keeps its traceback.
 
     WsrecError
+    ├── UsageError             an argument no call can honour (also a ValueError)
+    │   └── UnsupportedDataRoot  a data root that is not a local folder
     ├── SessionNotFound        no session matches a reference
     ├── AmbiguousSession       a prefix matches several sessions
     ├── SessionBusy            the session is being recorded (its lock is held)
     ├── CorruptData            a manifest, part or journal can't be read
     ├── OutdatedFormat         a session in an older format ('wsrec repair --upgrade')
-    ├── UnsupportedDataRoot    a data root that is not a local folder
     ├── ConnectError           a connection could not be opened
     │   ├── InvalidURL         (wsrec.urls) a URL that can't be connected to
     │   └── HandshakeRejected  the server answered the upgrade with another HTTP status
@@ -25,6 +27,7 @@ import errno
 
 __all__ = [
     "WsrecError",
+    "UsageError",
     "SessionNotFound",
     "AmbiguousSession",
     "SessionBusy",
@@ -41,6 +44,21 @@ __all__ = [
 
 class WsrecError(Exception):
     """Base class of wsrec's own errors; the message is one line meant for a user."""
+
+
+class UsageError(WsrecError, ValueError):
+    """An argument no call can honour: a bad option, value, name or combination.
+
+    ``param``, when given, names the argument at fault as the API spells it (``start``,
+    ``symbols``, ``target``, ...; the message may begin with ``"<param>: "``), or, as a
+    tuple, the arguments that don't go together (``("start", "end")``). The CLI shows
+    the first as click's ``Invalid value for --OPTION: ...``, the second with each name
+    written as its option.
+    """
+
+    def __init__(self, message: str = "", param: str | tuple[str, ...] | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class SessionNotFound(WsrecError):
@@ -63,8 +81,8 @@ class OutdatedFormat(WsrecError):
     pass
 
 
-class UnsupportedDataRoot(WsrecError, ValueError):
-    """A usage error: the CLI reports it as such (exit 2)."""
+class UnsupportedDataRoot(UsageError):
+    """A data root that is not a local folder (s3://, file://, ...)."""
 
 
 class StorageError(WsrecError):

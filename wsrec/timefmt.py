@@ -2,7 +2,8 @@
 
 Times are int64 nanoseconds since the epoch (Arrow's ``timestamp[ns]``), so only
 ``MIN_NS`` .. ``MAX_NS`` (1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z) can be
-represented; ``parse_time`` refuses anything outside, naming the value.
+represented; ``parse_time`` refuses anything outside, naming the value. Bad input is a
+``UsageError`` (a ``ValueError``) whose message names the value.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import datetime as _dt
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["format_ns", "parse_time", "parse_duration", "format_duration", "check_ns", "NS",
-           "MIN_NS", "MAX_NS", "MAX_DURATION_NS"]
+from wsrec.errors import UsageError
+
+__all__ = ["format_ns", "parse_time", "parse_duration", "format_duration", "check_ns",
+           "is_offset", "NS", "MIN_NS", "MAX_NS", "MAX_DURATION_NS"]
 
 NS = 1_000_000_000
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -25,9 +28,9 @@ MAX_DURATION_NS = 36_525 * 86_400 * NS
 
 
 def check_ns(ns: int, what) -> int:
-    """``ns`` if it is a representable time, else ValueError naming ``what``."""
+    """``ns`` if it is a representable time, else UsageError naming ``what``."""
     if not MIN_NS <= ns <= MAX_NS:
-        raise ValueError(f"{_shown(what)} is outside the times wsrec can represent ({_RANGE})")
+        raise UsageError(f"{_shown(what)} is outside the times wsrec can represent ({_RANGE})")
     return ns
 
 
@@ -52,36 +55,48 @@ def format_ns(ns: int | None) -> str | None:
     return f"{stamp}.{frac:09d}Z"
 
 
-def parse_time(value) -> int:
-    """An ISO 8601 string (naive means UTC), a datetime, or int nanoseconds -> ns since epoch.
+def parse_time(value, origin: int | None = None) -> int:
+    """An ISO 8601 string (naive means UTC), a datetime, int nanoseconds, or an offset
+    such as ``'+30s'`` from ``origin`` (ns) -> ns since epoch.
 
-    Raises ValueError with a message naming the value, also for a time outside
-    ``MIN_NS`` .. ``MAX_NS`` (before 1677-09-21 or after 2262-04-11).
+    Raises UsageError with a message naming the value, also for a time outside
+    ``MIN_NS`` .. ``MAX_NS`` (before 1677-09-21 or after 2262-04-11), and for an offset
+    without an ``origin``.
     """
     if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
+        raise UsageError(f"not a time: {value!r}")
     if isinstance(value, int):
         return check_ns(value, value)
     if isinstance(value, _dt.datetime):
         return check_ns(_datetime_ns(value), value.isoformat())
     if not isinstance(value, str):
-        raise ValueError(f"not a time: {value!r}")
+        raise UsageError(f"not a time: {value!r}")
+    if is_offset(value):
+        if origin is None:
+            raise UsageError(f"{_shown(value)} is an offset, and there is no start time to "
+                             f"count it from")
+        return check_ns(origin + parse_duration(value.strip()[1:]), value)
     m = _ISO.match(value.strip())
     if not m:
-        raise ValueError(f"not an ISO 8601 time: {_shown(value)} (expected e.g. "
+        raise UsageError(f"not an ISO 8601 time: {_shown(value)} (expected e.g. "
                          f"2026-11-21T14:03:07Z)")
     y, mo, d, h, mi, s, frac, tz = m.groups()
     try:
         base = _dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0),
                             tzinfo=_dt.timezone.utc)
     except ValueError as exc:
-        raise ValueError(f"not a valid time: {value!r} ({exc})") from None
+        raise UsageError(f"not a valid time: {value!r} ({exc})") from None
     ns = _datetime_ns(base) + int((frac or "0").ljust(9, "0"))
     if tz and tz.upper() != "Z":
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
         ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * NS
     return check_ns(ns, value)
+
+
+def is_offset(value) -> bool:
+    """Whether ``value`` is an offset such as ``'+30s'`` (see ``parse_duration``)."""
+    return isinstance(value, str) and value.strip().startswith("+")
 
 
 def _datetime_ns(value: _dt.datetime) -> int:
@@ -99,7 +114,7 @@ _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 360
 def parse_duration(text: str) -> int:
     """``'30s'``, ``'5m'``, ``'1h30m'``, ``'250ms'``, ``'2'`` (seconds) -> nanoseconds.
 
-    Exact (no float rounding); at most ``MAX_DURATION_NS`` (100 years), else ValueError.
+    Exact (no float rounding); at most ``MAX_DURATION_NS`` (100 years), else UsageError.
     """
     raw = str(text).strip()
     pos, total = 0, Decimal(0)
@@ -113,12 +128,12 @@ def parse_duration(text: str) -> int:
             break
         pos = m.end()
         if not value.is_finite() or value.adjusted() > 20:  # before any arithmetic
-            raise ValueError(f"duration {_shown(text)} is too long (at most 100 years)")
+            raise UsageError(f"duration {_shown(text)} is too long (at most 100 years)")
         total += value * _UNITS[unit]
         if total > MAX_DURATION_NS:
-            raise ValueError(f"duration {_shown(text)} is too long (at most 100 years)")
+            raise UsageError(f"duration {_shown(text)} is too long (at most 100 years)")
     if not raw or pos != len(raw):
-        raise ValueError(f"not a duration: {_shown(text)} (expected e.g. 30s, 5m, 2h, "
+        raise UsageError(f"not a duration: {_shown(text)} (expected e.g. 30s, 5m, 2h, "
                          f"1h30m)")
     return int(total)
 

@@ -211,6 +211,38 @@ def test_usage_errors_exit_2(run):
     assert run("frobnicate").exit_code == 2
 
 
+def test_library_usage_errors_exit_2_naming_the_option(run, data):
+    write_session(data, n=20, venue="alpaca")
+    result = run("replay", "alpaca", "--to", "ftp://x")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Usage: cli replay [OPTIONS] SESSION...")  # click's form
+    assert "Error: Invalid value for --to: unknown target 'ftp://x'" in result.stderr
+    result = run("replay", "alpaca", "--start", "+2s", "--end", "+1s")
+    assert result.exit_code == 2 and "Error: --start is after --end" in result.stderr
+    result = run("convert", "alpaca", "--format", "parquet", "-o", "")
+    assert result.exit_code == 2 and "the output path is empty" in result.stderr
+
+
+def test_other_errors_are_not_usage_errors(run, data, monkeypatch):
+    """A library's ValueError in the middle of an operation is a bug (traceback), never
+    a usage error; wsrec's own errors exit 1."""
+    import pyarrow as pa
+
+    import wsrec.cli.commands as commands
+    write_session(data, n=20, venue="alpaca")
+
+    def broken(*args, **kwargs):
+        raise pa.ArrowInvalid("boom")
+    monkeypatch.setattr(commands, "convert", broken)
+    result = run("convert", "alpaca", "--format", "csv", "-q")
+    assert result.exit_code == 1 and isinstance(result.exception, pa.ArrowInvalid)
+
+    def refused(*args, **kwargs):
+        raise wsrec.errors.CorruptData("part-000000.parquet: cannot read part")
+    monkeypatch.setattr(commands, "convert", refused)
+    _one_line_error(run("convert", "alpaca", "--format", "csv", "-q"), "cannot read part")
+
+
 def test_python_dash_m(data):
     out = subprocess.run([sys.executable, "-m", "wsrec", "--version"], capture_output=True,
                          text=True, timeout=60)
@@ -248,7 +280,8 @@ def test_record_max_frames_and_quiet(run, data):
     (["record", "alpaca", "-p", "novalue", "--sim", "-s", "X"], "is not KEY=VALUE"),
     (["record", "nowhere"], "VENUE"),
     (["record", "url"], "give the endpoint"),
-    (["record", "url", "ws://127.0.0.1:9/", "--name", "a/b"], "invalid --name"),
+    (["record", "url", "ws://127.0.0.1:9/", "--name", "a/b"],
+     "Invalid value for --name: invalid name 'a/b'"),
     (["import", "nofile", "--venue", "last"], "invalid venue"),
 ])
 def test_record_usage_errors_exit_2(run, data, args, message):

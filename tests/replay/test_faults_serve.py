@@ -519,7 +519,7 @@ def test_a_bug_answering_a_message_gets_the_generic_error_and_one_line(
     from wsrec.replay.stdout import ReplayOptions
     from wsrec.replay.serve import ServeOptions, serve_replay
 
-    cls = emulate._EMULATORS[venue]
+    cls = emulate.Emulator
     original = cls.on_message
     calls = []
 

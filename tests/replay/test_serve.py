@@ -240,11 +240,12 @@ def test_tcp_and_unix_lines(recorded, tmp_path):
 
 def test_slow_client_is_dropped_and_others_are_not(data):
     with wsrec.SessionWriter("bulk", data=data) as w:
-        for i in range(2_000):  # 2,000 frames of 20 KB in 2 s: 40 MB, more than buffers hold
+        for i in range(2_000):  # 2,000 frames of 20 KB in 6 s: 40 MB, more than buffers hold
             w.append(b'{"i":%d,"pad":"%s"}' % (i, b"x" * 20_000), kind="text",
-                     ts_ns=10**18 + i * 1_000_000, mono_ns=i * 1_000_000)
-    # a lag allowance the healthy client keeps within even on a loaded machine
-    server = Server(data, "bulk", "--to", "ws://127.0.0.1:0", "--max-lag", "1", "--once")
+                     ts_ns=10**18 + i * 3_000_000, mono_ns=i * 3_000_000)
+    # a lag allowance the healthy client keeps within even on a loaded machine; the one
+    # that never reads passes it half way through the replay
+    server = Server(data, "bulk", "--to", "ws://127.0.0.1:0", "--max-lag", "3", "--once")
 
     host, port = server.url[len("ws://"):].split(":")
     slow = socket.socket()
@@ -266,20 +267,35 @@ def test_slow_client_is_dropped_and_others_are_not(data):
 
 def test_shared_clock_late_joiner_starts_mid_way(data):
     with wsrec.SessionWriter("clock", data=data) as w:
-        for i in range(30):  # 1.5 s of frames
+        for i in range(60):  # 3 s of frames
             w.append(b'{"i":%d}' % i, kind="text", ts_ns=10**18 + i * 50_000_000,
                      mono_ns=i * 50_000_000)
     server = Server(data, "clock", "--to", "ws://127.0.0.1:0", "--shared-clock", "--once")
 
     async def main():
-        first = asyncio.create_task(drain(await connect(server.url)))
-        await asyncio.sleep(0.7)
+        first, joined = [], asyncio.Event()
+
+        async def read_first(ws):
+            try:
+                async for m in ws:
+                    first.append(m)
+                    if len(first) == 10:
+                        joined.set()
+            except ConnectionClosed:
+                pass
+            joined.set()
+
+        reading = asyncio.create_task(read_first(await connect(server.url)))
+        await asyncio.wait_for(joined.wait(), 60)   # joins once the first has 10 frames
         late = await drain(await connect(server.url))
-        return await first, late
+        await asyncio.wait_for(reading, 60)
+        return first, late
 
     first, late = asyncio.run(main())
     # one clock since the server started: frames due before a client joined are gone
-    assert len(first) >= 20 and 5 < len(late) < len(first) - 5
+    # (the joins are ordered by frame counts, not by sleeping; 1.5 s are left for the
+    # late client to connect however loaded the machine is)
+    assert len(first) >= 30 and 0 < len(late) <= len(first) - 10
     assert late == first[-len(late):]
     server.finish()
 
@@ -536,3 +552,49 @@ def test_shared_clock_corrupt_part_stops_the_server_with_one_line(data):
     code, err = server.finish()
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("Error: ") and "part-000000.parquet" in err
+
+
+# -- the paced send loop every sink shares (stdout and each server client), on a fake clock --
+
+class _FakePacer:
+    """A pacer whose clock moves only when it waits: to the due time, plus ``slip`` ns."""
+
+    def __init__(self, slip=0):
+        self.now, self.slip, self.waits = 0, slip, []
+
+    def wait(self, due):
+        self.waits.append(due)
+        self.now = max(self.now, due + self.slip)
+
+    def lateness(self, due):
+        return self.now - due
+
+
+def test_send_paced_sends_each_item_when_due_and_records_lateness():
+    from wsrec.replay._pacing import Lateness
+    from wsrec.replay.stdout import send_paced
+    pacer, got, late = _FakePacer(slip=7), [], Lateness()
+    n = send_paced(["a", None, "b", "c"], [10, 20, 30, 40], pacer,
+                   lambda item: got.append((item, pacer.now)), skip_before=15, lateness=late)
+    assert n == 2 and got == [("b", 37), ("c", 47)]  # None and what was due before 15: passed over
+    assert pacer.waits == [30, 40] and list(late.samples) == [7, 7]
+
+
+def test_send_paced_unpaced_stop_and_too_late():
+    import threading
+
+    from wsrec.replay.stdout import Stopped, TooLate, send_paced
+    got = []
+    assert send_paced([1, 2, 3], [0, 10**12, 2 * 10**12], None, got.append) == 3
+    assert got == [1, 2, 3]  # no pacer: at once, whatever the due times
+    stop = threading.Event()
+
+    def send(item):
+        got.append(item)
+        stop.set()
+    got.clear()
+    with pytest.raises(Stopped):
+        send_paced([1, 2], [0, 1], _FakePacer(), send, stop=stop)
+    assert got == [1]
+    with pytest.raises(TooLate):
+        send_paced([1, 2], [0, 1], _FakePacer(slip=6), got.append, max_late_ns=5)

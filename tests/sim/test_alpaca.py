@@ -105,3 +105,77 @@ def test_second_connection_gets_406():
         finally:
             await sim.close()
     assert asyncio.run(main())[0]["code"] == 406
+
+
+def test_the_feed_is_the_url_path():
+    async def subscribe(ws, **channels):
+        await recv_json(ws)
+        await ws.send(AUTH)
+        await recv_json(ws)
+        await ws.send(json.dumps({"action": "subscribe", **channels}))
+        return (await recv_json(ws))[0]
+
+    async def crypto(ws):
+        ack = await subscribe(ws, trades=["*"], orderbooks=["BTC/USD"])
+        assert "orderbooks" in ack and "lulds" not in ack and "corrections" not in ack
+        return await recv_json(ws)
+    data = talk("alpaca", "/v1beta3/crypto/us", crypto)
+    assert all(item["S"] in ("BTC/USD", "ETH/USD") for item in data)
+
+    async def test_feed(ws):
+        await subscribe(ws, trades=["*"])
+        return await recv_json(ws)
+    assert {item["S"] for item in talk("alpaca", "/v2/test", test_feed)} == {"FAKEPACA"}
+
+    async def orderbooks_on_sip(ws):
+        return await subscribe(ws, orderbooks=["AAPL"])
+    assert talk("alpaca", "/v2/sip", orderbooks_on_sip)["code"] == 410
+
+    async def news(ws):
+        return await subscribe(ws, news=["*"])
+    assert talk("alpaca", "/v1beta1/news", news) == {"T": "subscription", "news": ["*"]}
+
+
+def test_credentials_from_the_options():
+    async def script(ws):
+        await recv_json(ws)
+        await ws.send(AUTH)
+        return await recv_json(ws)
+    options = SimOptions(credentials={"APCA_API_KEY_ID": "mine", "APCA_API_SECRET_KEY": "x"})
+    assert talk("alpaca", "/v2/test", script, options=options)[0]["code"] == 402
+
+    async def right(ws):
+        await recv_json(ws)
+        await ws.send(json.dumps({"action": "auth", "key": "mine", "secret": "x"}))
+        return await recv_json(ws)
+    assert talk("alpaca", "/v2/test", right, options=options)[0]["msg"] == "authenticated"
+    from wsrec.sim import get_simulator
+    assert get_simulator("alpaca", options).credentials() == options.credentials
+    assert get_simulator("alpaca").credentials() == {"APCA_API_KEY_ID": "sim-key",
+                                                     "APCA_API_SECRET_KEY": "sim-secret"}
+
+
+def test_iex_has_the_free_plans_symbol_limit_and_sip_every_exchange():
+    many = json.dumps({"action": "subscribe", "trades": [f"S{i}" for i in range(31)]})
+
+    async def script(ws):
+        await recv_json(ws)
+        await ws.send(AUTH)
+        await recv_json(ws)
+        await ws.send(many)
+        ack = (await recv_json(ws))[0]
+        exchanges = set()
+        for _ in range(40):
+            exchanges.update(item["x"] for item in await recv_json(ws))
+        return ack, exchanges
+    ack, exchanges = talk("alpaca", "/v2/sip", script, options=SimOptions(rate=400))
+    assert ack["T"] == "subscription" and len(ack["trades"]) == 31 and len(exchanges) > 1
+
+    async def test_feed(ws):
+        await recv_json(ws)
+        await ws.send(AUTH)
+        await recv_json(ws)
+        await ws.send('{"action":"subscribe","trades":["AAPL","FAKEPACA"]}')
+        await recv_json(ws)
+        return {item["S"] for _ in range(10) for item in await recv_json(ws)}
+    assert talk("alpaca", "/v2/test", test_feed, options=SimOptions(rate=400)) == {"FAKEPACA"}

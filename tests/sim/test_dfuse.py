@@ -50,3 +50,13 @@ def test_binary_and_too_many_streams_and_bad_requests():
         await ws.send(json.dumps({**REQ, "data": {}}))
         return await recv_json(ws)
     assert talk("dfuse", "/v1/stream?token=a.b.c", invalid)["data"]["code"] == "invalid_request"
+
+
+def test_traces_of_the_requested_accounts_only():
+    async def script(ws):
+        await ws.send(json.dumps({**REQ, "data": {"accounts": "alice|bob"}}))
+        assert (await recv_json(ws))["type"] == "listening"
+        return [await recv_json(ws) for _ in range(20)]
+    msgs = talk("dfuse", "/v1/stream?token=a.b.c", script)
+    accounts = {m["data"]["trace"]["act"]["account"] for m in msgs if m["type"] == "action_trace"}
+    assert accounts == {"alice", "bob"} and {m["req_id"] for m in msgs} == {"r1"}

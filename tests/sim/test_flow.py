@@ -67,3 +67,20 @@ def test_inactive_connection_is_dropped_without_close_frame():
             await asyncio.wait_for(ws.recv(), 5)
         return info.value.rcvd
     assert talk("flow", "/v1/ws", script, options=SimOptions(inactivity=0.2)) is None
+
+
+def test_list_subscriptions_with_their_arguments():
+    async def script(ws):
+        await ws.send(sub("a", start_block_height="100000000"))
+        await ws.send(json.dumps({"action": "subscribe", "topic": "events",
+                                  "arguments": {"event_types": ["flow.AccountCreated"]}}))
+        await ws.send('{"action":"list_subscriptions"}')
+        while "subscriptions" not in (reply := await recv_json(ws)):
+            pass
+        return reply
+    assert talk("flow", "/v1/ws", script) == {"subscriptions": [
+        {"subscription_id": "a", "topic": "block_digests",
+         "arguments": {"block_status": "sealed", "start_block_height": "100000000"}},
+        {"subscription_id": "0", "topic": "events",
+         "arguments": {"event_types": ["flow.AccountCreated"]}}],
+        "action": "list_subscriptions"}

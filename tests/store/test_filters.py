@@ -1,19 +1,24 @@
 import pyarrow as pa
 import pytest
 
-from wsrec.store.filters import Filters, _any_in, split_list
+import wsrec
+from wsrec.errors import UsageError
+from wsrec.store.filters import Filters, _any_in
+
+from conftest import write_session
 
 
-def test_split_list():
-    assert split_list(None) is None
-    assert split_list("") is None
-    assert split_list("a, b,,c") == {"a", "b", "c"}
-    assert split_list(["a,b", "c"]) == {"a", "b", "c"}
+def test_make_takes_comma_lists():
+    assert Filters.make(symbols=None).symbols is None
+    assert Filters.make(symbols="").symbols is None
+    assert Filters.make(symbols="a, b,,c").symbols == {"a", "b", "c"}
+    assert Filters.make(channels=["a,b", "c"]).channels == {"a", "b", "c"}
 
 
 def test_make_validates():
-    with pytest.raises(ValueError, match="start is after end"):
+    with pytest.raises(UsageError, match="start is after end") as caught:
         Filters.make(start="2026-01-02", end="2026-01-01")
+    assert caught.value.param == ("start", "end")
     with pytest.raises(ValueError, match="unknown direction"):
         Filters.make(direction="sideways")
     with pytest.raises(ValueError, match="ISO 8601"):
@@ -73,3 +78,49 @@ def test_values_that_are_not_text_match_nothing_at_the_arrow_level():
     assert f.row_mask(batch).to_pylist() == [False, False]
     assert Filters(channels=frozenset({"\udcff", "a"})).row_mask(batch).to_pylist() == \
         [True, False]
+
+
+def test_errors_name_the_argument():
+    for kw, param in ((dict(start="noon"), "start"), (dict(end="+1x"), "end"),
+                      (dict(direction="up"), "direction"), (dict(symbols="\udcff"), "symbols"),
+                      (dict(channels=["ok", "\udcff"]), "channels")):
+        with pytest.raises(UsageError) as caught:
+            Filters.make(**kw)
+        assert caught.value.param == param and isinstance(caught.value, ValueError)
+
+
+# -- offsets: '+30s' from a start --------------------------------------------------------------
+
+def test_make_counts_offsets_from_the_origin():
+    f = Filters.make(start="+1.5s", end="+2m", origin=10**18)
+    assert (f.start, f.end) == (10**18 + 1_500_000_000, 10**18 + 120 * 10**9)
+    with pytest.raises(UsageError, match="start: '\\+1s' is an offset, and there is no start"):
+        Filters.make(start="+1s")
+    with pytest.raises(UsageError, match="end: not a duration: ''"):
+        Filters.make(end="+", origin=0)
+
+
+def test_for_sessions_counts_from_the_earliest_start(data):
+    a, _ = write_session(data, n=50, venue="alpaca")
+    b, _ = write_session(data, n=50, venue="hyperliquid")
+    sa, sb = wsrec.open_session(a), wsrec.open_session(b)
+    origin = min(sa.start_ns, sb.start_ns)
+    f = Filters.for_sessions([sa, sb], start="+1s", end="+1m", symbols="AAPL")
+    assert f == Filters.make(start=origin + 10**9, end=origin + 60 * 10**9, symbols="AAPL")
+    assert Filters.for_sessions(sa, start="+0s").start == sa.start_ns
+
+
+def test_session_batches_take_offsets_as_the_cli_does(data):
+    from click.testing import CliRunner
+
+    from wsrec.cli.commands import cli
+    folder, _ = write_session(data, n=300, venue="alpaca", started_ns=1_795_000_000_000_000_000)
+    s = wsrec.open_session(folder)
+    offset = "+150ms"
+    mine = [f.payload for f in s.frames(start=offset)]
+    assert 0 < len(mine) < s.rows()
+    assert mine == [f.payload for f in s.frames(start=s.start_ns + 150_000_000)]
+    out = CliRunner().invoke(cli, ["convert", str(folder), "--format", "jsonl", "-q",
+                                   "--start", offset, "--direction", "all"])
+    assert out.exit_code == 0, out.output
+    assert len(out.stdout.splitlines()) == len(mine)

@@ -3,8 +3,9 @@ import json
 
 import msgpack
 import pyarrow as pa
+import pytest
 
-from wsrec.store.lines import envelope, raw_block, raw_line
+from wsrec.store.lines import decode_envelope, encode_envelope, envelope, raw_block, raw_line
 from wsrec.store.session import Frame
 
 TS = msgpack.Timestamp.from_unix_nano(1_795_000_000_123_456_789)
@@ -60,3 +61,47 @@ def test_envelope_encodings_are_lossless():
     m = envelope(frame(packed, kind="binary"), "v", "s", True)
     assert m["enc"] == "msgpack" and base64.b64decode(m["raw"]) == packed
     assert m["data"] == [{"T": "q", "t": "2026-11-18T11:06:40.123456789Z"}]
+
+
+_EVERY_KIND = [  # (frame, msgpack session)
+    (frame(b'{"a":[1,2.5,"x"],"b":null}', channel="c", channels=["c"], symbols=["AAPL"]), False),
+    (frame(b'{"a": 1}'), False),                      # JSON, not compact: text
+    (frame(b'{"a":1e5}'), False),                     # JSON that re-encodes differently
+    (frame(b'"\\u00e9"'), False),                    # an escape: text
+    (frame("caf\u00e9 \u2603".encode()), False),       # non-ASCII text
+    (frame(b"two\nlines\r"), False),
+    (frame(b""), False),
+    (frame(b"\xff not utf-8"), False),                 # text kind, not UTF-8: base64
+    (frame(b"\x00\x01\xff", kind="binary"), False),
+    (frame(msgpack.packb([{"T": "q", "t": TS, "b": b"\x01"}]), kind="binary"), True),
+    (frame(b"\xc1 not msgpack", kind="binary"), True),  # msgpack session, not msgpack
+    (frame(msgpack.packb({"x": 1}), kind="binary"), False),  # msgpack, not a msgpack session
+    (frame(b'{"url":"wss://x/y","code":1000}', kind="open")._replace(dir="event"), False),
+    (frame(b"{}", kind="reconnect")._replace(dir="event", conn=None, stream=None), False),
+    (frame(b'[1,2]')._replace(dir="out", conn=3, stream="s2"), False),
+]
+
+
+@pytest.mark.parametrize("f, mp", _EVERY_KIND)
+def test_envelope_round_trip_is_byte_identical(f, mp):
+    line = encode_envelope(f, "v", "s", mp)
+    row = decode_envelope(json.loads(line))
+    assert row["payload"] == f.payload and row["ts"] == f.ts
+    again = Frame(seq=row["seq"], ts=row["ts"], mono_ns=row["mono_ns"], conn=row["conn"],
+                  stream=row["stream"], dir=row["dir"], kind=row["kind"],
+                  channel=row["channel"], symbol=None, channels=row["channels"],
+                  symbols=row["symbols"], payload=row["payload"])
+    assert encode_envelope(again, "v", "s", mp) == line
+
+
+@pytest.mark.parametrize("obj, why", [
+    ([], "not a JSON object"),
+    ({"ts": 0, "dir": "in", "kind": "text", "enc": "json"}, "no 'data'"),
+    ({"ts": 0, "dir": "in", "kind": "text", "enc": "zip", "data": ""}, "enc must be one of"),
+    ({"ts": 0, "dir": "in", "kind": "text", "enc": "base64", "data": "@@"}, "not valid base64"),
+    ({"ts": 0, "dir": "in", "kind": "binary", "enc": "msgpack", "data": 1}, "raw is not a base64"),
+    ({"ts": True, "dir": "in", "kind": "text", "enc": "text", "data": "x"}, "ts is not a time"),
+])
+def test_decode_envelope_says_what_is_wrong(obj, why):
+    with pytest.raises(ValueError, match=why):
+        decode_envelope(obj)

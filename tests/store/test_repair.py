@@ -24,7 +24,7 @@ from conftest import write_session
 CRASH_CHILD = textwrap.dedent("""
     import os, random, sys, time
     import wsrec
-    data, seed = sys.argv[1], int(sys.argv[2])
+    data, seed, flush_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     r = random.Random(seed)
     w = wsrec.SessionWriter("crash", data=data, flush_interval=0.1,
                             part_bytes=r.choice([3_000, 20_000, 200_000]),
@@ -38,6 +38,9 @@ CRASH_CHILD = textwrap.dedent("""
             w.append(payload, kind="binary" if i % 5 == 0 else "text",
                      symbols=("S%d" % (i % 3),))
         os.write(1, b"%d %d\\n" % (i, time.monotonic_ns()))
+        if flush_every and i % flush_every == flush_every - 1:
+            w.flush()
+            os.write(1, b"flushed %d\\n" % i)
         if i % 20 == 0:
             time.sleep(0.001)
 """)
@@ -49,21 +52,32 @@ def expected_payload(i):
 
 @pytest.mark.parametrize("run", range(12))
 def test_sigkill_at_random_points_loses_nothing_older_than_a_flush(tmp_path, run):
+    """Even runs flush explicitly every 50 rows: every row a finished ``flush`` covered
+    is kept, exactly, however loaded the machine. Odd runs rely on the background
+    flusher (every 0.1 s): rows handed more than 0.5 s (five flush intervals) before the
+    kill are kept."""
     r = random.Random(run)
-    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(tmp_path), str(run)],
-                             stdout=subprocess.PIPE)
+    explicit = run % 2 == 0
+    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(tmp_path), str(run),
+                              "50" if explicit else "0"], stdout=subprocess.PIPE)
     try:
         folder = child.stdout.readline().decode().strip()
-        time.sleep(r.uniform(0.15, 1.5))  # let it record for a random while, then kill
+        # let it record for a random while, then kill
+        time.sleep(r.uniform(0.3, 1.5) if explicit else r.uniform(0.7, 1.5))
         kill_mono = time.monotonic_ns()
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=30)
     finally:
         if child.poll() is None:
             child.kill()
-    handed = [tuple(map(int, line.split())) for line in out.decode().splitlines()
-              if line.count(" ") == 1]
-    must_have = sum(1 for i, t in handed if t < kill_mono - 100_000_000)  # one flush interval
+    lines = out.decode().splitlines()
+    if explicit:
+        flushed = [int(line.split()[1]) for line in lines if line.startswith("flushed ")]
+        must_have = flushed[-1] + 1 if flushed else 0
+    else:
+        handed = [tuple(map(int, line.split())) for line in lines
+                  if line.count(" ") == 1 and not line.startswith("flushed")]
+        must_have = sum(1 for i, t in handed if t < kill_mono - 500_000_000)
     assert must_have > 0
 
     s = wsrec.open_session(folder)

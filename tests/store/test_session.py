@@ -292,3 +292,19 @@ def test_lean_reading_gives_the_same_rows(data):
         lean = list(session.batches(lean=True, batch_size=128, **filters))
         assert all(b.num_rows <= 128 for b in lean)
         assert pa.Table.from_batches(lean, schema=full.schema).equals(full)
+
+
+def test_a_journal_published_since_opening_is_read_from_its_part(tmp_path):
+    with wsrec.SessionWriter("v", data=tmp_path) as w:
+        for i in range(5):
+            w.append(b'{"i":%d}' % i, kind="text")
+        w.flush()                                    # the rows are in part-000000.journal
+        s = wsrec.open_session(w.folder)
+        journal = w.folder / "part-000000.journal"
+        assert list(s.unlisted()) == [("journal", journal)]
+    # the writer has published the part and deleted the journal; s still lists neither
+    part = w.folder / "part-000000.parquet"
+    assert s.manifest["parts"] == [] and list(s.unlisted()) == [("part", part)]
+    assert [f.payload for f in s.frames()] == [b'{"i":%d}' % i for i in range(5)]
+    part.unlink()                                    # gone with no part: nothing to read
+    assert list(s.unlisted()) == [] and list(s.frames()) == []

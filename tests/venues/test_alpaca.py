@@ -6,7 +6,8 @@ import msgpack
 import pytest
 
 from wsrec.venues import Request, UsageError, get_venue
-from wsrec.venues.alpaca import AlpacaStream
+from wsrec.venues.alpaca import (AlpacaServer, AlpacaStream, decode_msgpack, packed_item,
+                                 rfc3339, text_item)
 
 
 def stream(**params):
@@ -106,4 +107,112 @@ def test_usage_errors():
                                  params={"symbol_limit": "100"}, env=env))
     with pytest.raises(UsageError, match="--symbols"):
         venue.streams(Request(env=env))
-    assert isinstance(venue.streams(Request(symbols=["X"], sim=True, env={}))[0], AlpacaStream)
+    assert isinstance(venue.streams(Request(symbols=["X"], env=env))[0], AlpacaStream)
+
+
+# -- the server side ---------------------------------------------------------------------------
+
+def server(path="/v2/iex", headers=None, **kw):
+    s = AlpacaServer(path, headers or {}, **kw)
+    s.start()
+    return s
+
+
+def replies(s):
+    return [json.loads(p) if text else msgpack.unpackb(p) for p, text in s.take()]
+
+
+def authed(path="/v2/iex", **kw):
+    s = server(path, **kw)
+    s.receive('{"action":"auth","key":"k","secret":"s"}')
+    assert replies(s)[-1] == [{"T": "success", "msg": "authenticated"}]
+    return s
+
+
+def test_server_handshake_and_the_whole_set_in_every_ack():
+    s = server()
+    assert replies(s) == [[{"T": "success", "msg": "connected"}]] and not s.ready
+    s.receive('{"action":"auth","key":"k","secret":"s"}')
+    s.receive('{"action":"subscribe","trades":["AAPL"],"quotes":["AMD","CLDR"],"bars":["*"]}')
+    assert replies(s)[-1] == [{"T": "subscription", "trades": ["AAPL"],
+                               "quotes": ["AMD", "CLDR"], "bars": ["*"], "updatedBars": [],
+                               "dailyBars": [], "statuses": [], "lulds": [],
+                               "corrections": ["AAPL"], "cancelErrors": ["AAPL"]}]
+    assert s.ready
+    s.receive('{"action":"unsubscribe","quotes":["AMD"]}')
+    assert replies(s)[-1][0]["quotes"] == ["CLDR"]
+
+
+def test_server_feed_from_the_path():
+    s = authed("/v1beta3/crypto/us")
+    s.receive('{"action":"subscribe","orderbooks":["BTC/USD"]}')
+    ack = replies(s)[-1][0]
+    assert set(ack) == {"T", "trades", "quotes", "bars", "updatedBars", "dailyBars",
+                        "orderbooks"} and ack["orderbooks"] == ["BTC/USD"]
+    s = authed("/v2/sip")
+    s.receive('{"action":"subscribe","orderbooks":["AAPL"]}')   # not a stock channel
+    assert replies(s)[-1] == [{"T": "error", "code": 410,
+                               "msg": "invalid subscribe action for this feed"}]
+    s = authed("/v1beta1/news")
+    s.receive('{"action":"subscribe","news":["*"]}')
+    assert replies(s)[-1] == [{"T": "subscription", "news": ["*"]}]
+    s = server("/v1beta1/opra")   # option feeds speak msgpack only
+    assert replies(s)[-1] == [{"T": "error", "code": 412, "msg":
+                               "option messages are only available in MsgPack format"}]
+    assert s.close == (1008, "option messages are only available in MsgPack format")
+    assert AlpacaServer.refuse("/v2/test") is None and AlpacaServer.refuse("/v9/x")
+
+
+@pytest.mark.parametrize("messages,code", [
+    (['{"action":"subscribe","trades":["X"]}'], 401),
+    (["not json"], 400),
+    (['{"action":"auth","key":"k","secret":"s"}'] * 2, 403),
+    (['{"action":"auth","key":"k","secret":"s"}', '{"action":"subscribe","trades":"AAPL"}'],
+     400),
+    (['{"action":"auth","key":"k","secret":"s"}',
+      '{"action":"subscribe","trades":["bad symbol!"]}'], 400),
+])
+def test_server_errors_change_nothing(messages, code):
+    s = server("/v2/test")
+    for m in messages:
+        s.receive(m)
+    assert replies(s)[-1][0]["code"] == code and s.subs == {} and s.close is None
+
+
+def test_server_auth_headers_limits_and_refused_credentials():
+    s = server(headers={"APCA-API-KEY-ID": "k", "APCA-API-SECRET-KEY": "s"})
+    assert replies(s)[-1] == [{"T": "success", "msg": "authenticated"}]
+    s = server(headers={"APCA-API-KEY-ID": "", "APCA-API-SECRET-KEY": ""})
+    assert replies(s)[-1][0]["code"] == 402 and s.close
+    s = authed(symbol_limit=2)
+    s.receive('{"action":"subscribe","trades":["A","B","C"]}')
+    assert replies(s)[-1][0]["code"] == 405
+    s = server()
+    s.accept = lambda key, secret: key == "right"
+    s.receive('{"action":"auth","key":"wrong","secret":"s"}')
+    assert replies(s)[-1] == [{"T": "error", "code": 402, "msg": "auth failed"}] and s.close
+
+
+def test_server_renders_arrays_for_the_subscription_and_the_format():
+    s = authed()
+    s.receive('{"action":"subscribe","trades":["AAPL"]}')
+    s.take()
+    frame = (b'[{"T":"t","S":"AAPL","i":628,"x":"K","p":162.92,"s":3,"c":["@","F","T","I"],'
+             b'"z":"C","t":"2023-04-06T11:54:26.838232225Z"},{"T":"q","S":"AAPL","bp":1}]')
+    [(payload, text)] = s.render(frame, True, ["trades", "quotes"], ["AAPL"])
+    assert text and json.loads(payload) == [json.loads(frame)[0]]
+    assert s.render(frame, True, ["quotes"], ["AAPL"]) == []
+    packed = AlpacaServer("/v2/iex", {"Content-Type": "application/msgpack"})
+    packed.subs = {"trades": {"*"}}
+    [(payload, text)] = packed.render(frame, True, ["trades", "quotes"], ["AAPL"])
+    item = msgpack.unpackb(payload, timestamp=0)[0]
+    assert not text and item["t"] == msgpack.Timestamp.from_unix_nano(1680782066838232225)
+
+
+def test_timestamps_both_ways():
+    ts = msgpack.Timestamp.from_unix_nano(1721807813639713735)
+    assert rfc3339(ts) == "2024-07-24T07:56:53.639713735Z"
+    assert text_item({"T": "q", "t": ts}) == {"T": "q", "t": "2024-07-24T07:56:53.639713735Z"}
+    assert packed_item({"T": "q", "t": "2024-07-24T07:56:53.639713735Z"})["t"] == ts
+    assert packed_item({"T": "n", "created_at": 1721807813639713735})["created_at"] == ts
+    assert decode_msgpack(msgpack.packb([{"t": ts}]))[0]["t"] == ts

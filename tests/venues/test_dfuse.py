@@ -5,7 +5,7 @@ import json
 import pytest
 
 from wsrec.venues import Request, Step, UsageError, get_venue
-from wsrec.venues.dfuse import MAX_STREAMS, DfuseStream
+from wsrec.venues.dfuse import MAX_STREAMS, DfuseServer, DfuseStream
 
 JWT = "eyJh.eyJi.c2ln"
 
@@ -168,3 +168,81 @@ def test_a_token_with_url_special_characters_is_quoted_and_secret():
     from wsrec.secrets import Redactor
     r = Redactor(s.secrets())
     assert r.text(s.url) == "wss://mainnet.eos.dfuse.io/v1/stream?token=***"
+
+
+# -- the server side ---------------------------------------------------------------------------
+
+def answers(s, *messages):
+    for m in messages:
+        s.receive(m if isinstance(m, str) else json.dumps(m))
+    return [json.loads(p) for p, _ in s.take()]
+
+
+TRACES = {"type": "get_action_traces", "req_id": "your-request-id", "listen": True,
+          "with_progress": 5, "data": {"accounts": "eosio.token|eosio"}}
+
+
+def trace(account):
+    return json.dumps({"type": "action_trace", "req_id": "r0", "data": {
+        "block_num": 1, "trace": {"receipt": {"receiver": account},
+                                  "act": {"account": account, "name": "transfer"}}}}).encode()
+
+
+@pytest.mark.parametrize("path,code", [("/v1/stream", "auth_token_missing_error"),
+                                       ("/v1/stream?token=nodots", "auth_invalid_token_error")])
+def test_server_token(path, code):
+    s = DfuseServer(path)
+    s.start()
+    [reply] = answers(s)
+    assert reply["type"] == "error" and reply["data"]["code"] == code and s.close == (1008, code)
+    ok = DfuseServer("/v1/stream?token=a.b.c")
+    ok.start()
+    assert answers(ok) == [] and ok.close is None
+    assert DfuseServer.refuse("/v1/stream?token=x") is None and DfuseServer.refuse("/v2")
+
+
+def test_server_listening_from_head_and_start_block():
+    s = DfuseServer(auth=False)
+    s.head = 1000
+    assert answers(s, TRACES) == [{"type": "listening", "req_id": "your-request-id",
+                                   "data": {"next_block": 1000}}]
+    [reply] = answers(s, {**TRACES, "req_id": "b", "start_block": -10})
+    assert reply["data"]["next_block"] == 990
+    assert answers(s, {"type": "get_head_info", "req_id": "f", "fetch": True}) == []  # fetch only
+    assert answers(s, {"type": "unlisten", "req_id": "u", "data": {"req_id": "b"}}) == [
+        {"type": "unlistened", "req_id": "u", "data": {"success": True}}]
+    assert sorted(s.requests) == ["f", "your-request-id"]
+
+
+def test_server_sends_only_the_requests_accounts_tagged_with_its_req_id():
+    s = DfuseServer(auth=False)
+    answers(s, TRACES, {**TRACES, "req_id": "other", "data": {"accounts": "alice"}},
+            {"type": "get_head_info", "req_id": "h", "listen": True})
+    [(payload, _)] = s.render(trace("eosio"), True, ["action_trace"], ["eosio"])
+    assert json.loads(payload)["req_id"] == "your-request-id"
+    [(payload, _)] = s.render(trace("alice"), True, ["action_trace"], ["alice"])
+    assert json.loads(payload)["req_id"] == "other"
+    assert s.render(trace("bob"), True, ["action_trace"], ["bob"]) == []
+    head = b'{"type":"head_info","req_id":"r9","data":{"head_block_num":1}}'
+    assert [json.loads(p)["req_id"] for p, _ in s.render(head, True, ["head_info"], [])] == ["h"]
+
+
+@pytest.mark.parametrize("message,code", [
+    ('{"type":"get_action_traces","req_id":"r"}', "invalid_request"),
+    ('{"type":"frobnicate","req_id":"r"}', "unknown_message_type"),
+    ('{"type":5}', "invalid_message"),
+    (b'{"type":"get_head_info"}', "invalid_message"),
+])
+def test_server_refusals(message, code):
+    s = DfuseServer(auth=False)
+    s.receive(message)
+    [(payload, _)] = s.take()
+    assert json.loads(payload)["data"]["code"] == code and not s.requests and s.close is None
+
+
+def test_server_stream_limit():
+    s = DfuseServer(auth=False)
+    answers(s, *({"type": "get_head_info", "req_id": f"r{i}", "listen": True}
+                 for i in range(MAX_STREAMS)))
+    [reply] = answers(s, {"type": "get_head_info", "req_id": "one-more", "listen": True})
+    assert reply["data"]["code"] == "ws_too_much_stream_error"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from wsrec.venues import Request, UsageError, get_venue
-from wsrec.venues.flow import MAX_SUBSCRIPTIONS
+from wsrec.venues.flow import MAX_SUBSCRIPTIONS, FlowServer
 
 
 def streams(channels=(), symbols=(), **params):
@@ -155,3 +155,63 @@ def test_usage_errors():
         streams(start_block_id="a", start_block_height="1")
     with pytest.raises(UsageError, match="unknown parameter"):
         streams(frobnicate="1")
+
+
+# -- the server side ---------------------------------------------------------------------------
+
+def answers(s, *messages):
+    for m in messages:
+        s.receive(m if isinstance(m, str) else json.dumps(m))
+    return [json.loads(p) for p, _ in s.take()]
+
+
+SUBSCRIBE = {"subscription_id": "some-id-42", "action": "subscribe", "topic": "blocks",
+             "arguments": {"block_status": "sealed", "start_block_height": "123456789"}}
+
+
+def test_server_subscribe_list_and_unsubscribe():
+    s = FlowServer("/v1/ws")
+    assert answers(s, SUBSCRIBE) == [{"subscription_id": "some-id-42", "action": "subscribe"}]
+    assert s.ready
+    [generated] = answers(s, {"action": "subscribe", "topic": "events",
+                              "arguments": {"event_types": ["flow.AccountCreated"]}})
+    assert generated == {"subscription_id": "0", "action": "subscribe"}
+    assert answers(s, '{"action":"list_subscriptions"}') == [{"subscriptions": [
+        {"subscription_id": "some-id-42", "topic": "blocks",
+         "arguments": {"block_status": "sealed", "start_block_height": "123456789"}},
+        {"subscription_id": "0", "topic": "events",
+         "arguments": {"event_types": ["flow.AccountCreated"]}}],
+        "action": "list_subscriptions"}]
+    assert answers(s, {"subscription_id": "0", "action": "unsubscribe"}) == [
+        {"subscription_id": "0", "action": "unsubscribe"}]
+    assert answers(s, {"subscription_id": "0", "action": "unsubscribe"}) == [
+        {"subscription_id": "0", "error": {"code": 404, "message": "subscription not found"},
+         "action": "unsubscribe"}]
+    assert list(s.subs) == ["some-id-42"]
+
+
+@pytest.mark.parametrize("message,code", [
+    ({**SUBSCRIBE, "arguments": {"block_status": "sealed", "start_block_id": "a",
+                                 "start_block_height": "1"}}, 400),
+    ({**SUBSCRIBE, "arguments": {}}, 400),
+    ({**SUBSCRIBE, "subscription_id": "x" * 21}, 400),
+    ({**SUBSCRIBE, "topic": "nope"}, 400),
+    ({**SUBSCRIBE, "arguments": {"block_status": "sealed", "color": "red"}}, 400),
+])
+def test_server_refusals(message, code):
+    s = FlowServer()
+    [reply] = answers(s, message)
+    assert reply["error"]["code"] == code and not s.subs and not s.ready
+
+
+def test_server_limit_and_retagged_data():
+    s = FlowServer()
+    answers(s, *({**SUBSCRIBE, "subscription_id": f"s{i}"} for i in range(MAX_SUBSCRIPTIONS)))
+    [reply] = answers(s, {**SUBSCRIBE, "subscription_id": "one-more"})
+    assert reply["error"]["code"] == 429
+    data = b'{"subscription_id":"rec","topic":"blocks","payload":{"header":{"height":"7"}}}'
+    out = s.render(data, True, ["blocks"], [])
+    assert len(out) == MAX_SUBSCRIPTIONS
+    assert json.loads(out[3][0]) == {"subscription_id": "s3", "topic": "blocks",
+                                     "payload": {"header": {"height": "7"}}}
+    assert s.render(data, True, ["events"], []) == []

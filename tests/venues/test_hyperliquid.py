@@ -5,6 +5,7 @@ import json
 import pytest
 
 from wsrec.venues import Request, UsageError, get_venue
+from wsrec.venues.hyperliquid import HyperliquidServer
 
 
 def stream(channels=(), symbols=("SOL",), **params):
@@ -71,3 +72,49 @@ def test_usage_errors():
         stream(channels=["nope"])
     with pytest.raises(UsageError, match="unknown interval"):
         stream(channels=["candle"], interval="7m")
+
+
+# -- the server side ---------------------------------------------------------------------------
+
+def answers(s, *messages):
+    for m in messages:
+        s.receive(m)
+    return [json.loads(p) for p, _ in s.take()]
+
+
+def test_server_acks_the_normalised_subscription_pongs_and_errors():
+    s = HyperliquidServer("/ws")
+    s.start()
+    assert s.take() == [] and not s.ready
+    assert answers(s, '{"method":"subscribe","subscription":{"type":"trades","coin":"SOL"}}') == [
+        {"channel": "subscriptionResponse",
+         "data": {"method": "subscribe", "subscription": {"type": "trades", "coin": "SOL"}}}]
+    assert s.ready
+    [ack] = answers(s, '{"method":"subscribe","subscription":{"type":"l2Book","coin":"BTC"}}')
+    assert ack["data"]["subscription"] == {"type": "l2Book", "coin": "BTC", "nSigFigs": None,
+                                           "mantissa": None}
+    assert answers(s, '{"method":"ping"}') == [{"channel": "pong"}]
+    [dup] = answers(s, '{"method":"subscribe","subscription":{"type":"trades","coin":"SOL"}}')
+    assert dup == {"channel": "error",
+                   "data": 'Already subscribed: {"type":"trades","coin":"SOL"}'}
+    [bad] = answers(s, "hello")
+    assert bad == {"channel": "error",
+                   "data": "Error parsing JSON into valid websocket request: hello"}
+    [bad] = answers(s, '{"method":"subscribe","subscription":{"type":"candle","coin":"BTC",'
+                       '"interval":"7m"}}')
+    assert bad["data"].endswith(": invalid interval") and len(s.subs) == 2
+    [post] = answers(s, '{"method":"post","id":7,"request":{"type":"info","payload":{}}}')
+    assert post["data"]["id"] == 7 and post["data"]["response"]["type"] == "error"
+    assert HyperliquidServer.refuse("/ws") is None and HyperliquidServer.refuse("/")
+
+
+def test_server_renders_by_channel_and_coin():
+    s = HyperliquidServer("/ws")
+    answers(s, '{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}',
+            '{"method":"subscribe","subscription":{"type":"userEvents","user":"0xab"}}')
+    trade = (b'{"channel":"trades","data":[{"coin":"BTC","side":"A","px":"69170.0",'
+             b'"sz":"0.00018","time":1787195046105,"hash":"0x00","tid":1,"users":[]}]}')
+    assert s.render(trade, True, ["trades"], ["BTC"]) == [(trade, True)]
+    assert s.render(trade, True, ["trades"], ["ETH"]) == []
+    assert s.render(b'{"channel":"user","data":{}}', True, ["user"], []) != []
+    assert s.render(b'{"channel":"pong"}', True, ["pong"], []) == []

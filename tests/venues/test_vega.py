@@ -1,8 +1,11 @@
 """Vega's protocol logic against literal frames (no sockets)."""
 
+import json
+
 import pytest
 
 from wsrec.venues import Request, UsageError, get_venue
+from wsrec.venues.vega import VegaServer
 
 M = "0570e3ba31dda99bcaa78cf7c32fe97f3ec93c7a87ae6efd41fc524defa1bef2"
 
@@ -57,3 +60,34 @@ def test_usage_errors():
         streams(["candle/data"])
     with pytest.raises(UsageError, match="unknown channel"):
         streams(["nope"])
+
+
+# -- the server side ---------------------------------------------------------------------------
+
+M1, M2 = "a" * 64, "b" * 64
+
+
+def test_server_path_and_query_pick_the_stream():
+    s = VegaServer(f"/api/v2/stream/trades?marketIds={M1}")
+    s.start()
+    assert s.take() == [] and s.ready and s.close is None
+    frame = b'{"result":{"trades":[{"marketId":"%s","price":"1"}]}}' % M1.encode()
+    assert s.render(frame, True, ["trades"], [M1]) == [(frame, True)]
+    assert s.render(frame, True, ["trades"], [M2]) == []
+    assert s.render(frame, True, ["orders"], [M1]) == []
+    s.receive("anything")   # the venue takes no client messages
+    assert s.take() == []
+    assert VegaServer.refuse("/api/v2/stream/markets/depth") is None
+    assert VegaServer.refuse("/api/v2/stream/nope")
+
+
+@pytest.mark.parametrize("path,message", [
+    ("/api/v2/stream/trades?nope=1", "unknown filter nope"),
+    ("/api/v2/stream/candle/data", "candleId is required")])
+def test_server_bad_filters_end_the_stream(path, message):
+    s = VegaServer(path)
+    s.start()
+    [(payload, _)] = s.take()
+    assert json.loads(payload) == {"error": {"code": 3, "message": message, "details": [
+        {"code": 10003, "message": message}]}}
+    assert s.close == (1000, "")

@@ -1,16 +1,18 @@
 """The ``wsrec`` command: parses options, makes one library call, prints the result.
 
-Data goes to stdout, messages to stderr. wsrec's own errors become ``Error: ...``
-and exit 1; click's usage errors exit 2.
+Data goes to stdout, messages to stderr. Errors are mapped in one place, ``_Group``:
+a ``UsageError`` (the library's, or click's own) exits 2 with click's ``Usage:``
+lines, any other ``WsrecError`` exits 1 with one ``Error: ...`` line; anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import io
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -19,34 +21,35 @@ import click
 from tqdm import tqdm
 
 from wsrec._version import __version__
-from wsrec.errors import SessionBusy, WsrecError
+from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.store.info import details, summary
 from wsrec.store.repair import find_session, repair as repair_session
 from wsrec.store.session import Session
 from wsrec.store.roots import ENV_DATA, check_root, data_root, resolve, session_folders
 from wsrec.record.recorder import RecordOptions, ignore_sighup, record
 from wsrec.secrets import redact_url
-from wsrec.sim import SIMULATORS, SimOptions, get_simulator
+from wsrec.record.request import build_request
+from wsrec.sim import SIMULATORS, SimOptions, serve_sim
 from wsrec.replay.convert import FORMATS, convert
 from wsrec.store.filters import Filters
 from wsrec.record.importer import IMPORT_FORMATS, import_file
 from wsrec.replay._pacing import Lateness
 from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
                                  use_lean_memory_pool, why_empty)
-from wsrec.timefmt import check_ns, format_duration, format_ns, parse_duration, parse_time
-from wsrec.venues import VENUES, Request, UsageError, get_venue
-from wsrec.venues.url import Url
-from wsrec.store.writer import check_name
+from wsrec.timefmt import format_duration, format_ns, parse_duration
+from wsrec.venues import VENUES
 from wsrec.store.verify import verify as verify_session
 
 __all__ = ["main", "cli"]
 
 
 class _Group(click.Group):
-    """Every command runs inside this guard: wsrec's errors become one ``Error:`` line
-    (exit 1), and so does a failure to write stdout (ENOSPC, a closed descriptor, ...),
-    once the command's output is flushed; a reader that went away (EPIPE, ``| head``) is
-    a normal end (exit 0, silent)."""
+    """Every command runs inside this guard, the one place errors become exit codes: a
+    UsageError exits 2 as click's usage errors do (``Invalid value for --OPTION`` when
+    it names an option of the command), any other WsrecError becomes one ``Error:``
+    line (exit 1), and so does a failure to write stdout (ENOSPC, a closed descriptor,
+    ...), once the command's output is flushed; a reader that went away (EPIPE, ``|
+    head``) is a normal end (exit 0, silent)."""
 
     def invoke(self, ctx):
         try:
@@ -60,12 +63,62 @@ class _Group(click.Group):
                 raise
             _flush_stdout()
             return rv
+        except UsageError as exc:
+            raise _usage_error(exc, self._command_context(ctx)) from None
         except WsrecError as exc:
             raise click.ClickException(str(exc)) from None
         except _StdoutGone:
             raise click.exceptions.Exit(0) from None
         except _StdoutFailed as exc:
             raise click.ClickException(_stdout_message(exc)) from None
+
+    def _command_context(self, ctx) -> click.Context:
+        """A context of the command that failed (for its ``Usage:`` line and options);
+        the group's own when no command was reached."""
+        name = ctx.invoked_subcommand
+        command = self.get_command(ctx, name) if name else None
+        return click.Context(command, info_name=name, parent=ctx) if command else ctx
+
+
+def _usage_error(exc: UsageError, ctx: click.Context) -> click.UsageError:
+    """The click form of a library UsageError: ``Invalid value for --OPTION: ...`` when
+    its ``param`` is an option of the command, options named in the message when it is
+    about several."""
+    message = str(exc)
+    if isinstance(exc.param, str):
+        option = _option_name(ctx, exc.param)
+        if option is not None:
+            message = message.removeprefix(f"{exc.param}: ")
+            return click.BadParameter(message, ctx=ctx, param_hint=option)
+    elif isinstance(exc.param, tuple):
+        for name in exc.param:
+            option = _option_name(ctx, name)
+            if option is not None:
+                message = re.sub(rf"\b{re.escape(name)}\b", option, message)
+    return click.UsageError(message, ctx)
+
+
+def _option_name(ctx: click.Context, name: str) -> str | None:
+    """The option a library argument ``name`` is given by in this command (``--to`` for
+    ``target``), or None."""
+    for param in ctx.command.params if ctx.command is not None else ():
+        if param.name == name and isinstance(param, click.Option) and not param.hidden:
+            return next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    return None
+
+
+def _parsed_by(parse):
+    """A click callback that returns ``parse(value)`` (None stays None); a UsageError it
+    raises is about this option."""
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except UsageError as exc:
+            exc.param = exc.param or param.name
+            raise
+    return callback
 
 
 class _StdoutFailed(OSError):
@@ -170,18 +223,9 @@ def cli():
     """
 
 
-def _data_root(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return check_root(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 def data_option(f):
     return click.option("--data", metavar="DIR", envvar=ENV_DATA, default=None,
-                        callback=_data_root,
+                        callback=_parsed_by(check_root),
                         help=f"Data root, a local folder [env {ENV_DATA}; default "
                              f"./wsrec-data].")(f)
 
@@ -426,16 +470,12 @@ def repair_cmd(sessions, upgrade, every, data):
 _MAX_DURATION = 10 * 366 * 86400   # seconds: --duration is at most ten years
 
 
-def _duration(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value) / 1e9
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+def _seconds(value: str) -> float:
+    """--duration: more than 0 and at most ten years, in seconds."""
+    seconds = parse_duration(value) / 1e9
     if not 0 < seconds <= _MAX_DURATION:
-        raise click.BadParameter(f"{value!r} must be more than 0 and at most 10 years "
-                                 f"(omit --duration to record until stopped)")
+        raise UsageError(f"{value!r} must be more than 0 and at most 10 years "
+                         f"(omit --duration to record until stopped)")
     return seconds
 
 
@@ -483,10 +523,6 @@ def list_options(f):
     return click.option("--channel", "channels", multiple=True, hidden=True)(f)
 
 
-def _split(values) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
 class _Progress:
     """The recording's progress line on stderr (tqdm), and its closing summary."""
 
@@ -529,7 +565,7 @@ class _Progress:
                    "contains NAME (repeatable); token, key, secret, password, auth, "
                    "signature, session, ... always are.")
 @data_option
-@click.option("--duration", callback=_duration, metavar="TIME",
+@click.option("--duration", callback=_parsed_by(_seconds), metavar="TIME",
               help="Stop after this long (30s, 5m, 2h).")
 @click.option("--max-frames", type=int, callback=_positive, metavar="N",
               help="Stop after storing N inbound frames (welcome and acks count).")
@@ -572,49 +608,27 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
         wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
         wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
     """
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
-    ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
     if url and venue != "url":
         raise click.UsageError(f"unexpected argument {redact_url(url)!r} (only 'record url' "
                                f"takes a URL)")
-    if venue == "url" and sim:
-        raise click.UsageError("'record url' has no simulator; start a local server instead")
-    params = dict(params)
-    for key, value in (("feed", feed), ("auth", auth)):
-        if value:
-            params[key] = value
-    if msgpack:
-        params["msgpack"] = "true"
-    if venue == "url":
-        params["send"] = list(sends)
-    elif sends:
-        raise click.UsageError("--send is for 'record url'")
-    request = Request(channels=_split(channels), symbols=_split(symbols), params=params,
-                      url=url or url_option)
-    v = get_venue(venue)
-    if venue == "url":
-        name = name or (Url.default_name(request.url) if request.url else None)
-    if name is not None:
-        try:
-            check_name("--name", name)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--name") from None
+    planned = build_request(venue, url or url_option, channels=channels, symbols=symbols,
+                            params=params, feed=feed, auth=auth, msgpack=msgpack, send=sends,
+                            name=name, sim=sim, redact=redact_names)
     options = RecordOptions(duration=duration, max_frames=max_frames, max_retries=max_retries,
                             backoff_initial=backoff, backoff_max=backoff_max,
                             backoff_reset=backoff_reset, watchdog=watchdog,
                             heartbeat=heartbeat, max_message_size=max_message_size,
                             flush_interval=flush_interval)
-    args = {"venue": venue, "channels": request.channels, "symbols": request.symbols,
-            "params": {k: v for k, v in params.items()}, "url": request.url, "sim": sim}
-    if redact_names:
-        args["redact"] = list(redact_names)
-    progress = _Progress(quiet, max_frames)
-    try:
-        result = record(v, request, data=data, options=options, name=name, args=args,
-                        progress=progress, sim=SimOptions(rate=sim_rate) if sim else None,
-                        redact=redact_names)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
+    ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
+    result = record(planned.venue, planned.request, data=data, options=options,
+                    name=planned.name, args=planned.args, progress=_Progress(quiet, max_frames),
+                    sim=SimOptions(rate=sim_rate) if sim else None, redact=redact_names)
+    _report_recording(result, quiet, as_json)
+
+
+def _report_recording(result, quiet: bool, as_json: bool) -> None:
+    """The recording's summary: JSON on stdout, one line on stderr; exit 1 if it failed."""
     if as_json:
         _json({"path": str(result.path), "venue": result.venue, "id": result.session,
                "status": result.status, "error": result.error, "frames_in": result.frames_in,
@@ -672,25 +686,7 @@ def sim_cmd(venue, host, port, **options):
         wsrec sim alpaca --port 8765 --rate 100
         wsrec sim flow --drop-every 50
     """
-    problem = SIMULATORS[venue].error_problem(options["error"])
-    if problem:
-        raise click.BadParameter(problem, param_hint="--error")
-    sim = get_simulator(venue, SimOptions(**options))
-
-    async def serve_forever():
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # before 'listening on' is printed
-            loop.add_signal_handler(sig, stop.set)
-        await sim.start(host, port, announce=True)
-        await stop.wait()
-        await sim.close()
-
-    try:
-        asyncio.run(serve_forever())
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") \
-            from None
+    serve_sim(venue, SimOptions(**options), host, port)
 
 
 @cli.command("venues")
@@ -736,30 +732,6 @@ def venues_cmd(venue, as_json):
 
 # -- replay ---------------------------------------------------------------------------------
 
-def _speed(ctx, param, value):
-    try:
-        return parse_speed(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _time_bound(value: str | None, sessions, option: str) -> int | None:
-    """ISO 8601 (naive = UTC) or an offset like +30s from the earliest session's start;
-    a usage error naming ``option`` for anything else, and for a time outside
-    1677-09-21 .. 2262-04-11 (int64 nanoseconds)."""
-    if value is None:
-        return None
-    try:
-        if value.strip().startswith("+"):
-            starts = [s.start_ns for s in sessions if s.start_ns is not None]
-            if not starts:
-                raise ValueError("no session has a start time to count the offset from")
-            return check_ns(min(starts) + parse_duration(value.strip()[1:]), value)
-        return parse_time(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
 def filter_options(f):
     """--start/--end, --channels/--symbols, --direction: the same on replay and convert."""
     f = click.option("--direction", default="in", show_default=True,
@@ -787,15 +759,8 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
         elif s.crashed:
             click.echo(f"note: {s.venue}/{s.id} crashed while recording; replaying what it "
                        f"flushed (run 'wsrec repair' to finish it)", err=True)
-    start_ns = _time_bound(start, sessions, "--start")
-    end_ns = _time_bound(end, sessions, "--end")
-    try:
-        filters = Filters.make(start=start_ns, end=end_ns, channels=_split(channels),
-                               symbols=_split(symbols), direction=direction)
-    except ValueError as exc:
-        message = str(exc).replace("start is after end", "--start is after --end")
-        hint = {"channel": "--channels", "symbol": "--symbols"}.get(message.split(" ")[0])
-        raise click.BadParameter(message, param_hint=hint) from None
+    filters = Filters.for_sessions(sessions, start=start, end=end, channels=channels,
+                                   symbols=symbols, direction=direction)
     _check_speed(sessions)
     return sessions, filters
 
@@ -834,7 +799,7 @@ def _check_speed(sessions) -> None:
 
 @cli.command("replay")
 @click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
-@click.option("--speed", default="1", callback=_speed, show_default=True,
+@click.option("--speed", default="1", callback=_parsed_by(parse_speed), show_default=True,
               help="1 = original timing, 10 (or 10x) = ten times faster, 0.5, or max.")
 @filter_options
 @click.option("--to", "target", default="stdout", show_default=True, metavar="WHERE",
@@ -880,22 +845,24 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
                                             direction, do_repair)
     _read_damaged(picked, read_damaged)
     options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps)
-    if target != "stdout":
-        from wsrec.replay.serve import ServeOptions, serve_replay
-        try:
-            report = serve_replay(picked, filters, options, target, ServeOptions(
-                shared_clock=shared_clock, emulate=not no_emulate, max_lag=max_lag,
-                max_message_size=max_message_size, once=once, quiet=quiet, stats=stats))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--to") from None
-        if stats:
-            click.echo(_stats_line(report), err=True)
+    if target == "stdout":
+        _replay_to_stdout(picked, filters, options, quiet, stats)
         return
-    total = None
+    from wsrec.replay.serve import ServeOptions, serve_replay
+    report = serve_replay(picked, filters, options, target, ServeOptions(
+        shared_clock=shared_clock, emulate=not no_emulate, max_lag=max_lag,
+        max_message_size=max_message_size, once=once, quiet=quiet, stats=stats))
+    if stats:
+        click.echo(_stats_line(report), err=True)
+
+
+def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
+                      stats: bool) -> None:
+    """replay --to stdout: the lines, a progress bar on a terminal, the --stats line."""
     bar = None
     if not quiet and sys.stderr.isatty():
         total = count_frames(picked, filters)
-        bar = tqdm(total=total * (loop or 1) if loop else None, unit=" frames",
+        bar = tqdm(total=total * options.loop if options.loop else None, unit=" frames",
                    dynamic_ncols=True, leave=False)
     lateness = Lateness() if stats else None
 
@@ -979,8 +946,6 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
                        stdout=sys.stdout.buffer, progress=progress)
     except BrokenPipeError:
         return
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
     finally:
         if bar is not None:
             bar.close()
@@ -1010,10 +975,7 @@ def import_cmd(file, venue, fmt, strict, data, as_json):
         wsrec import trades.txt.zst --venue hyperliquid --format lines
         wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
     """
-    try:
-        result = import_file(file, venue, data, fmt, strict)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    result = import_file(file, venue, data, fmt, strict)
     if result.bad:
         shown = ", ".join(map(str, result.bad[:10]))
         more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""

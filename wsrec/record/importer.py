@@ -32,8 +32,6 @@ session folder, and no venue folder (or data root) the import created.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import json
 import os
@@ -47,7 +45,8 @@ from typing import Iterator
 
 import zstandard
 
-from wsrec.errors import WsrecError
+from wsrec.errors import UsageError, WsrecError
+from wsrec.store.lines import b64_field, decode_envelope
 from wsrec.store.manifest import new_session_id
 from wsrec.store.schema import DIRECTIONS
 from wsrec.store.roots import data_root
@@ -58,7 +57,6 @@ from wsrec.store.writer import SessionWriter, check_name
 __all__ = ["import_file", "ImportResult", "IMPORT_FORMATS", "detect_format", "epoch_ns"]
 
 IMPORT_FORMATS = ("jsonl", "lines", "har")
-_ENCODINGS = ("json", "text", "base64", "msgpack")
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _MAX_LINE = 256 << 20        # characters: a longer line is skipped, never held whole
@@ -372,12 +370,10 @@ def _strings(value, what: str) -> tuple[str, ...]:
 
 
 def _b64(value, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise _Bad(f"{what} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise _Bad(f"{what} is not valid base64") from None
+        return b64_field(value, what)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
 
 
 def _short(value) -> str:
@@ -506,7 +502,7 @@ def import_file(path, venue: str, data=None, fmt: str | None = None,
     """
     check_name("venue", venue)
     if fmt is not None and fmt not in IMPORT_FORMATS:
-        raise ValueError(f"unknown import format {fmt!r} (choose from "
+        raise UsageError(f"unknown import format {fmt!r} (choose from "
                          f"{', '.join(IMPORT_FORMATS)})")
     path = Path(path)
     rows = None
@@ -545,45 +541,19 @@ def _jsonl(source: _Input, rows: _Rows) -> None:
 
 
 def _envelope(line: str):
-    e = _load(line)
-    if not isinstance(e, dict):
-        raise _Bad("not a JSON object")
-    for key in ("ts", "dir", "kind", "enc", "data"):
-        if key not in e:
-            raise _Bad(f"no {key!r}")
-    enc, value = e["enc"], e["data"]
-    if enc == "json":
-        try:
-            payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        except (UnicodeEncodeError, ValueError):
-            raise _Bad("data is not valid UTF-8 JSON") from None
-    elif enc == "text":
-        if not isinstance(value, str):
-            raise _Bad("data is not a string")
-        try:
-            payload = value.encode("utf-8", errors="surrogateescape")
-        except UnicodeEncodeError:
-            raise _Bad("data is not valid text") from None
-    elif enc == "base64":
-        payload = _b64(value, "data")
-    elif enc == "msgpack":
-        payload = _b64(e.get("raw"), "raw")
-    else:
-        raise _Bad(f"enc must be one of {', '.join(_ENCODINGS)}, not {_short(enc)}")
-    ts = e["ts"]
-    if isinstance(ts, bool) or not isinstance(ts, (str, int)):
-        raise _Bad(f"ts is not a time ({_short(ts)})")
     try:
-        ts = parse_time(ts)
+        e = decode_envelope(_load(line))
+    except _Bad:
+        raise
     except ValueError as exc:
-        raise _Bad(f"ts: {exc}") from None
-    mono = e.get("mono_ns")
+        raise _Bad(str(exc)) from None
+    mono = e["mono_ns"]
     if mono is not None:
         mono = _integer(mono, "mono_ns", _INT64)
-    conn = e.get("conn")
+    conn = e["conn"]
     if conn is not None:
         conn = _integer(conn, "conn", _INT32)
-    stream = e.get("stream")
+    stream = e["stream"]
     if stream is not None:
         stream = _text(stream, "stream")
     direction = e["dir"]
@@ -592,9 +562,9 @@ def _envelope(line: str):
     kind = _text(e["kind"], "kind")
     if not kind:
         raise _Bad("kind is empty")
-    return payload, ts, mono, dict(conn=conn, stream=stream, dir=direction, kind=kind,
-                                   channels=_strings(e.get("channels"), "channels"),
-                                   symbols=_strings(e.get("symbols"), "symbols"))
+    return e["payload"], e["ts"], mono, dict(conn=conn, stream=stream, dir=direction, kind=kind,
+                                             channels=_strings(e["channels"], "channels"),
+                                             symbols=_strings(e["symbols"], "symbols"))
 
 
 def _lines(source: _Input, rows: _Rows) -> None:

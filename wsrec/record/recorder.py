@@ -7,6 +7,11 @@ exponential backoff and full jitter, resumes where the stream knows how, watches
 silence, sends keepalives, respects the venue's send and connect rate limits, and
 stops cleanly on a signal, ``duration``, ``max_frames`` or a fatal error.
 
+The policy is plain code apart from the I/O: ``backoff_delay`` (how long before a retry)
+and ``handshake_verdict`` (retry, or fail with which message) are pure functions, and
+every clock, sleep and random draw the recorder uses (the duration, the rate limits, the
+backoff, keepalives and the watchdog) is injectable, so tests drive them with a fake clock.
+
 Stops are exact and bounded: ``duration`` is checked on every message and by a timer
 (on an injectable monotonic clock), ``max_frames`` on every message, and the moment the
 recording is done each open connection is sent its close frame (from inside the read
@@ -38,14 +43,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsrec.record._connection import ConnectError, HandshakeRejected, connect, url_problem
-from wsrec.errors import WsrecError
+from wsrec.record._connection import ConnectError, connect, url_problem
+from wsrec.errors import UsageError, WsrecError
 from wsrec.secrets import Redactor
-from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue
+from wsrec.venues.base import NONE, Request, Step, Stream, Venue
 from wsrec.store.writer import SessionWriter
 
 __all__ = ["Recorder", "RecordOptions", "RecordResult", "record", "check_options",
-           "ignore_sighup", "MIN_HEARTBEAT", "SIGHUP_MESSAGE"]
+           "backoff_delay", "handshake_verdict", "ignore_sighup", "MIN_HEARTBEAT",
+           "SIGHUP_MESSAGE"]
 
 _time_ns = time.time_ns
 _monotonic_ns = time.monotonic_ns
@@ -98,34 +104,71 @@ class RecordResult:
 
 
 class _RateLimit:
-    """At most ``count`` uses per ``period`` seconds (a sliding window)."""
+    """At most ``count`` uses per ``period`` seconds (a sliding window), on ``clock``
+    (monotonic seconds); ``sleep`` is the coroutine that waits (both injectable)."""
 
-    def __init__(self, limit: tuple[int, float] | None):
+    def __init__(self, limit: tuple[int, float] | None, *, clock=time.monotonic,
+                 sleep=asyncio.sleep):
         self.count, self.period = limit if limit else (0, 0.0)
         self.times: collections.deque = collections.deque()
+        self.clock = clock
+        self.sleep = sleep
+
+    def take(self, now: float) -> float:
+        """Use the limit at ``now`` if the window has room (then 0.0), else how many
+        seconds to wait before asking again."""
+        if not self.count:
+            return 0.0
+        while self.times and now - self.times[0] >= self.period:
+            self.times.popleft()
+        if len(self.times) < self.count:
+            self.times.append(now)
+            return 0.0
+        return self.period - (now - self.times[0])
 
     async def wait(self) -> None:
-        if not self.count:
-            return
-        while True:
-            now = time.monotonic()
-            while self.times and now - self.times[0] >= self.period:
-                self.times.popleft()
-            if len(self.times) < self.count:
-                self.times.append(now)
-                return
-            await asyncio.sleep(self.period - (now - self.times[0]))
+        while (delay := self.take(self.clock())) > 0:
+            await self.sleep(delay)
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...): exponential backoff with full
+    jitter, uniform in [0, min(cap, base * 2 ** (attempt - 1))]; ``rng`` is a
+    ``random.Random`` (or anything with its ``uniform``)."""
+    return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def handshake_verdict(venue: str, error: str, status: int | None = None) -> str | None:
+    """What a connection that failed to open means: None to retry it, else the error the
+    recording fails with. ``error`` is the (redacted) cause; ``status`` the HTTP status
+    the server answered the upgrade with (None: no answer: refused, DNS, TLS, timeout)."""
+    if status in (401, 403):
+        return f"{venue}: {error}: the server refused the credentials"
+    if status in (400, 404):
+        return f"{venue}: {error}: the endpoint refused this request"
+    return None
 
 
 class _Slot:
     """One logical stream (``stream`` name) and the physical connections it makes, each
-    numbered (``conn``) across the whole session as it opens."""
+    numbered (``conn``) across the whole session as it opens.
 
-    def __init__(self, rec: "Recorder", name: str, stream: Stream):
+    It talks to its ``Recorder`` only through ``done`` and these of its methods:
+    ``stopping``, ``store_in``, ``store_out``, ``opened``, ``event``, ``fail``,
+    ``failed_attempt``, ``give_up``, ``reconnecting``, ``sleep``, ``pause``, ``wait_done``,
+    ``send_turn``, ``connect_turn`` and ``now_ns``; the recorder calls only its ``run``
+    and ``hang_up``."""
+
+    def __init__(self, rec: "Recorder", name: str, stream: Stream, options: RecordOptions,
+                 *, heartbeat: float | None = None, watchdog: float | None = None, rng=None):
         self.rec = rec
         self.name = name
         self.conn: int | None = None   # the open connection's number
         self.stream = stream
+        self.options = options
+        self.heartbeat = heartbeat     # seconds between keepalives; None: none
+        self.watchdog_limit = watchdog  # seconds of silence that cut the connection
+        self.rng = rng or random.Random()   # the backoff's jitter
         self.connection = None
         self.last_rx = 0
         self.ready = False
@@ -137,37 +180,21 @@ class _Slot:
     # Handler interface (called by the connection for every message)
     def on_message(self, payload, text: bool, ts: int, mono: int) -> None:
         rec = self.rec
-        if rec.done:
-            return
-        if rec.deadline is not None and rec.clock() >= rec.deadline:
-            rec.finish("duration")  # one read can hold many messages: stop between them
+        if rec.stopping():   # one read can hold many messages: stop between them
             return
         try:
             channels, symbols, step = self.stream.receive(payload, text)
         except Exception:  # noqa: BLE001 - a malformed frame: store it unclassified
             channels, symbols, step = NONE, NONE, None
-        try:
-            rec.writer.append(payload, conn=self.conn, stream=self.name, dir="in",
-                              kind="text" if text else "binary", channels=channels,
-                              symbols=symbols, ts_ns=ts, mono_ns=mono)
-        except WsrecError as exc:
-            rec.fail(str(exc))
-            return
         self.last_rx = mono
-        rec.frames_in += 1
-        rec.bytes_in += len(payload)
-        if rec.frames_in == rec.options.max_frames:
-            rec.finish("max-frames")
-        elif step is not None:
+        if rec.store_in(payload, self.conn, self.name, text, channels, symbols, ts, mono) \
+                and step is not None:
             self.handle(step)
 
     def on_open(self, connection, ts: int, mono: int) -> None:
         self.connection = connection
         self.last_rx = mono
-        self.conn = self.rec.next_conn
-        self.rec.next_conn += 1
-        self.rec.event("open", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
-                       url=self.rec.redact(self.stream.url))
+        self.conn = self.rec.opened(self.name, self.stream.url, ts, mono)
 
     def hang_up(self) -> None:
         """Start the closing handshake of the open connection (the recording stopped)."""
@@ -191,11 +218,7 @@ class _Slot:
         """A server ping (the protocol answers it): counted, and written as a ``ping``
         row at most every ``PING_ROW_INTERVAL`` seconds, so a flood costs no disk and
         never holds the stop up."""
-        rec = self.rec
-        if rec.done:
-            return
-        if rec.deadline is not None and rec.clock() >= rec.deadline:
-            rec.finish("duration")
+        if self.rec.stopping():
             return
         self.last_rx = mono
         self.pings += 1
@@ -203,8 +226,8 @@ class _Slot:
         if self.ping_row_ns is None or mono - self.ping_row_ns >= PING_ROW_INTERVAL * 1e9:
             self.ping_row_ns = mono
             count, self.pings = self.pings, 0
-            rec.event("ping", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
-                      count=count, data=data.hex())
+            self.rec.event("ping", conn=self.conn, stream=self.name, ts_ns=ts, mono_ns=mono,
+                           count=count, data=data.hex())
 
     def handle(self, step: Step) -> None:
         if step.send:
@@ -227,19 +250,15 @@ class _Slot:
         rec = self.rec
         while True:
             message = await self.outbox.get()
-            await rec.send_limit.wait()
+            await rec.send_turn()
             if rec.done or not connection.is_open:
                 continue
             connection.send(message, text=self.stream.text_out)   # the real bytes
-            rec.frames_out += 1
-            try:   # ... stored with every secret redacted
-                rec.writer.append(rec.redact_bytes(message), conn=self.conn, stream=self.name,
-                                  dir="out",
-                                  kind="text" if self.stream.text_out else "binary")
-            except WsrecError as exc:
-                rec.fail(str(exc))
+            rec.store_out(message, self.conn, self.name, self.stream.text_out)
 
     async def keepalive(self, connection, interval: float) -> None:
+        """Every ``interval`` seconds (at least ``MIN_HEARTBEAT``) the stream's heartbeat
+        message, or a WebSocket ping when it has none; never after the stop."""
         while connection.is_open:
             if await self.rec.sleep(max(interval, MIN_HEARTBEAT)):
                 return   # stopped: no keepalive after the stop, and no wait for one
@@ -252,10 +271,12 @@ class _Slot:
                 self.send([message])
 
     async def watchdog(self, connection, limit: float) -> None:
+        """Abort the connection once nothing came for more than ``limit`` seconds
+        (looked at every ``limit / 4`` seconds, at most 1 s)."""
         limit_ns = int(limit * 1e9)
         while connection.is_open:
-            await asyncio.sleep(min(limit / 4, 1.0))
-            silent = _monotonic_ns() - self.last_rx
+            await self.rec.pause(min(limit / 4, 1.0))
+            silent = self.rec.now_ns() - self.last_rx
             if silent > limit_ns and connection.is_open:
                 self.rec.event("watchdog", conn=self.conn, stream=self.name,
                                silent_s=round(silent / 1e9, 3))
@@ -263,59 +284,53 @@ class _Slot:
                 return
 
     async def _run(self) -> None:
-        rec, opts = self.rec, self.rec.options
-        failures = 0  # consecutive failed attempts
+        """Connect, serve, and reconnect with backoff until the recording stops."""
+        rec, failures = self.rec, 0   # consecutive failed attempts
         while not rec.done:
-            if failures:
-                if opts.max_retries is not None and failures > opts.max_retries:
-                    rec.fail(f"{rec.venue.name}: gave up after {opts.max_retries} "
-                             f"retr{'y' if opts.max_retries == 1 else 'ies'}: {rec.last_error}")
-                    return
-                delay = random.uniform(0, min(opts.backoff_max,
-                                              opts.backoff_initial * 2 ** (failures - 1)))
-                rec.reconnects += 1
-                rec.event("reconnect", conn=None, stream=self.name, attempt=failures,
-                          delay_s=round(delay, 3))
-                if await rec.sleep(delay):
-                    return
-            await rec.connect_limit.wait()
+            if failures and await self._back_off(failures):
+                return
+            await rec.connect_turn()
             if rec.done:
                 return
-            self.stream.reset()
-            self.ready = False
-            self.outbox = asyncio.Queue()
-            try:
-                connection = await connect(self.stream.url, self, headers=self.stream.headers,
-                                           timeout=opts.open_timeout,
-                                           max_size=opts.max_message_size,
-                                           compression=opts.compression)
-            except HandshakeRejected as exc:
-                rec.last_error = rec.redact(str(exc))
-                rec.event("error", conn=None, stream=self.name, error=rec.last_error,
-                          status=exc.status)
-                if exc.status in (401, 403):
-                    rec.fail(f"{rec.venue.name}: {rec.last_error}: the server refused the "
-                             f"credentials")
-                    return
-                if exc.status in (400, 404):
-                    rec.fail(f"{rec.venue.name}: {rec.last_error}: the endpoint refused "
-                             f"this request")
-                    return
+            connection = await self._connect()
+            if connection is None:
                 failures += 1
                 continue
-            except ConnectError as exc:
-                rec.last_error = rec.redact(str(exc))
-                rec.event("error", conn=None, stream=self.name, error=rec.last_error)
-                failures += 1
-                continue
-            opened = time.monotonic()
+            opened = rec.now_ns()
             code, reason = await self.attend(connection)
             if rec.done:
                 return
-            rec.last_error = rec.redact(f"connection closed (code {code}"
-                                        f"{', ' + reason if reason else ''})")
-            healthy = time.monotonic() - opened >= opts.backoff_reset
+            rec.failed_attempt(f"connection closed (code {code}"
+                               f"{', ' + reason if reason else ''})")
+            healthy = rec.now_ns() - opened >= self.options.backoff_reset * 1e9
             failures = 1 if healthy else failures + 1
+
+    async def _back_off(self, failures: int) -> bool:
+        """Wait before retry number ``failures``; True when the recording stopped (or
+        ``max_retries`` is used up: the recording fails)."""
+        opts = self.options
+        if opts.max_retries is not None and failures > opts.max_retries:
+            self.rec.give_up(opts.max_retries)
+            return True
+        delay = backoff_delay(failures, opts.backoff_initial, opts.backoff_max, self.rng)
+        self.rec.reconnecting(self.name, failures, delay)
+        return await self.rec.sleep(delay)
+
+    async def _connect(self):
+        """A new connection, or None when it could not be opened (the recording fails
+        when ``handshake_verdict`` says so)."""
+        self.stream.reset()
+        self.ready = False
+        self.outbox = asyncio.Queue()
+        opts = self.options
+        try:
+            return await connect(self.stream.url, self, headers=self.stream.headers,
+                                 timeout=opts.open_timeout, max_size=opts.max_message_size,
+                                 compression=opts.compression)
+        except ConnectError as exc:   # HandshakeRejected too
+            self.rec.failed_attempt(str(exc), stream=self.name,
+                                    status=getattr(exc, "status", None))
+            return None
 
     async def run(self) -> None:
         try:
@@ -332,13 +347,12 @@ class _Slot:
     async def attend(self, connection) -> tuple[int, str]:
         """Serve an open connection until it closes or the recording stops (then close
         it, bounded by ``CLOSE_TIMEOUT``); write its close event; return (code, reason)."""
-        rec = self.rec
         tasks = [asyncio.create_task(self.sender(connection))]
-        if rec.heartbeat:
-            tasks.append(asyncio.create_task(self.keepalive(connection, rec.heartbeat)))
-        if rec.watchdog:
-            tasks.append(asyncio.create_task(self.watchdog(connection, rec.watchdog)))
-        done_wait = asyncio.create_task(rec.done_event.wait())
+        if self.heartbeat:
+            tasks.append(asyncio.create_task(self.keepalive(connection, self.heartbeat)))
+        if self.watchdog_limit:
+            tasks.append(asyncio.create_task(self.watchdog(connection, self.watchdog_limit)))
+        done_wait = asyncio.create_task(self.rec.wait_done())
         tasks.append(done_wait)
         seen = None  # (code, reason) of the close, once known
         try:
@@ -360,7 +374,7 @@ class _Slot:
                 t.cancel()
             if seen is None:  # cancelled (or failed) before the close: cut it
                 connection.abort()
-                seen = 1006, ("closed by wsrec: the recording ended" if rec.done
+                seen = 1006, ("closed by wsrec: the recording ended" if self.rec.done
                               else "closed by wsrec")
             self.closed(*seen)
         code, reason = seen
@@ -372,9 +386,18 @@ class Recorder:
 
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
-                 args: dict | None = None, progress=None, clock=None, redact=()):
+                 args: dict | None = None, progress=None, clock=None, redact=(),
+                 mono_ns=None, sleep=None, rng=None):
         self.venue = venue
-        self.clock = clock or time.monotonic  # seconds; the duration is measured on it
+        # the timing, injectable (tests drive it with a fake clock): ``clock`` (seconds)
+        # measures the duration and paces the rate limits; ``mono_ns`` is the clock the
+        # connection stamps messages with (the watchdog's silence, a healthy connection,
+        # the ping rows); ``sleep`` the coroutine that waits (backoff, keepalives, the
+        # watchdog, the rate limits); ``rng`` the backoff's jitter (``random.Random``)
+        self.clock = clock or time.monotonic
+        self.now_ns = mono_ns or _monotonic_ns
+        self._sleep = sleep or asyncio.sleep
+        self.rng = rng or random.Random()
         self.request = request
         self.options = options or RecordOptions()
         check_options(self.options)
@@ -403,8 +426,9 @@ class Recorder:
         self.writer = SessionWriter(name or venue.name, data, args=self._redact_args(args),
                                     flush_interval=opts.flush_interval,
                                     **opts.writer_settings)
-        self.send_limit = _RateLimit(venue.send_limit)
-        self.connect_limit = _RateLimit(venue.connect_limit)
+        self.send_limit = _RateLimit(venue.send_limit, clock=self.clock, sleep=self._sleep)
+        self.connect_limit = _RateLimit(venue.connect_limit, clock=self.clock,
+                                        sleep=self._sleep)
         self.progress = progress
         self.done = False
         self.error: str | None = None
@@ -412,7 +436,7 @@ class Recorder:
         self.last_error = ""
         self.frames_in = self.frames_out = self.events = self.bytes_in = self.reconnects = 0
         self.next_conn = 0   # the number the next connection to open gets
-        self.done_event: asyncio.Event | None = None
+        self.done_event = asyncio.Event()
         self.deadline: float | None = None   # on ``clock``: when ``duration`` is up
         self.slots: list[_Slot] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -474,11 +498,100 @@ class Recorder:
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; True when stopped."""
+        if self.done:
+            return True
+        nap = asyncio.ensure_future(self._sleep(seconds))
+        stop = asyncio.ensure_future(self.done_event.wait())
         try:
-            await asyncio.wait_for(self.done_event.wait(), seconds)
-        except TimeoutError:
+            await asyncio.wait([nap, stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            stop.cancel()
+        return self.done
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep (on the injected ``sleep``), stopped or not."""
+        await self._sleep(seconds)
+
+    async def wait_done(self) -> None:
+        """Return once the recording is done."""
+        await self.done_event.wait()
+
+    # -- what the streams call -----------------------------------------------------------
+
+    def stopping(self) -> bool:
+        """True once the recording is over; finishes it first when ``clock`` has passed
+        the deadline (checked for every message)."""
+        if self.done:
+            return True
+        if self.deadline is not None and self.clock() >= self.deadline:
+            self.finish("duration")
+            return True
+        return False
+
+    def store_in(self, payload, conn, stream: str, text: bool, channels, symbols,
+                 ts: int, mono: int) -> bool:
+        """Store an inbound message; False when that ended the recording (``max_frames``
+        reached, or the writer failed)."""
+        try:
+            self.writer.append(payload, conn=conn, stream=stream, dir="in",
+                               kind="text" if text else "binary", channels=channels,
+                               symbols=symbols, ts_ns=ts, mono_ns=mono)
+        except WsrecError as exc:
+            self.fail(str(exc))
+            return False
+        self.frames_in += 1
+        self.bytes_in += len(payload)
+        if self.frames_in == self.options.max_frames:
+            self.finish("max-frames")
             return False
         return True
+
+    def store_out(self, message: bytes, conn, stream: str, text: bool) -> None:
+        """Count a message just sent, and store it with every secret redacted."""
+        self.frames_out += 1
+        try:
+            self.writer.append(self.redact_bytes(message), conn=conn, stream=stream,
+                               dir="out", kind="text" if text else "binary")
+        except WsrecError as exc:
+            self.fail(str(exc))
+
+    def opened(self, stream: str, url: str, ts: int, mono: int) -> int:
+        """Number a connection that just opened and write its ``open`` event."""
+        conn, self.next_conn = self.next_conn, self.next_conn + 1
+        self.event("open", conn=conn, stream=stream, ts_ns=ts, mono_ns=mono,
+                   url=self.redact(url))
+        return conn
+
+    def failed_attempt(self, error: str, *, stream: str | None = None,
+                       status: int | None = None) -> None:
+        """A connection could not be opened (``stream`` given: an ``error`` event is
+        written) or was lost; fail the recording when ``handshake_verdict`` says so."""
+        self.last_error = self.redact(error)
+        if stream is not None:
+            extra = {} if status is None else {"status": status}
+            self.event("error", conn=None, stream=stream, error=self.last_error, **extra)
+        fatal = handshake_verdict(self.venue.name, self.last_error, status)
+        if fatal:
+            self.fail(fatal)
+
+    def give_up(self, retries: int) -> None:
+        """``max_retries`` consecutive attempts failed: the recording fails."""
+        self.fail(f"{self.venue.name}: gave up after {retries} "
+                  f"retr{'y' if retries == 1 else 'ies'}: {self.last_error}")
+
+    def reconnecting(self, stream: str, attempt: int, delay: float) -> None:
+        self.reconnects += 1
+        self.event("reconnect", conn=None, stream=stream, attempt=attempt,
+                   delay_s=round(delay, 3))
+
+    async def send_turn(self) -> None:
+        """Wait for the venue's send rate limit."""
+        await self.send_limit.wait()
+
+    async def connect_turn(self) -> None:
+        """Wait for the venue's connect rate limit."""
+        await self.connect_limit.wait()
 
     def stop(self) -> None:
         """Graceful stop (Ctrl-C, SIGTERM): finish the session as complete."""
@@ -511,8 +624,9 @@ class Recorder:
         if self.options.duration:
             self.deadline = self.clock() + self.options.duration
             self._check_deadline()
-        self.slots = [_Slot(self, name, s) for name, s in zip(stream_names(self.streams),
-                                                               self.streams)]
+        self.slots = [_Slot(self, name, s, self.options, heartbeat=self.heartbeat,
+                            watchdog=self.watchdog, rng=self.rng)
+                      for name, s in zip(stream_names(self.streams), self.streams)]
         tasks = [asyncio.create_task(slot.run()) for slot in self.slots]
         ticker = asyncio.create_task(self._tick()) if self.progress else None
         waiter = asyncio.create_task(self.done_event.wait())
@@ -648,8 +762,8 @@ def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResul
 
     ``sim``: ``SimOptions`` to record from the venue's built-in simulator, served on a
     free port of 127.0.0.1 from its own thread and event loop (a separate server, which
-    never starves the recorder's loop); ``request.url`` and ``request.sim`` are set for
-    it, and it is stopped when the recording ends.
+    never starves the recorder's loop); ``request.url`` is set to it and ``request.env``
+    holds the credentials it accepts. It is stopped when the recording ends.
     """
     async def main() -> RecordResult:
         return await Recorder(venue, request, **kwargs).run()
@@ -661,7 +775,7 @@ def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResul
         from wsrec.sim import SimThread, get_simulator
         server = SimThread(get_simulator(venue.name, sim))
         request.url = server.start()
-        request.sim = True
+        request.env = {**request.env, **server.simulator.credentials()}
         try:
             return asyncio.run(main())
         finally:

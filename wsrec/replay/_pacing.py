@@ -27,26 +27,37 @@ class Pacer:
     """A clock started at ``start_ns`` (monotonic); ``wait(due)`` blocks until start + due.
 
     With ``stop`` (a ``threading.Event``), a wait ends early when it is set (a server
-    shutting down does not wait out a long recorded silence)."""
+    shutting down does not wait out a long recorded silence).
 
-    def __init__(self, start_ns: int | None = None, stop: threading.Event | None = None):
-        self.start = _monotonic_ns() if start_ns is None else start_ns
+    ``clock`` (ns) and ``sleep`` (seconds; a true result ends the wait early, as a set
+    ``stop`` does) are injectable, so tests check the waiting with a fake clock; by
+    default they are ``time.monotonic_ns`` and ``time.sleep`` (``stop.wait`` with a
+    ``stop``)."""
+
+    def __init__(self, start_ns: int | None = None, stop: threading.Event | None = None, *,
+                 clock=None, sleep=None, spin_ns: int = _SPIN_NS):
+        self.clock = clock or _monotonic_ns
+        self.start = self.clock() if start_ns is None else start_ns
         self.stop = stop
+        if sleep is None:
+            sleep = time.sleep if stop is None else stop.wait
+        self.sleep = sleep
+        self.spin_ns = spin_ns
 
     def wait(self, due_ns: int) -> None:
+        """Sleep until ``spin_ns`` before the due time, then spin to it (ends early when
+        ``stop`` is set while sleeping)."""
+        clock = self.clock
         target = self.start + due_ns
-        remaining = target - _monotonic_ns()
-        if remaining > _SPIN_NS:
-            if self.stop is None:
-                time.sleep((remaining - _SPIN_NS) / 1e9)
-            elif self.stop.wait((remaining - _SPIN_NS) / 1e9):
-                return
-        while _monotonic_ns() < target:
+        remaining = target - clock()
+        if remaining > self.spin_ns and self.sleep((remaining - self.spin_ns) / 1e9):
+            return
+        while clock() < target:
             pass
 
     def lateness(self, due_ns: int) -> int:
         """How late, in ns, an action taken now is for a frame due at ``due_ns``."""
-        return _monotonic_ns() - self.start - due_ns
+        return self.clock() - self.start - due_ns
 
 
 class Lateness:

@@ -16,7 +16,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wsrec.errors import WsrecError
+from wsrec.errors import UsageError, WsrecError
 from wsrec.store.filters import Filters
 from wsrec.store.session import Session
 
@@ -113,7 +113,7 @@ class Schedule:
                  speed: float | None = 1.0, skip_gaps: bool = False, columns=None,
                  batch_size: int = 65_536, lean: bool = False):
         if speed is not None and not speed > 0:
-            raise ValueError("speed must be positive")
+            raise UsageError("speed must be positive")
         self.sessions = sessions
         self.filters = filters or Filters()
         self.speed = speed

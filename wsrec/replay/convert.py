@@ -22,7 +22,6 @@ Where the output goes (``output``, the CLI's ``-o``):
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import secrets
@@ -34,9 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from wsrec.errors import WsrecError, storage_error
+from wsrec.errors import UsageError, WsrecError, storage_error
+from wsrec.store.atomic import publish
 from wsrec.store.filters import Filters
-from wsrec.store.lines import envelope, is_msgpack_session, raw_line
+from wsrec.store.lines import encode_envelope, envelope, is_msgpack_session, raw_line
 from wsrec.replay.stdout import batch_frames, split_by_session
 from wsrec.replay._schedule import Schedule
 from wsrec.store.schema import COLUMNS, PARQUET_OPTIONS, SCHEMA
@@ -68,13 +68,13 @@ def convert(sessions: list[Session], filters: Filters, fmt: str, output: str | N
     """Write the matching rows of ``sessions`` as ``fmt`` to ``output`` (None or ``-``:
     ``stdout``, a binary file). Returns the rows written."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     if output is not None:
         output = os.fspath(output)
     to_stdout = output in (None, "-")
     if to_stdout and fmt in ("parquet", "arrow") and stdout is not None and \
             hasattr(stdout, "isatty") and stdout.isatty():
-        raise ValueError(f"{fmt} is binary: give -o FILE (or pipe stdout somewhere)")
+        raise UsageError(f"{fmt} is binary: give -o FILE (or pipe stdout somewhere)")
     if to_stdout:
         rows = _write(sessions, filters, fmt, stdout, level, progress)
         stdout.flush()
@@ -105,7 +105,7 @@ class _Output:
 
     def __init__(self, output: str, force: bool):
         if not output:
-            raise ValueError("the output path is empty")
+            raise UsageError("the output path is empty")
         self.name = output
         self.tmp: Path | None = None
         self.final: Path | None = None
@@ -175,18 +175,16 @@ class _Output:
         if self.tmp is None:
             self.sink.close()  # a stream: flushes (errors are the conversion's)
             return
-        self.sink.flush()
-        os.fsync(self.sink.fileno())
-        self.sink.close()
         try:  # what appeared there meanwhile gets the same rules
             st = os.stat(self.final)
         except FileNotFoundError:
             pass
         else:
             if not stat.S_ISREG(st.st_mode):
+                self.sink.close()
                 raise WsrecError(f"{self.name} became {_what(st.st_mode)} while converting; "
                                  f"not replaced")
-        os.replace(self.tmp, self.final)
+        publish(self.sink, self.tmp, self.final)
         self.tmp = None
 
     def discard(self) -> None:
@@ -259,9 +257,8 @@ def _write_text(sessions, filters, out, text, progress) -> int:
         mp = is_msgpack_session(session.manifest)
         frames = batch_frames(batch)
         if table is None:
-            out.write(b"".join(json.dumps(envelope(f, session.venue, session.id, mp),
-                                          separators=(",", ":"), ensure_ascii=False).encode()
-                               + b"\n" for f in frames))
+            out.write(b"".join(encode_envelope(f, session.venue, session.id, mp) + b"\n"
+                               for f in frames))
         else:
             for f in frames:
                 e = envelope(f, session.venue, session.id, mp)

@@ -43,10 +43,11 @@ from websockets.protocol import State
 from websockets.sync.server import serve as ws_serve
 
 from wsrec.replay._emulate import emulator_for
-from wsrec.errors import WsrecError
+from wsrec.errors import UsageError, WsrecError
 from wsrec.store.filters import Filters
 from wsrec.replay._pacing import JOIN_SECONDS, Lateness, Pacer, fine_switching
-from wsrec.replay.stdout import ReplayOptions, frame_lines, scheduled_frames
+from wsrec.replay.stdout import (ReplayOptions, Stopped, TooLate, frame_lines,
+                                 scheduled_frames, send_paced)
 from wsrec.store.session import Session
 
 __all__ = ["ServeOptions", "serve_replay", "parse_target"]
@@ -74,8 +75,8 @@ class _SlowClient(Exception):
     pass
 
 
-class _Stopped(Exception):
-    """The server is stopping (a signal, --once, or a failure): end this client quietly."""
+#: the server is stopping (a signal, --once, or a failure): end this client quietly
+_Stopped = Stopped
 
 
 _LOG_LOCK = threading.Lock()
@@ -134,18 +135,18 @@ def parse_target(target: str) -> tuple[str, str, int | str]:
     if target.startswith("unix:"):
         path = target[5:]
         if not path:
-            raise ValueError("unix: needs a path, e.g. unix:/tmp/wsrec.sock")
+            raise UsageError("unix: needs a path, e.g. unix:/tmp/wsrec.sock", param="target")
         return "unix", path, path
     parts = urlsplit(target)
     if parts.scheme not in ("ws", "tcp"):
-        raise ValueError(f"unknown target {target!r}: use stdout, ws://HOST:PORT, "
-                         f"tcp://HOST:PORT or unix:PATH")
+        raise UsageError(f"unknown target {target!r}: use stdout, ws://HOST:PORT, "
+                         f"tcp://HOST:PORT or unix:PATH", param="target")
     try:
         port = parts.port
     except ValueError:
         port = None
     if port is None:
-        raise ValueError(f"{target!r} needs a port (0 picks a free one)")
+        raise UsageError(f"{target!r} needs a port (0 picks a free one)", param="target")
     return parts.scheme, parts.hostname or "127.0.0.1", port
 
 
@@ -344,29 +345,12 @@ class _Player:
         return sent
 
     def _send(self, items, dues, pacer: Pacer, joined: int, send) -> int:
-        unpaced = self.options.speed is None  # --speed max: as fast as the client reads
-        max_lag_ns = int(self.serve.max_lag * 1e9)
-        done = self.done
-        sent = 0
-        for item, due in zip(items, dues):
-            if item is None or due < joined:
-                continue
-            if done.is_set():
-                raise _Stopped
-            if unpaced:
-                send(item)
-                sent += 1
-                continue
-            pacer.wait(due)
-            if done.is_set():
-                raise _Stopped
-            late = pacer.lateness(due)
-            if late > max_lag_ns:
-                raise _SlowClient(f"more than {self.serve.max_lag:g}s behind")
-            send(item)
-            self.lateness.add(late)
-            sent += 1
-        return sent
+        try:  # --speed max: no pacer, as fast as the client reads
+            return send_paced(items, dues, None if self.options.speed is None else pacer, send,
+                              skip_before=joined, stop=self.done,
+                              max_late_ns=int(self.serve.max_lag * 1e9), lateness=self.lateness)
+        except TooLate:
+            raise _SlowClient(f"more than {self.serve.max_lag:g}s behind") from None
 
     def report(self) -> dict:
         summary = self.lateness.summary()
@@ -378,10 +362,10 @@ def _check(serve: ServeOptions) -> None:
     lag = serve.max_lag
     if isinstance(lag, bool) or not isinstance(lag, (int, float)) or \
             not math.isfinite(lag) or lag <= 0:
-        raise ValueError(f"max_lag must be a finite number of seconds above 0, not {lag!r}")
+        raise UsageError(f"max_lag must be a finite number of seconds above 0, not {lag!r}")
     size = serve.max_message_size
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"max_message_size must be a number of bytes above 0, not {size!r}")
+        raise UsageError(f"max_message_size must be a number of bytes above 0, not {size!r}")
 
 
 def serve_replay(sessions: list[Session], filters: Filters, options: ReplayOptions,
@@ -603,92 +587,64 @@ def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
 
 # -- WebSocket ------------------------------------------------------------------------------
 
-def _serve_ws(player: _Player, host: str, port: int, path: str, caught) -> dict:
-    venue = player.sessions[0].venue
-    manifest = player.sessions[0].manifest
-    limit = player.serve.max_message_size
+class _WsClient:
+    """One connected WebSocket client: the venue's emulator answering its messages (in a
+    thread of its own, ``_read``), and the replay played to it once it has subscribed."""
 
-    clients = _Clients()
+    def __init__(self, player: _Player, ws):
+        self.player, self.ws = player, ws
+        self.name = f"client {ws.remote_address[0]}:{ws.remote_address[1]}"
+        self.emu = None
 
-    def handler(ws):
-        with clients.connected(ws.socket):
-            serve_client(ws)
+    def send(self, payload: bytes, text: bool) -> None:
+        try:
+            self.ws.send(payload, text=text)
+        except ConnectionClosed as exc:
+            # websockets reports a send that timed out (SO_SNDTIMEO) as a closed
+            # connection: tell that apart from a client that left
+            if isinstance(exc.__cause__, (BlockingIOError, TimeoutError)):
+                raise _SlowClient(f"more than {self.player.serve.max_lag:g}s behind") from None
+            raise
 
-    def serve_client(ws):
-        name = f"client {ws.remote_address[0]}:{ws.remote_address[1]}"
+    def drop(self, exc, code=1008, reason="client too slow") -> None:
+        if code == 1008:
+            self.player.log(f"{self.name} disconnected: {exc or 'too slow'} (close 1008)")
+        try:
+            self.ws.close(code, reason)
+        except Exception:  # noqa: BLE001 - its buffer is full: just drop it
+            self.ws.socket.close()
 
-        def send(payload: bytes, text: bool):
-            try:
-                ws.send(payload, text=text)
-            except ConnectionClosed as exc:
-                # websockets reports a send that timed out (SO_SNDTIMEO) as a closed
-                # connection: tell that apart from a client that left
-                if isinstance(exc.__cause__, (BlockingIOError, TimeoutError)):
-                    raise _SlowClient(f"more than {player.serve.max_lag:g}s behind") from None
-                raise
+    def _internal_error(self, exc) -> None:
+        """A bug: one line, close 1011; other clients go on."""
+        self.player.log(f"{self.name}: internal error ({_describe(exc)}); closed 1011")
+        self.drop(exc, 1011, "internal error")
 
-        def drop(exc, code=1008, reason="client too slow"):
-            if code == 1008:
-                player.log(f"{name} disconnected: {exc or 'too slow'} (close 1008)")
-            try:
-                ws.close(code, reason)
-            except Exception:  # noqa: BLE001 - its buffer is full: just drop it
-                ws.socket.close()
-
+    def serve(self) -> None:
+        player, ws = self.player, self.ws
+        session = player.sessions[0]
         try:
             _send_timeout(ws.socket, player.serve.max_lag)
-            emu = emulator_for(venue, player.serve.emulate, send, ws.request.path,
-                               ws.request.headers, manifest)
+            self.emu = emulator_for(session.venue, player.serve.emulate, self.send,
+                                    ws.request.path, ws.request.headers, close=ws.close)
         except OSError:
             return  # the client went away
         except Exception as exc:  # noqa: BLE001 - a bug: one line, close 1011
-            player.log(f"{name}: internal error ({_describe(exc)}); closed 1011")
-            return drop(exc, 1011, "internal error")
-
-        def reader():
-            try:
-                for message in ws:
-                    try:
-                        emu.on_message(message)
-                    except (ConnectionClosed, _SlowClient):
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - the guard: answer, go on
-                        player.log(f"{name}: unexpected error answering a message "
-                                   f"({_describe(exc)}); sent the venue's generic error")
-                        emu.internal_error()
-            except ConnectionClosed as exc:
-                if exc.sent is not None and exc.sent.code == 1009:
-                    over = f" over {limit:,} bytes" if limit is not None else ""
-                    player.log(f"{name}: message{over}, closed 1009")
-            except _SlowClient as exc:
-                drop(exc)
-            except Exception as exc:  # noqa: BLE001 - even the generic error failed
-                player.log(f"{name}: internal error ({_describe(exc)}); closed 1011")
-                drop(exc, 1011, "internal error")
-
+            return self._internal_error(exc)
         try:
-            emu.start()
-            threading.Thread(target=reader, name="wsrec-client-reader", daemon=True).start()
-            while not emu.ready.wait(0.5):  # emulated venues start when the client subscribes
+            self.emu.start()
+            threading.Thread(target=self._read, name="wsrec-client-reader", daemon=True).start()
+            while not self.emu.ready.wait(0.5):  # emulated venues start at the subscription
                 if ws.state is not State.OPEN:
                     return
                 if player.done.is_set():
                     raise _Stopped
-
-            def render(frames, session):
-                return [emu.render(f) for f in frames]
-
-            def send_item(item):
-                for payload, text in (item if isinstance(item, list) else [item]):
-                    send(payload, text)
-
-            n = player.play(render, send_item)
-            player.log(f"{name}: replay done, {n:,} frames")
+            n = player.play(self._render, self._send_item)
+            player.log(f"{self.name}: replay done, {n:,} frames")
             ws.close(1000, "replay done")
         except (_SlowClient, BlockingIOError, TimeoutError) as exc:
-            return drop(exc)
+            return self.drop(exc)
         except _Stopped:
-            return drop(None, 1001, "server stopping")
+            return self.drop(None, 1001, "server stopping")
         except WsrecError as exc:
             player.fail(exc)
             ws.close(1011, "replay failed")
@@ -696,10 +652,48 @@ def _serve_ws(player: _Player, host: str, port: int, path: str, caught) -> dict:
         except (ConnectionClosed, OSError):
             return
         except Exception as exc:  # noqa: BLE001 - a bug: one line, other clients go on
-            player.log(f"{name}: internal error ({_describe(exc)}); closed 1011")
-            return drop(exc, 1011, "internal error")
+            return self._internal_error(exc)
         if player.serve.once:
             player.done.set()
+
+    def _read(self) -> None:
+        """The client's messages, each answered by the emulator inside a guard."""
+        player, emu = self.player, self.emu
+        try:
+            for message in self.ws:
+                try:
+                    emu.on_message(message)
+                except (ConnectionClosed, _SlowClient):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the guard: answer, go on
+                    player.log(f"{self.name}: unexpected error answering a message "
+                               f"({_describe(exc)}); sent the venue's generic error")
+                    emu.internal_error()
+        except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == 1009:
+                limit = player.serve.max_message_size
+                over = f" over {limit:,} bytes" if limit is not None else ""
+                player.log(f"{self.name}: message{over}, closed 1009")
+        except _SlowClient as exc:
+            self.drop(exc)
+        except Exception as exc:  # noqa: BLE001 - even the generic error failed
+            self._internal_error(exc)
+
+    def _render(self, frames, session):
+        return [self.emu.render(f) for f in frames]
+
+    def _send_item(self, item) -> None:
+        for payload, text in (item if isinstance(item, list) else [item]):
+            self.send(payload, text)
+
+
+def _serve_ws(player: _Player, host: str, port: int, path: str, caught) -> dict:
+    limit = player.serve.max_message_size
+    clients = _Clients()
+
+    def handler(ws):
+        with clients.connected(ws.socket):
+            _WsClient(player, ws).serve()
 
     try:
         server = ws_serve(handler, host, port, max_size=limit, compression="deflate",

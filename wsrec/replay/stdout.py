@@ -7,9 +7,9 @@ WebSocket servers. The CLI's ``wsrec replay`` is a thin layer over both.
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,15 +18,17 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from wsrec.errors import UsageError
 from wsrec.store.filters import Filters
-from wsrec.store.lines import envelope, is_msgpack_session, raw_block, raw_line
+from wsrec.store.lines import encode_envelope, is_msgpack_session, raw_block, raw_line
 from wsrec.replay._pacing import Lateness, Pacer, fine_switching, prefetch
 from wsrec.replay._schedule import Schedule
 from wsrec.store.session import Frame, Session
 from wsrec.timefmt import format_ns
 
 __all__ = ["ReplayOptions", "parse_speed", "replay_to_stream", "frame_lines", "FRAME_COLUMNS",
-           "count_frames", "scheduled_frames", "why_empty", "use_lean_memory_pool"]
+           "count_frames", "scheduled_frames", "send_paced", "Stopped", "TooLate", "why_empty",
+           "use_lean_memory_pool"]
 
 FRAME_COLUMNS = list(Frame._fields)
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*x?\s*$", re.IGNORECASE)
@@ -48,16 +50,16 @@ def parse_speed(text) -> float | None:
             return None
         m = _SPEED.match(s)
         if not m:
-            raise ValueError(f"not a speed: {text!r} (use a positive factor such as 1, 10, "
+            raise UsageError(f"not a speed: {text!r} (use a positive factor such as 1, 10, "
                              f"0.5, 10x, or max)")
         value = float(m.group(1))
     if value != value or value in (float("inf"), float("-inf")):
         shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:36] + "...'"
-        raise ValueError(f"speed must be a finite number, not {shown}")
+        raise UsageError(f"speed must be a finite number, not {shown}")
     if not value > 0:
-        raise ValueError(f"speed must be positive, not {text!r}")
+        raise UsageError(f"speed must be positive, not {text!r}")
     if value < MIN_SPEED:
-        raise ValueError(f"speed {text!r} is too slow (at least {MIN_SPEED:g})")
+        raise UsageError(f"speed {text!r} is too slow (at least {MIN_SPEED:g})")
     return value
 
 
@@ -168,9 +170,49 @@ def frame_lines(frames: list[Frame], session: Session, fmt: str) -> list[bytes]:
     """Each frame as one line (with its newline) in ``fmt``."""
     mp = is_msgpack_session(session.manifest)
     if fmt == "envelope":
-        return [json.dumps(envelope(f, session.venue, session.id, mp), separators=(",", ":"),
-                           ensure_ascii=False).encode() + b"\n" for f in frames]
+        return [encode_envelope(f, session.venue, session.id, mp) + b"\n" for f in frames]
     return [raw_line(f.payload, f.kind, mp) + b"\n" for f in frames]
+
+
+class Stopped(Exception):
+    """``send_paced``: its ``stop`` event was set."""
+
+
+class TooLate(Exception):
+    """``send_paced``: a frame could only be sent more than ``max_late_ns`` after its time."""
+
+
+def send_paced(items, dues, pacer: Pacer | None, send, *, skip_before: int = 0,
+               stop: threading.Event | None = None, max_late_ns: int | None = None,
+               lateness: Lateness | None = None) -> int:
+    """The one paced send loop (stdout and every server client): each of ``items`` is
+    given to ``send`` when ``pacer`` says it is due (``dues``, ns on its clock), its
+    lateness recorded in ``lateness``; with ``pacer`` None, as fast as ``send`` takes them.
+    An item that is None, or due before ``skip_before``, is passed over. Returns the
+    items sent. Raises ``Stopped`` once ``stop`` is set (checked before and after each
+    wait) and ``TooLate`` for an item that could only go out more than ``max_late_ns``
+    late."""
+    sent = 0
+    for item, due in zip(items, dues):
+        if item is None or due < skip_before:
+            continue
+        if stop is not None and stop.is_set():
+            raise Stopped
+        if pacer is None:
+            send(item)
+            sent += 1
+            continue
+        pacer.wait(due)
+        if stop is not None and stop.is_set():
+            raise Stopped
+        late = pacer.lateness(due)
+        if max_late_ns is not None and late > max_late_ns:
+            raise TooLate
+        send(item)
+        if lateness is not None:
+            lateness.add(late)
+        sent += 1
+    return sent
 
 
 def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayOptions,
@@ -197,17 +239,16 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
     rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
                 for _, frames, dues, session in scheduled_frames(sessions, filters, options))
     pacer = None
+
+    def send(line: bytes) -> None:
+        out.write(line)
+        out.flush()
+
     with fine_switching():
         for lines, dues, last_ts in rendered:
             if pacer is None:  # the clock starts with the first frame, not with the reading
                 pacer = Pacer(time.monotonic_ns() - dues[0])
-            for line, due in zip(lines, dues):
-                pacer.wait(due)
-                if lateness is not None:
-                    lateness.add(pacer.lateness(due))
-                out.write(line)
-                out.flush()
-                written += 1
+            written += send_paced(lines, dues, pacer, send, lateness=lateness)
             if progress:
                 progress(written, last_ts)
     return written

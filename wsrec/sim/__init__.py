@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from wsrec.venues.base import UsageError
+from wsrec.errors import UsageError
 from wsrec.sim.alpaca import AlpacaSim
 from wsrec.sim.base import SimOptions, Simulator, SimThread
 from wsrec.sim.dfuse import DfuseSim
 from wsrec.sim.flow import FlowSim
 from wsrec.sim.hyperliquid import HyperliquidSim
 from wsrec.sim.vega import VegaSim
+from wsrec.sim.serve import serve_sim
 
-__all__ = ["SIMULATORS", "SimOptions", "Simulator", "SimThread", "get_simulator"]
+__all__ = ["SIMULATORS", "SimOptions", "Simulator", "SimThread", "get_simulator", "serve_sim"]
 
 SIMULATORS: dict[str, type[Simulator]] = {
     s.venue: s for s in (AlpacaSim, HyperliquidSim, VegaSim, FlowSim, DfuseSim)}

@@ -1,207 +1,95 @@
 """Alpaca market data stream simulator (PROTOCOLS.md section 1).
 
-Welcome on connect; auth by message within ``auth_timeout`` (404 after) or by upgrade
-headers; any non-empty key and secret are accepted unless ``error`` is 402; the
-whole subscription set in every ack; data arrays that sometimes batch several
-messages of mixed types and symbols; msgpack with Timestamp extensions when the
-client sends ``Content-Type: application/msgpack`` (required on option feeds: 412).
-Errors: 400 bad syntax or symbol, 401 not authenticated, 403 already authenticated,
-404 auth timeout, 405 symbol limit, 406 connection limit, 410 channel not on this
-feed, 413 ``*`` on option quotes; ``error=CODE`` sends CODE after the welcome.
+The protocol is ``wsrec.venues.alpaca.AlpacaServer``'s; this adds the clock and the
+data. Auth by message within ``auth_timeout`` (404 after) or by upgrade headers, with
+the credentials of ``SimOptions.credentials`` (any non-empty pair when they name none);
+at most ``max_symbols`` trade and quote symbols on the iex feed (405) and
+``max_connections`` connections (406). Data arrays sometimes batch several messages of
+mixed types and symbols. The feed shows in the data: ``*`` stands for its own symbols,
+the test feed streams FAKEPACA only, trades and quotes come from IEX alone on iex and
+from every exchange on sip. ``error=CODE`` sends CODE after the welcome (402: refuses
+the credentials).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
-import re
 
-import msgpack
-
-from wsrec.venues.alpaca import FEEDS, OPTION_FEEDS, TYPES
-from wsrec.sim.base import Simulator, compact
+from wsrec.venues.alpaca import ERRORS, KEY_ENV, SECRET_ENV, TYPES, AlpacaServer
+from wsrec.sim.base import Simulator
 
 __all__ = ["AlpacaSim"]
 
-_PATHS = {"/" + path: feed for feed, (path, _, _) in FEEDS.items()}
-_SYMBOL = re.compile(r"^[A-Z0-9./*:-]{1,32}$")
-_CHANNEL_OF = {v: k for k, v in TYPES.items()}
-_MESSAGES = {400: "invalid syntax", 401: "not authenticated", 402: "auth failed",
-             403: "already authenticated", 404: "auth timeout", 405: "symbol limit exceeded",
-             406: "connection limit exceeded", 407: "slow client",
-             409: "insufficient subscription", 410: "invalid subscribe action for this feed",
-             411: "insufficient scope",
-             412: "option messages are only available in MsgPack format",
-             413: "star subscription is not allowed for option quotes",
-             500: "internal error"}
-_ALL_LISTS = ["trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds",
-              "corrections", "cancelErrors"]
+_CODE_OF = {v: k for k, v in TYPES.items()}
 _EPOCH = 1_795_000_000_000_000_000
+#: what '*' stands for, by feed
+_ALL = {"test": ["FAKEPACA"], "crypto": ["BTC/USD", "ETH/USD"],
+        "indicative": ["AAPL240119C00190000"], "opra": ["AAPL240119C00190000"]}
+_QUIET = {"corrections", "cancelErrors", "statuses", "lulds"}
+_SIP_EXCHANGES = "KQNPVZ"   # every exchange on SIP; IEX ("V") alone on the iex feed
 
 
 class AlpacaSim(Simulator):
     venue = "alpaca"
-    errors = {str(code): text for code, text in _MESSAGES.items()}
+    server = AlpacaServer
+    errors = {str(code): text for code, text in ERRORS.items()}
+    sample_credentials = {KEY_ENV: "sim-key", SECRET_ENV: "sim-secret"}
 
-    def check_request(self, connection, request):
-        if request.path.split("?")[0] not in _PATHS:
-            return self.http_error(404, f"no feed at {request.path}")
-        return None
+    def make_server(self, request) -> AlpacaServer:
+        server = AlpacaServer(request.path, request.headers)
+        if server.feed == "iex":   # the free plan's feed and its symbol limit
+            server.symbol_limit = self.options.max_symbols
+        wanted, err, start = self.options.credentials, self.options.error, server.start
+        if err == "402":
+            server.accept = lambda key, secret: False
+        elif wanted:
+            server.accept = lambda key, secret: (key, secret) == (wanted.get(KEY_ENV),
+                                                                  wanted.get(SECRET_ENV))
 
-    async def session(self, ws, state) -> None:
-        request = ws.request
-        feed = _PATHS[request.path.split("?")[0]]
-        packed = request.headers.get("Content-Type", "").lower() == "application/msgpack"
-        state.update(feed=feed, packed=packed, authed=False, subs={}, task=None)
-        await self.control(ws, state, {"T": "success", "msg": "connected"})
-        if self.active > self.options.max_connections:
-            return await self.error(ws, state, 406)
-        if feed in OPTION_FEEDS and not packed:
-            return await self.error(ws, state, 412)
-        err = self.options.error
-        if err and err.isdigit() and int(err) not in (402,):
-            return await self.error(ws, state, int(err))
-        key = request.headers.get("APCA-API-KEY-ID")
-        if key is not None:
-            secret = request.headers.get("APCA-API-SECRET-KEY")
-            if not key or not secret or err == "402":
-                return await self.error(ws, state, 402)
-            state["authed"] = True
-            await self.control(ws, state, {"T": "success", "msg": "authenticated"})
-        deadline = asyncio.get_running_loop().time() + self.options.auth_timeout
-        try:
-            while True:
-                timeout = None if state["authed"] else \
-                    deadline - asyncio.get_running_loop().time()
-                if timeout is not None and timeout <= 0:
-                    return await self.error(ws, state, 404)
-                message = await self.recv(ws, state, timeout)
-                if message is None:
-                    return await self.error(ws, state, 404)
-                if await self.handle(ws, state, message) is False:
-                    return
-        finally:
-            if state["task"] is not None:
-                state["task"].cancel()
+        def start_with_limits():
+            start()
+            if server.close is None and self.active > self.options.max_connections:
+                server.error(406, close=True)
+            elif server.close is None and err and err.isdigit() and err != "402":
+                server.error(int(err), close=True)
+        server.start = start_with_limits
+        return server
 
-    async def handle(self, ws, state, message) -> bool | None:
-        try:
-            if isinstance(message, bytes):
-                msg = msgpack.unpackb(message)
-            else:
-                msg = json.loads(message)
-        except Exception:  # noqa: BLE001
-            return await self.error(ws, state, 400, close=False)
-        if not isinstance(msg, dict) or not isinstance(msg.get("action"), str):
-            return await self.error(ws, state, 400, close=False)
-        action = msg["action"]
-        if action == "auth":
-            if state["authed"]:
-                return await self.error(ws, state, 403, close=False)
-            if not msg.get("key") or not msg.get("secret") or self.options.error == "402":
-                return await self.error(ws, state, 402)
-            state["authed"] = True
-            await self.control(ws, state, {"T": "success", "msg": "authenticated"})
-            return None
-        if action in ("subscribe", "unsubscribe"):
-            if not state["authed"]:
-                return await self.error(ws, state, 401, close=False)
-            return await self.subscribe(ws, state, action, msg)
-        return await self.error(ws, state, 400, close=False)
+    def background(self, ws, state) -> list:
+        return [self.auth_watch(ws, state)]
 
-    async def subscribe(self, ws, state, action, msg) -> None:
-        _, allowed, _ = FEEDS[state["feed"]]
-        subs: dict[str, set] = state["subs"]
-        changes = {k: v for k, v in msg.items() if k != "action"}
-        for channel, symbols in changes.items():
-            if channel not in allowed:
-                return await self.error(ws, state, 410, close=False)
-            if not isinstance(symbols, list) or not all(
-                    isinstance(s, str) and _SYMBOL.match(s) for s in symbols):
-                return await self.error(ws, state, 400, close=False)
-            if state["feed"] in OPTION_FEEDS and channel == "quotes" and "*" in symbols:
-                return await self.error(ws, state, 413, close=False)
-        new = {c: set(s) for c, s in subs.items()}
-        for channel, symbols in changes.items():
-            target = new.setdefault(channel, set())
-            if action == "subscribe":
-                target.update(symbols)
-            else:
-                target.difference_update(symbols)
-        distinct = {s for c in ("trades", "quotes") for s in new.get(c, ()) if s != "*"}
-        if len(distinct) > self.options.max_symbols:
-            return await self.error(ws, state, 405, close=False)
-        subs.clear()
-        subs.update(new)
-        ack = {"T": "subscription"}
-        if state["feed"] == "news":
-            ack["news"] = sorted(subs.get("news", ()))
-        else:
-            for name in allowed if state["feed"] not in (
-                    "test", "iex", "sip", "delayed_sip") else _ALL_LISTS:
-                if name in ("corrections", "cancelErrors"):
-                    ack[name] = sorted(subs.get("trades", ()) | subs.get(name, set()))
-                else:
-                    ack[name] = sorted(subs.get(name, ()))
-        await self.control(ws, state, ack)
-        if state["task"] is None:
-            state["task"] = asyncio.create_task(self.stream(ws, state))
-        return None
+    async def auth_watch(self, ws, state) -> None:
+        await asyncio.sleep(self.options.auth_timeout)
+        if not state["server"].authed:
+            state["server"].error(404, close=True)
+            await self.flush(ws, state)
 
-    # -- output ----------------------------------------------------------------------------
-
-    def pack(self, state, items: list[dict]) -> tuple[bytes, bool]:
-        if state["packed"]:
-            def convert(item):
-                out = dict(item)
-                for key in ("t", "created_at", "updated_at"):
-                    if key in out and isinstance(out[key], int):
-                        out[key] = msgpack.Timestamp.from_unix_nano(out[key])
-                return out
-            return msgpack.packb([convert(i) for i in items]), True
-        def text(item):
-            out = dict(item)
-            for key in ("t", "created_at", "updated_at"):
-                if key in out and isinstance(out[key], int):
-                    out[key] = _rfc3339(out[key])
-            return out
-        return compact([text(i) for i in items]), False
-
-    async def control(self, ws, state, msg: dict) -> None:
-        payload, binary = self.pack(state, [msg])
-        await self.send(ws, state, payload, binary)
-
-    async def error(self, ws, state, code: int, close: bool = True) -> bool:
-        await self.control(ws, state, {"T": "error", "code": code, "msg": _MESSAGES[code]})
-        if close:
-            await ws.close(1008 if code != 404 else 1000, _MESSAGES[code])
-            return False
-        return None
+    def update(self, ws, state) -> None:
+        if state["server"].ready and "stream" not in state["tasks"]:
+            state["tasks"]["stream"] = self.spawn(self.stream(ws, state))
 
     async def stream(self, ws, state) -> None:
-        rng = state["rng"]
+        server, rng = state["server"], state["rng"]
         prices: dict[str, float] = {}
         seq = 0
         async for _ in self.ticks():
-            pairs = [(c, s) for c, syms in state["subs"].items() for s in syms
-                     if c in _CHANNEL_OF or c == "news"]
-            pairs = [(c, s) for c, s in pairs if c not in ("corrections", "cancelErrors",
-                                                             "statuses", "lulds")]
+            pairs = [(c, s) for c, syms in server.subs.items() for s in syms
+                     if (c in _CODE_OF or c == "news") and c not in _QUIET and
+                     (server.feed != "test" or s in ("*", "FAKEPACA"))]
             if not pairs:
                 continue
             items = []
             for _ in range(1 if rng.random() < 0.7 else rng.randint(2, 3)):
                 channel, symbol = rng.choice(pairs)
                 if symbol == "*":
-                    symbol = rng.choice(["AAPL", "MSFT", "FAKEPACA"])
+                    symbol = rng.choice(_ALL.get(server.feed, ["AAPL", "MSFT"]))
                 seq += 1
-                items.append(self.item(rng, channel, symbol, prices, seq))
-            payload, binary = self.pack(state, items)
-            try:
-                await self.emit(ws, state, payload, binary)
-            except Exception:  # noqa: BLE001 - the session ends; so does its stream
-                return
+                item = self.item(rng, channel, symbol, prices, seq)
+                if "x" in item and server.feed in ("sip", "delayed_sip"):
+                    item["x"] = rng.choice(_SIP_EXCHANGES)
+                items.append(item)
+            payload, text = server.pack(items)
+            await self.emit(ws, state, payload, not text)
 
     def item(self, rng, channel, symbol, prices, seq) -> dict:
         price = prices.get(symbol, 100 + (sum(map(ord, symbol)) % 400))
@@ -223,13 +111,7 @@ class AlpacaSim(Simulator):
         if channel == "orderbooks":
             return {"T": "o", "S": symbol, "t": t, "b": [{"p": price - 1, "s": 1.5}],
                     "a": [{"p": price + 1, "s": 2.0}], "r": seq == 1}
-        code = _CHANNEL_OF.get(channel, "b")
-        return {"T": code, "S": symbol, "o": price, "h": round(price + 0.5, 2),
-                "l": round(price - 0.5, 2), "c": price, "v": rng.randint(10, 900),
-                "t": t - t % 60_000_000_000, "n": rng.randint(1, 40), "vw": price}
-
-
-def _rfc3339(ns: int) -> str:
-    secs, frac = divmod(ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{frac:09d}Z"
+        return {"T": _CODE_OF.get(channel, "b"), "S": symbol, "o": price,
+                "h": round(price + 0.5, 2), "l": round(price - 0.5, 2), "c": price,
+                "v": rng.randint(10, 900), "t": t - t % 60_000_000_000,
+                "n": rng.randint(1, 40), "vw": price}

@@ -2,7 +2,11 @@
 
 A simulator is a local WebSocket server (websockets' asyncio server) that speaks one
 venue's protocol strictly, with synthetic but documented-shape data that is
-deterministic under ``seed``. Fault switches make the recorder's error paths testable:
+deterministic under ``seed``. The protocol is the venue's ``Server`` (``wsrec.venues``),
+one per connection in ``state["server"]``: a simulator feeds it client messages
+(``answer``), sends what it queues (``flush``), and adds what a server on a network has
+(a clock, timeouts, connection limits) and the data. Fault switches make the recorder's
+error paths testable:
 
 * ``drop_every=N``: abort the TCP connection (no close frame) after every N data frames;
 * ``malformed_every=N``: every N-th data frame is cut in half (invalid JSON);
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
 import random
 import sys
@@ -37,6 +40,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
+
+from wsrec.errors import UsageError
+from wsrec.venues.base import Server, compact
 
 __all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact"]
 
@@ -57,8 +63,12 @@ class SimOptions:
     inactivity: float = 60.0          # flow: drop a connection idle without subscriptions
     ping_interval: float | None = None  # server protocol pings (flow 9 s); dfuse app pings
     pong_timeout: float = 10.0
-    max_symbols: int = 30             # alpaca symbol limit
+    max_symbols: int = 30             # alpaca symbol limit (the free plan's, on iex)
     max_connections: int = 1          # alpaca connections per endpoint
+    #: the credentials accepted (environment variable -> value, as the venue's client reads
+    #: them); None: any non-empty ones, and the simulator's ``sample_credentials`` for a
+    #: recorder
+    credentials: dict[str, str] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -66,12 +76,11 @@ class Dropped(Exception):
     """Raised inside a session when a fault switch ended the connection."""
 
 
-def compact(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
 class Simulator:
     venue = ""
+    server: type[Server] = Server
+    #: credentials a recorder is given when the options name none
+    sample_credentials: dict[str, str] = {}
     ping_interval_default: float | None = None
     #: the venue error codes ``error=`` takes, and what each does; None: any text
     errors: dict[str, str] | None = {}
@@ -84,7 +93,6 @@ class Simulator:
                                     and self.options.rate >= 0):
             problem = f"rate must be a finite number >= 0, not {self.options.rate!r}"
         if problem:
-            from wsrec.venues.base import UsageError
             raise UsageError(f"{self.venue} simulator: {problem}")
         self.url: str | None = None
         self.sent: dict[int, list[bytes]] = {}
@@ -156,14 +164,37 @@ class Simulator:
     # -- per connection ------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request):
+        """Refuse an upgrade (return an HTTP response) or accept it (None)."""
         err = self.options.error
         if err and err.startswith("http:"):
             return self.http_error(int(err[5:]), "refused by --error")
-        return self.check_request(connection, request)
+        problem = self.server.refuse(request.path)
+        return None if problem is None else self.http_error(404, problem)
 
-    def check_request(self, connection, request):
-        """Refuse an upgrade (return an HTTP response) or accept it (None)."""
-        return None
+    def credentials(self) -> dict[str, str]:
+        """The environment a recorder needs to be let in (its credentials)."""
+        return dict(self.options.credentials or self.sample_credentials)
+
+    def make_server(self, request) -> Server:
+        """The venue's side of a new connection (``request``: the upgrade request)."""
+        return self.server(request.path, request.headers)
+
+    async def flush(self, ws: ServerConnection, state: dict) -> bool:
+        """Send what the connection's server queued; close the connection when the server
+        says so (then True)."""
+        server = state["server"]
+        for payload, text in server.take():
+            await self.send(ws, state, payload, not text)
+        if server.close is not None:
+            await ws.close(*server.close)
+            return True
+        return False
+
+    async def answer(self, ws: ServerConnection, state: dict, message) -> bool:
+        """Hand a client message to the connection's server and send its answer (True:
+        the server closed the connection)."""
+        state["server"].receive(message)
+        return await self.flush(ws, state)
 
     @staticmethod
     def http_error(status: int, text: str):
@@ -177,8 +208,10 @@ class Simulator:
         self.sent[cid] = []
         self.received[cid] = []
         self.active += 1
-        state = {"data": 0, "cid": cid, "rng": random.Random(self.options.seed * 7919 + cid)}
+        state = {"data": 0, "cid": cid, "rng": random.Random(self.options.seed * 7919 + cid),
+                 "tasks": {}}
         try:
+            state["server"] = self.make_server(ws.request)
             await self.session(ws, state)
         except (ConnectionClosed, Dropped):
             pass
@@ -186,29 +219,43 @@ class Simulator:
             self.active -= 1
 
     async def session(self, ws: ServerConnection, state: dict) -> None:
-        raise NotImplementedError
-
-    async def serve_messages(self, ws: ServerConnection, state: dict, handle, *background):
-        """Hand each client message to ``handle(ws, state, message)`` while the
-        ``background`` coroutines run; when the connection ends, cancel them and every
-        task in ``state["tasks"]`` (the session's data streams)."""
-        state.setdefault("tasks", {})
-        helpers = [asyncio.create_task(b) for b in background]
+        """Start the connection's server, then answer client messages while the
+        ``background`` coroutines run and ``update`` keeps the data streams
+        (``state["tasks"]``) in step with the server; at the end, cancel them all."""
+        state["server"].start()
+        if await self.flush(ws, state):
+            return
+        helpers = [self.spawn(b) for b in self.background(ws, state)]
         try:
-            while True:
-                await handle(ws, state, await self.recv(ws, state))
+            while not await self.answer(ws, state, await self.recv(ws, state)):
+                self.update(ws, state)
         finally:
             for task in [*helpers, *state["tasks"].values()]:
                 task.cancel()
 
-    async def recv(self, ws: ServerConnection, state: dict, timeout: float | None = None):
-        """The next client message (str or bytes), logged; None on timeout."""
-        try:
-            message = await asyncio.wait_for(ws.recv(), timeout)
-        except TimeoutError:
-            return None
-        raw = message.encode() if isinstance(message, str) else message
-        self.received[state["cid"]].append(raw)
+    def background(self, ws: ServerConnection, state: dict) -> list:
+        """Coroutines that run beside a connection (pings, timeouts, a stream)."""
+        return []
+
+    def update(self, ws: ServerConnection, state: dict) -> None:
+        """Start or stop data streams after a client message (``spawn`` them into
+        ``state["tasks"]``)."""
+
+    @staticmethod
+    def spawn(coro) -> asyncio.Task:
+        """A task that ends quietly with its connection."""
+        async def run():
+            try:
+                await coro
+            except (ConnectionClosed, Dropped):
+                pass
+        return asyncio.create_task(run())
+
+    async def recv(self, ws: ServerConnection, state: dict):
+        """The next client message (str or bytes), logged."""
+        message = await ws.recv()
+        self.received[state["cid"]].append(message.encode() if isinstance(message, str)
+                                           else message)
         return message
 
     async def send(self, ws: ServerConnection, state: dict, payload: bytes,

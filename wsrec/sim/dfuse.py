@@ -1,24 +1,21 @@
 """dfuse for EOSIO WebSocket simulator (PROTOCOLS.md section 5).
 
-The token is checked from the ``token`` query parameter (missing:
-``auth_token_missing_error``; not a three-part JWT or ``bad``: ``auth_invalid_token_error``;
-either closes the connection). Binary frames are rejected. A chain produces
-``rate`` blocks a second from block 300,000,000; ``get_action_traces`` listens from
-``start_block`` (or the head) with one trace per account per block and ``progress``
-after every block whose number is a multiple of ``with_progress``;
-``get_head_info`` and ``get_table_rows`` too. More than 12 streams on a connection
-gets ``ws_too_much_stream_error``. The server sends ``{"type":"ping"}`` every
-``ping_interval`` (10 s). ``error=CODE`` answers the first request with that code.
+The protocol is ``wsrec.venues.dfuse.DfuseServer``'s (the token in the ``token`` query
+parameter: ``SimOptions.credentials``' token when it names one, else any three-part JWT
+but ``bad``); this adds a chain of ``rate`` blocks a second from block 300,000,000 and
+its data: ``get_action_traces`` streams one trace per account per block from
+``start_block`` (or the head), with ``progress`` after every block whose number is a
+multiple of ``with_progress``; ``get_head_info`` and ``get_table_rows`` too. The server
+sends ``{"type":"ping"}`` every ``ping_interval`` (10 s). ``error=CODE`` answers the
+first request with that code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-from urllib.parse import parse_qs, urlsplit
 
-from wsrec.venues.dfuse import _INVALID, AUTH_ERRORS, MAX_STREAMS, REQUESTS
+from wsrec.venues.dfuse import AUTH_ERRORS, INVALID_ERRORS, TOKEN_ENV, DfuseServer
 from wsrec.sim.base import Simulator, compact
 
 __all__ = ["DfuseSim", "GENESIS"]
@@ -28,32 +25,35 @@ GENESIS = 300_000_000
 
 class DfuseSim(Simulator):
     venue = "dfuse"
+    server = DfuseServer
     errors = {**{code: "refuses the token (closes the connection)" if code ==
                  "auth_invalid_token_error" else "an authentication error on the first request"
                  for code in sorted(AUTH_ERRORS)},
-              **{code: "an invalid request" for code in sorted(_INVALID)},
+              **{code: "an invalid request" for code in sorted(INVALID_ERRORS)},
               "internal_error": "a server error on the first request (the recorder retries)"}
+    sample_credentials = {TOKEN_ENV: "sim.jwt.token"}
 
     def head(self) -> int:
         return GENESIS + int(self.now() * self.options.rate)
 
-    def check_request(self, connection, request):
-        if urlsplit(request.path).path != "/v1/stream":
-            return self.http_error(404, "not found")
-        return None
+    def make_server(self, request) -> DfuseServer:
+        server = DfuseServer(request.path, request.headers)
+        accept, problem, errored = server.accept, server.problem, []
+        wanted = (self.options.credentials or {}).get(TOKEN_ENV)
+        server.accept = lambda token: accept(token) and token != "bad" and \
+            token == (wanted or token) and self.options.error != "auth_invalid_token_error"
+        if self.options.error:   # the first request gets this code
 
-    async def session(self, ws, state) -> None:
-        token = parse_qs(urlsplit(ws.request.path).query).get("token", [""])[0]
-        if not token:
-            return await self.fatal(ws, state, "auth_token_missing_error",
-                                    "required authorization token not found")
-        if token == "bad" or token.count(".") != 2 or \
-                self.options.error == "auth_invalid_token_error":
-            return await self.fatal(ws, state, "auth_invalid_token_error",
-                                    "unable to verify token")
-        state.update(streams={})
-        state["tasks"] = state["streams"]
-        await self.serve_messages(ws, state, self.handle, self.pings(ws, state))
+            def refuse_once(msg, rtype):
+                if not errored:
+                    errored.append(True)
+                    return self.options.error, "refused by --error"
+                return problem(msg, rtype)
+            server.problem = refuse_once
+        return server
+
+    def background(self, ws, state) -> list:
+        return [self.pings(ws, state)]
 
     async def pings(self, ws, state) -> None:
         interval = self.options.ping_interval or 10.0
@@ -62,74 +62,34 @@ class DfuseSim(Simulator):
             now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             await self.send(ws, state, compact({"type": "ping", "data": now}))
 
-    async def fatal(self, ws, state, code, message) -> None:
-        await self.send(ws, state, compact({"type": "error", "data": {
-            "code": code, "trace_id": "0" * 32, "message": message}}))
-        await ws.close(1008, code)
+    async def answer(self, ws, state, message) -> bool:
+        state["server"].head = self.head()   # where a request without start_block starts
+        return await super().answer(ws, state, message)
 
-    async def error(self, ws, state, req_id, code, message) -> None:
-        await self.send(ws, state, compact({"type": "error", "req_id": req_id, "data": {
-            "code": code, "trace_id": "0" * 32, "message": message, "details": {}}}))
+    def update(self, ws, state) -> None:
+        requests, tasks = state["server"].requests, state["tasks"]
+        for req_id in list(tasks):   # unlistened, or asked again
+            if requests.get(req_id) is not tasks[req_id].request:
+                tasks.pop(req_id).cancel()
+        for req_id in set(requests) - set(tasks):
+            tasks[req_id] = self.spawn(self.stream(ws, state, requests[req_id]))
+            tasks[req_id].request = requests[req_id]
 
-    async def handle(self, ws, state, message) -> None:
-        if isinstance(message, bytes):
-            return await self.fatal(ws, state, "invalid_message",
-                                    "binary messages are not supported")
-        try:
-            msg = json.loads(message)
-            if not isinstance(msg, dict):
-                raise ValueError
-        except ValueError:
-            return await self.error(ws, state, None, "invalid_message", "not a JSON object")
-        rtype, req_id = msg.get("type"), msg.get("req_id")
-        if self.options.error and not state.get("errored"):
-            state["errored"] = True
-            return await self.error(ws, state, req_id, self.options.error, "refused by --error")
-        if rtype == "unlisten":
-            target = (msg.get("data") or {}).get("req_id")
-            task = state["streams"].pop(target, None)
-            if task:
-                task.cancel()
-            return await self.send(ws, state, compact({"type": "unlistened", "req_id": req_id,
-                                                       "data": {"success": task is not None}}))
-        if rtype not in REQUESTS:
-            return await self.error(ws, state, req_id, "unknown_message_type",
-                                    f"unknown request type {rtype!r}")
-        data = msg.get("data") or {}
-        if rtype == "get_action_traces" and (not data.get("accounts") or msg.get("fetch")):
-            return await self.error(ws, state, req_id, "invalid_request",
-                                    "get_action_traces needs accounts and supports listen only")
-        if rtype == "get_table_rows" and not all(data.get(k) for k in ("code", "scope", "table")):
-            return await self.error(ws, state, req_id, "invalid_request",
-                                    "code, scope and table are required")
-        if len(state["streams"]) >= MAX_STREAMS:
-            return await self.error(ws, state, req_id, "ws_too_much_stream_error",
-                                    f"at most {MAX_STREAMS} streams per connection")
-        start = msg.get("start_block")
-        head = self.head()
-        start = head if start is None else (head + start if start < 0 else start)
-        state["streams"][req_id] = asyncio.create_task(
-            self.stream(ws, state, rtype, req_id, data, start, int(msg.get("with_progress") or 0),
-                        bool(msg.get("fetch")), bool(msg.get("listen"))))
-
-    async def stream(self, ws, state, rtype, req_id, data, block, progress, fetch, listen):
-        try:
-            if fetch and rtype == "get_table_rows":
-                await self.send(ws, state, compact({"type": "table_snapshot", "req_id": req_id,
-                                                    "data": {"rows": [{"key": "a", "json": {
-                                                        "balance": "1.0000 EOS"}}]}}))
-            if fetch and rtype == "get_head_info":
-                await self.send(ws, state, compact(self.head_info(req_id, self.head())))
-            if not listen:
-                return
-            await self.send(ws, state, compact({"type": "listening", "req_id": req_id,
-                                                "data": {"next_block": block}}))
-            async for _ in self.ticks():
-                while block <= self.head():
-                    await self.block(ws, state, rtype, req_id, data, block, progress)
-                    block += 1
-        except Exception:  # noqa: BLE001 - the session is over
+    async def stream(self, ws, state, req):
+        rtype, req_id, data = req["type"], req["req_id"], req.get("data") or {}
+        block, progress = req["start_block"], int(req.get("with_progress") or 0)
+        if req.get("fetch") and rtype == "get_table_rows":
+            await self.send(ws, state, compact({"type": "table_snapshot", "req_id": req_id,
+                                                "data": {"rows": [{"key": "a", "json": {
+                                                    "balance": "1.0000 EOS"}}]}}))
+        if req.get("fetch") and rtype == "get_head_info":
+            await self.send(ws, state, compact(self.head_info(req_id, self.head())))
+        if not req.get("listen"):
             return
+        async for _ in self.ticks():
+            while block <= self.head():
+                await self.block(ws, state, rtype, req_id, data, block, progress)
+                block += 1
 
     async def block(self, ws, state, rtype, req_id, data, block, progress) -> None:
         block_id = f"{block:08x}" + f"{block * 2654435761 % (1 << 96):024x}" * 2

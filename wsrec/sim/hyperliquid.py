@@ -1,130 +1,71 @@
 """Hyperliquid WebSocket simulator (PROTOCOLS.md section 2).
 
-Subscriptions are acknowledged with the normalised subscription echoed
-(``subscriptionResponse``); a duplicate gets ``Already subscribed``; an unknown type,
-a missing argument or a malformed request gets ``{"channel":"error",...}``;
-``{"method":"ping"}`` gets ``{"channel":"pong"}``. The server closes a connection it
-has sent nothing to for ``idle_timeout`` seconds. ``error=TEXT`` answers the first
-subscription with that error text.
+The protocol is ``wsrec.venues.hyperliquid.HyperliquidServer``'s (a ``post`` is answered
+with an empty ``info`` response); this adds the idle close (a connection sent nothing
+for ``idle_timeout`` seconds is closed) and data for every subscription. ``error=TEXT``
+answers the first valid subscription with that error text.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 
-from wsrec.venues.hyperliquid import INTERVALS, SUBSCRIPTIONS
+from wsrec.venues.hyperliquid import SUBSCRIPTIONS, HyperliquidServer
 from wsrec.sim.base import Simulator, compact
 
 __all__ = ["HyperliquidSim"]
 
-_DEFAULTS = {"l2Book": {"nSigFigs": None, "mantissa": None}}
 _START_MS = 1_795_000_000_000
 
 
 class HyperliquidSim(Simulator):
     venue = "hyperliquid"
+    server = HyperliquidServer
     errors = None   # error=TEXT: any text, as the server's error messages are
 
-    def check_request(self, connection, request):
-        if request.path.split("?")[0] != "/ws":
-            return self.http_error(404, "not found")
-        return None
+    def make_server(self, request) -> HyperliquidServer:
+        server = HyperliquidServer(request.path, request.headers, post_response={
+            "type": "info", "payload": {"type": "ok", "data": None}})
+        if self.options.error:   # the first valid subscription gets this error text
+            problem, errored = server.problem, []
+
+            def refuse_once(sub):
+                found = problem(sub)
+                if found is None and not errored and sub not in server.subs:
+                    errored.append(True)
+                    return self.options.error
+                return found
+            server.problem = refuse_once
+        return server
 
     async def send(self, ws, state, payload, binary=False):
         state["last_send"] = asyncio.get_running_loop().time()
         await super().send(ws, state, payload, binary)
 
-    async def session(self, ws, state) -> None:
-        state.update(subs=[], last_send=asyncio.get_running_loop().time())
-        await self.serve_messages(ws, state, self.handle, self.idle_watch(ws, state))
+    def background(self, ws, state) -> list:
+        state["last_send"] = asyncio.get_running_loop().time()
+        return [self.idle_watch(ws, state)]
 
     async def idle_watch(self, ws, state) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            left = state["last_send"] + self.options.idle_timeout - loop.time()
-            if left <= 0:
-                await ws.close(1000, "idle")
-                return
+        while (left := state["last_send"] + self.options.idle_timeout - loop.time()) > 0:
             await asyncio.sleep(left)
+        await ws.close(1000, "idle")
 
-    async def error(self, ws, state, text: str) -> None:
-        await self.send(ws, state, compact({"channel": "error", "data": text}))
-
-    async def handle(self, ws, state, message) -> None:
-        try:
-            msg = json.loads(message)
-            method = msg["method"]
-        except (ValueError, TypeError, KeyError):
-            return await self.error(ws, state, "Error parsing JSON into valid websocket "
-                                               f"request: {str(message)[:100]}")
-        if method == "ping":
-            return await self.send(ws, state, b'{"channel":"pong"}')
-        if method == "post":
-            rid = msg.get("id")
-            if not isinstance(rid, int):
-                return await self.error(ws, state, "Post request missing id")
-            return await self.send(ws, state, compact(
-                {"channel": "post", "data": {"id": rid, "response": {
-                    "type": "info", "payload": {"type": "ok", "data": None}}}}))
-        if method not in ("subscribe", "unsubscribe"):
-            return await self.error(ws, state, f"Unknown method: {method}")
-        sub = msg.get("subscription")
-        problem = self.invalid(sub)
-        if problem is None and self.options.error and method == "subscribe" \
-                and not state.get("errored"):
-            state["errored"] = True
-            problem = self.options.error
-        if problem:
-            return await self.error(ws, state, f"Invalid subscription {json.dumps(sub)}: "
-                                               f"{problem}")
-        normal = {**_DEFAULTS.get(sub["type"], {}), **sub}
-        if method == "subscribe":
-            if normal in state["subs"]:
-                return await self.error(ws, state, f"Already subscribed: {compact(sub).decode()}")
-            state["subs"].append(normal)
-        else:
-            if normal not in state["subs"]:
-                return await self.error(ws, state, f"Already unsubscribed: "
-                                                   f"{compact(sub).decode()}")
-            state["subs"].remove(normal)
-        await self.send(ws, state, compact({"channel": "subscriptionResponse",
-                                            "data": {"method": method, "subscription": normal}}))
-        if "stream" not in state["tasks"]:
-            state["tasks"]["stream"] = asyncio.create_task(self.stream(ws, state))
-
-    @staticmethod
-    def invalid(sub) -> str | None:
-        if not isinstance(sub, dict) or sub.get("type") not in SUBSCRIPTIONS:
-            return "unknown subscription type"
-        args, _ = SUBSCRIPTIONS[sub["type"]]
-        extra = set(sub) - set(args) - {"type"}
-        if extra:
-            return f"unexpected field(s) {', '.join(sorted(extra))}"
-        for required in ("coin", "user", "interval"):
-            if required in args and required not in ("interval",) and not sub.get(required):
-                return f"missing {required}"
-        if sub["type"] == "candle" and sub.get("interval") not in INTERVALS:
-            return "invalid interval"
-        if "coin" in sub and not str(sub["coin"]).replace("-", "").isalnum():
-            return "invalid coin"
-        return None
+    def update(self, ws, state) -> None:
+        if state["server"].subs and "stream" not in state["tasks"]:
+            state["tasks"]["stream"] = self.spawn(self.stream(ws, state))
 
     async def stream(self, ws, state) -> None:
-        rng = state["rng"]
+        rng, subs = state["rng"], state["server"].subs
         prices: dict[str, float] = {}
         tid = 1000
-        try:
-            async for _ in self.ticks():
-                if not state["subs"]:
-                    continue
-                sub = rng.choice(state["subs"])
+        async for _ in self.ticks():
+            if subs:
                 tid += 1
-                payload = self.frame(rng, sub, prices, tid)
+                payload = self.frame(rng, rng.choice(subs), prices, tid)
                 if payload is not None:
                     await self.emit(ws, state, payload)
-        except Exception:  # noqa: BLE001 - the session is over
-            return
 
     def frame(self, rng, sub, prices, tid) -> bytes | None:
         t = sub["type"]

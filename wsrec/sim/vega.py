@@ -1,19 +1,14 @@
 """Vega data node stream simulator (PROTOCOLS.md section 3).
 
-Each path under ``/api/v2/stream/`` is its own stream; unknown paths get HTTP 404.
-Filters come from the query (repeated keys for lists); an unknown filter or a
-missing required one (``candleId``) ends the stream with a gRPC InvalidArgument
-error frame. ``accounts``, ``orders`` and ``positions`` begin with a snapshot in
-pages of 50 (``lastPage`` on the last). Client messages are ignored.
+The protocol is ``wsrec.venues.vega.VegaServer``'s (the path picks the stream, the query
+its filters); this adds the data: ``accounts``, ``orders`` and ``positions`` begin with
+a snapshot in pages of 50 (``lastPage`` on the last), then updates at ``rate``.
 ``error=CODE`` sends an error frame with that gRPC code and ends the stream.
 """
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import parse_qsl, urlsplit
-
-from wsrec.venues.vega import PATHS, PREFIX
+from wsrec.venues.vega import GRPC_CODES, VegaServer
 from wsrec.sim.base import Simulator, compact
 
 __all__ = ["VegaSim", "MARKETS"]
@@ -28,47 +23,23 @@ _TS = 1_795_000_000_000_000_000
 
 class VegaSim(Simulator):
     venue = "vega"
-    #: gRPC status codes
-    errors = {"1": "Cancelled", "2": "Unknown", "3": "InvalidArgument", "4": "DeadlineExceeded",
-              "5": "NotFound", "6": "AlreadyExists", "7": "PermissionDenied",
-              "8": "ResourceExhausted", "9": "FailedPrecondition", "10": "Aborted",
-              "11": "OutOfRange", "12": "Unimplemented", "13": "Internal", "14": "Unavailable",
-              "15": "DataLoss", "16": "Unauthenticated"}
+    server = VegaServer
+    errors = {str(code): name for code, name in GRPC_CODES.items()}
 
-    def check_request(self, connection, request):
-        path = urlsplit(request.path).path.strip("/")
-        if not path.startswith(PREFIX + "/") or path[len(PREFIX) + 1:] not in PATHS:
-            return self.http_error(404, f"no stream at /{path}")
-        return None
+    def make_server(self, request) -> VegaServer:
+        server, err = VegaServer(request.path, request.headers), self.options.error
+        if err:   # the stream ends at once with this gRPC code
+            start = server.start
 
-    async def session(self, ws, state) -> None:
-        parts = urlsplit(ws.request.path)
-        path = parts.path.strip("/")[len(PREFIX) + 1:]
-        query = parse_qsl(parts.query)
-        filters, _ = PATHS[path]
-        reader = asyncio.create_task(self.ignore(ws, state))
-        try:
-            bad = [k for k, _ in query if k not in filters]
-            if bad:
-                return await self.fail(ws, state, 3, f"unknown filter {bad[0]}")
-            if path == "candle/data" and not any(k == "candleId" for k, _ in query):
-                return await self.fail(ws, state, 3, "candleId is required")
-            if self.options.error:
-                return await self.fail(ws, state, int(self.options.error), "refused by --error")
-            markets = [v for k, v in query if k in ("marketIds", "marketId")] or MARKETS
-            await self.stream(ws, state, path, markets)
-        finally:
-            reader.cancel()
+            def start_and_fail():
+                start()
+                if server.close is None:
+                    server.error(int(err), "refused by --error")
+            server.start = start_and_fail
+        return server
 
-    async def ignore(self, ws, state) -> None:
-        while True:
-            await self.recv(ws, state)
-
-    async def fail(self, ws, state, code: int, message: str) -> None:
-        await self.send(ws, state, compact({"error": {"code": code, "message": message,
-                                                      "details": [{"code": 10000 + code,
-                                                                   "message": message}]}}))
-        await ws.close(1000)
+    def background(self, ws, state) -> list:
+        return [self.stream(ws, state, state["server"].stream, state["server"].markets or MARKETS)]
 
     async def stream(self, ws, state, path, markets) -> None:
         rng = state["rng"]

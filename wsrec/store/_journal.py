@@ -46,7 +46,7 @@ from typing import Callable, Iterator, NamedTuple
 
 import pyarrow as pa
 
-from wsrec.errors import CorruptData, first_line, storage_error
+from wsrec.errors import CorruptData, UsageError, first_line, storage_error
 from wsrec.store.schema import JOURNAL_SCHEMA
 
 __all__ = ["JournalWriter", "read_journal", "scan_journal", "journal_rows", "JournalScan",
@@ -97,7 +97,7 @@ class JournalWriter:
             self.write(batch.slice(half))
             return
         if len(body) > _MAX_BODY:
-            raise ValueError(f"a single row of {len(body):,} bytes does not fit a journal record")
+            raise UsageError(f"a single row of {len(body):,} bytes does not fit a journal record")
         try:
             self._file.write(_HEAD.pack(MARKER, len(body), zlib.crc32(body)))
             self._file.write(body)

@@ -8,7 +8,6 @@ so a file under a final name is always complete. Nothing rewrites it afterwards.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -17,10 +16,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wsrec.errors import storage_error
+from wsrec.store.atomic import publish
 from wsrec.store.schema import PARQUET_OPTIONS, SCHEMA, to_part
 from wsrec.timefmt import format_ns
 
-__all__ = ["PartWriter", "part_name", "journal_name", "part_index", "file_sha256", "fsync_dir"]
+__all__ = ["PartWriter", "PartSpan", "part_name", "journal_name", "part_index", "file_sha256"]
 
 _NAME = re.compile(r"^part-(\d{6,})\.(parquet|journal|parquet\.tmp)$")
 
@@ -47,12 +47,43 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class PartSpan:
+    """The ends of a part's rows, gathered a batch (or table) at a time as they are written
+    or read, and the part's manifest entry made from them: the one place that entry is
+    built, for a part ``PartWriter`` writes and for one ``wsrec repair`` finds."""
+
+    def __init__(self):
+        self.seq = self.mono = self.ts = None  # [first, last], [first, last], [min, max]
+
+    def add(self, rows) -> None:
+        """Rows (a record batch or table with ``seq``, ``mono_ns`` and ``ts``), in order."""
+        n = rows.num_rows
+        if not n:
+            return
+        seq, mono = rows.column("seq"), rows.column("mono_ns")
+        ts = pc.min_max(rows.column("ts").cast(pa.int64()))
+        lo, hi = ts["min"].as_py(), ts["max"].as_py()
+        if self.seq is None:
+            self.seq = [seq[0].as_py(), None]
+            self.mono = [mono[0].as_py(), None]
+            self.ts = [lo, hi]
+        self.seq[1], self.mono[1] = seq[n - 1].as_py(), mono[n - 1].as_py()
+        self.ts = [min(self.ts[0], lo), max(self.ts[1], hi)]
+
+    def entry(self, file: str, *, rows: int, raw_bytes: int, size: int, sha256: str) -> dict:
+        return {
+            "file": file,
+            "rows": rows,
+            "seq_first": self.seq[0],
+            "seq_last": self.seq[1],
+            "mono_first": self.mono[0],
+            "mono_last": self.mono[1],
+            "start": format_ns(self.ts[0]),
+            "end": format_ns(self.ts[1]),
+            "bytes": size,
+            "raw_bytes": raw_bytes,
+            "sha256": sha256,
+        }
 
 
 class PartWriter:
@@ -82,7 +113,7 @@ class PartWriter:
             self._options["compression_level"] = compression_level
         self._writer = None
         self._file = None
-        self._seq = self._mono = self._ts = None
+        self._span = PartSpan()
 
     def add(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
@@ -118,16 +149,7 @@ class PartWriter:
             self._writer.write_table(table, row_group_size=table.num_rows)
         except OSError as exc:
             raise storage_error(exc, str(self.tmp)) from exc
-        n = table.num_rows
-        seq, mono = table.column("seq"), table.column("mono_ns")
-        ts = pc.min_max(table.column("ts").cast(pa.int64()))
-        lo, hi = ts["min"].as_py(), ts["max"].as_py()
-        if self._seq is None:
-            self._seq = [seq[0].as_py(), None]
-            self._mono = [mono[0].as_py(), None]
-            self._ts = [lo, hi]
-        self._seq[1], self._mono[1] = seq[n - 1].as_py(), mono[n - 1].as_py()
-        self._ts = [min(self._ts[0], lo), max(self._ts[1], hi)]
+        self._span.add(table)
 
     def finish(self) -> dict | None:
         """Write what is left, close, fsync, rename to the final name.
@@ -139,28 +161,13 @@ class PartWriter:
             return None
         try:
             self._writer.close()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            digest = file_sha256(self.tmp)
-            size = self.tmp.stat().st_size
-            os.rename(self.tmp, self.final)
-            fsync_dir(self.final.parent)
+            publish(self._file, self.tmp, self.final)
+            digest = file_sha256(self.final)
+            size = self.final.stat().st_size
         except OSError as exc:
             raise storage_error(exc, str(self.final)) from exc
-        return {
-            "file": self.final.name,
-            "rows": self.rows,
-            "seq_first": self._seq[0],
-            "seq_last": self._seq[1],
-            "mono_first": self._mono[0],
-            "mono_last": self._mono[1],
-            "start": format_ns(self._ts[0]),
-            "end": format_ns(self._ts[1]),
-            "bytes": size,
-            "raw_bytes": self.raw_bytes,
-            "sha256": digest,
-        }
+        return self._span.entry(self.final.name, rows=self.rows, raw_bytes=self.raw_bytes,
+                                size=size, sha256=digest)
 
     def abort(self) -> None:
         """Give up on this part (its rows stay in the journal)."""

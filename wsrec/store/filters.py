@@ -13,52 +13,25 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from wsrec.errors import UsageError
+from wsrec.lists import is_text, split_list
 from wsrec.store.schema import DIRECTIONS
-from wsrec.timefmt import MAX_NS, MIN_NS, parse_time
+from wsrec.timefmt import MAX_NS, MIN_NS, is_offset, parse_time
 
-__all__ = ["Filters", "split_list"]
+__all__ = ["Filters"]
 
 _TS = pa.timestamp("ns", tz="UTC")
 
 
-def split_list(values, what: str = "value") -> frozenset[str] | None:
-    """``'a,b'`` or ``['a,b', 'c']`` -> ``{'a', 'b', 'c'}``; None or empty -> None (no filter).
-
-    A value that is not valid text (a command-line argument that was not UTF-8 arrives
-    with surrogate escapes) is a ValueError naming ``what``: no stored value can equal it.
-    """
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    out = {v.strip() for item in values for v in str(item).split(",") if v.strip()}
-    for v in out:
-        if not _is_text(v):
-            shown = repr(v.encode("utf-8", "surrogateescape") if _escaped(v) else v)
-            raise ValueError(f"{what} {shown} is not valid UTF-8 text")
-    return frozenset(out) or None
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _escaped(value: str) -> bool:
-    try:
-        value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _set(values, what: str, param: str) -> frozenset[str] | None:
+    """A comma list (or iterable of them) as a set; None when empty (no filter)."""
+    return frozenset(split_list(values, what, param=param)) or None
 
 
 def _strings(values) -> pa.Array:
     """``values`` as an Arrow string array; a value that is not valid text can match no
     stored string, so it is left out."""
-    return pa.array(sorted(v for v in values if isinstance(v, str) and _is_text(v)),
+    return pa.array(sorted(v for v in values if isinstance(v, str) and is_text(v)),
                     pa.string())
 
 
@@ -76,33 +49,49 @@ class Filters:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or not MIN_NS <= value <= MAX_NS):
-                raise ValueError(f"{name} must be int nanoseconds from {MIN_NS} to {MAX_NS}, "
-                                 f"not {value!r}")
+                raise UsageError(f"{name} must be int nanoseconds from {MIN_NS} to {MAX_NS}, "
+                                 f"not {value!r}", param=name)
 
     @classmethod
     def make(cls, start=None, end=None, channels=None, symbols=None, direction=None,
-             kind=None) -> "Filters":
-        """Build filters from user-level values; raises ValueError naming a bad one.
+             kind=None, *, origin: int | None = None) -> "Filters":
+        """Build filters from user-level values; raises UsageError naming a bad one.
 
         ``start``/``end``: ISO 8601 strings (naive = UTC), datetimes or ns integers,
-        from 1677-09-21 to 2262-04-11 (int64 nanoseconds).
+        from 1677-09-21 to 2262-04-11 (int64 nanoseconds), or offsets such as ``'+30s'``
+        from ``origin`` (ns; ``for_sessions`` takes the sessions' earliest start).
         ``channels``/``symbols``/``kind``: comma lists or iterables of them.
         ``direction``: ``in``, ``out``, ``event``, ``all`` (or None: everything).
         Messages begin with what is wrong: ``start``, ``end``, ``channel``, ``symbol``,
-        ``kind`` or ``direction``.
+        ``kind`` or ``direction``; the error's ``param`` names the argument.
         """
-        start_ns = _bound("start", start)
-        end_ns = _bound("end", end)
+        start_ns = _bound("start", start, origin)
+        end_ns = _bound("end", end, origin)
         if start_ns is not None and end_ns is not None and start_ns > end_ns:
-            raise ValueError("start is after end")
-        dirs = split_list(direction, "direction")
+            raise UsageError("start is after end", param=("start", "end"))
+        dirs = _set(direction, "direction", "direction")
         if dirs and "all" in dirs:
             dirs = None
         if dirs and not dirs <= set(DIRECTIONS):
             bad = ", ".join(sorted(dirs - set(DIRECTIONS)))
-            raise ValueError(f"unknown direction {bad!r} (use in, out, event or all)")
-        return cls(start_ns, end_ns, split_list(channels, "channel"),
-                   split_list(symbols, "symbol"), dirs, split_list(kind, "kind"))
+            raise UsageError(f"unknown direction {bad!r} (use in, out, event or all)",
+                             param="direction")
+        return cls(start_ns, end_ns, _set(channels, "channel", "channels"),
+                   _set(symbols, "symbol", "symbols"), dirs, _set(kind, "kind", "kind"))
+
+    @classmethod
+    def for_sessions(cls, sessions, **kw) -> "Filters":
+        """``make`` for reading ``sessions`` (one or a list): an offset such as ``'+30s'``
+        counts from the earliest session's start, as the CLI's ``--start +30s`` does."""
+        if not isinstance(sessions, (list, tuple)):
+            sessions = [sessions]
+        starts = [s.start_ns for s in sessions if s.start_ns is not None]
+        if not starts:
+            for name in ("start", "end"):
+                if is_offset(kw.get(name)):
+                    raise UsageError("no session has a start time to count the offset from",
+                                     param=name)
+        return cls.make(**kw, origin=min(starts) if starts else None)
 
     @property
     def empty(self) -> bool:
@@ -152,13 +141,13 @@ class Filters:
         return batch.filter(mask)
 
 
-def _bound(name: str, value) -> int | None:
+def _bound(name: str, value, origin: int | None) -> int | None:
     if value is None:
         return None
     try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        return parse_time(value, origin)
+    except UsageError as exc:
+        raise UsageError(f"{name}: {exc}", param=name) from None
 
 
 def _any_in(lists: pa.ListArray, values: pa.Array) -> pa.BooleanArray:
@@ -173,11 +162,11 @@ def _any_in(lists: pa.ListArray, values: pa.Array) -> pa.BooleanArray:
     return pc.greater(counts, 0)
 
 
-def as_filters(filters: Filters | None, kwargs: dict) -> Filters:
-    """``Filters`` given directly, or built from keyword filters (not both)."""
+def as_filters(filters: Filters | None, kwargs: dict, origin: int | None = None) -> Filters:
+    """``Filters`` given directly, or built from keyword filters (not both); offsets such
+    as ``start='+1s'`` count from ``origin``."""
     if filters is not None:
         if kwargs:
             raise TypeError("pass either filters= or keyword filters, not both")
         return filters
-    return Filters.make(**kwargs)
-
+    return Filters.make(**kwargs, origin=origin)

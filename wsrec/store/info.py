@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from wsrec.store._connections import track
 from wsrec.store.session import Session
 from wsrec.timefmt import format_ns
+from wsrec.venues.dfuse import BLOCK_DATA
 
 __all__ = ["summary", "details"]
 
@@ -98,7 +99,7 @@ def redelivered(session: Session) -> int:
             if f.kind == "open":
                 before.update({k: v for k, v in seen.items() if k[0] == f.stream})
             continue
-        if f.channel not in ("action_trace", "table_delta"):
+        if f.channel not in BLOCK_DATA:
             continue
         block, req = _BLOCK.search(f.payload), _REQ.search(f.payload)
         if block is None or req is None:

@@ -11,7 +11,8 @@
 ``envelope``: one JSON object per frame, lossless (``wsrec import`` rebuilds the rows):
 ``seq``, ``ts`` (RFC 3339, 9 digits, Z), ``mono_ns``, ``venue``, ``session``, ``conn``,
 ``stream``, ``dir``, ``kind``, ``channel``, ``symbols`` and ``channels``, ``data`` and
-``enc``:
+``enc`` (``encode_envelope`` writes the line, ``decode_envelope`` reads it back, the
+payload byte for byte):
   * ``enc: "json"``: the payload is JSON text and ``data`` is that JSON value;
   * ``enc: "text"``: other UTF-8 text, ``data`` is the string;
   * ``enc: "base64"``: anything else, ``data`` is base64;
@@ -26,6 +27,7 @@ buffer written as is.
 from __future__ import annotations
 
 import base64
+import binascii
 import ctypes
 import json
 
@@ -33,9 +35,11 @@ import msgpack
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wsrec.timefmt import format_ns
+from wsrec.timefmt import format_ns, parse_time
+from wsrec.venues.alpaca import decode_msgpack, rfc3339
 
-__all__ = ["raw_line", "envelope", "raw_block", "is_msgpack_session", "decode_msgpack"]
+__all__ = ["raw_line", "envelope", "encode_envelope", "decode_envelope", "ENCODINGS",
+           "b64_field", "raw_block", "is_msgpack_session", "decode_msgpack"]
 
 _NL = pa.scalar(b"\n", pa.binary())
 _EMPTY = pa.scalar(b"", pa.binary())
@@ -51,15 +55,10 @@ def is_msgpack_session(manifest: dict) -> bool:
 
 def _default(obj):
     if isinstance(obj, msgpack.Timestamp):
-        return format_ns(obj.to_unix_nano())
+        return rfc3339(obj)
     if isinstance(obj, bytes):
         return base64.b64encode(obj).decode()
     raise TypeError(f"cannot encode {type(obj).__name__}")
-
-
-def decode_msgpack(payload: bytes):
-    """msgpack -> a JSON-able value (Timestamps stay Timestamp; ``_default`` formats them)."""
-    return msgpack.unpackb(payload, timestamp=0, strict_map_key=False, raw=False)
 
 
 def _dumps(value) -> bytes:
@@ -182,3 +181,73 @@ def envelope(frame, venue: str, session: str, msgpack_mode: bool) -> dict:
             return out
     out["data"], out["enc"] = base64.b64encode(payload).decode(), "base64"
     return out
+
+
+def encode_envelope(frame, venue: str, session: str, msgpack_mode: bool) -> bytes:
+    """One frame as an envelope line (compact JSON, UTF-8), without the newline."""
+    return json.dumps(envelope(frame, venue, session, msgpack_mode), separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+#: the envelope's ``enc`` values
+ENCODINGS = ("json", "text", "base64", "msgpack")
+_ENVELOPE_KEYS = ("ts", "dir", "kind", "enc", "data")
+
+
+def decode_envelope(obj) -> dict:
+    """An envelope object (a parsed line) back to a row: ``payload`` (the recorded bytes,
+    exactly), ``ts`` (int ns) and the other fields as they are given (``seq``, ``mono_ns``,
+    ``conn``, ``stream``, ``dir``, ``kind``, ``channel``, ``channels``, ``symbols``; None
+    when absent), for the caller to check. ValueError saying what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    for key in _ENVELOPE_KEYS:
+        if key not in obj:
+            raise ValueError(f"no {key!r}")
+    ts = obj["ts"]
+    row = {key: obj.get(key) for key in ("seq", "mono_ns", "conn", "stream", "dir", "kind",
+                                         "channel", "channels", "symbols")}
+    row["payload"] = _envelope_payload(obj)
+    if isinstance(ts, bool) or not isinstance(ts, (str, int)):
+        raise ValueError(f"ts is not a time ({_short(ts)})")
+    try:
+        row["ts"] = parse_time(ts)
+    except ValueError as exc:
+        raise ValueError(f"ts: {exc}") from None
+    return row
+
+
+def _envelope_payload(obj: dict) -> bytes:
+    enc, value = obj["enc"], obj["data"]
+    if enc == "json":
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        except (UnicodeEncodeError, ValueError):
+            raise ValueError("data is not valid UTF-8 JSON") from None
+    if enc == "text":
+        if not isinstance(value, str):
+            raise ValueError("data is not a string")
+        try:
+            return value.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            raise ValueError("data is not valid text") from None
+    if enc == "base64":
+        return b64_field(value, "data")
+    if enc == "msgpack":
+        return b64_field(obj.get("raw"), "raw")
+    raise ValueError(f"enc must be one of {', '.join(ENCODINGS)}, not {_short(enc)}")
+
+
+def b64_field(value, what: str) -> bytes:
+    """A base64 string's bytes; ValueError naming ``what`` when it is not one."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not valid base64") from None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "..."

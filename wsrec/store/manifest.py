@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from wsrec.errors import CorruptData, first_line, storage_error
-from wsrec.store._part import fsync_dir, part_index
+from wsrec.store._part import part_index
+from wsrec.store.atomic import write_atomic
 from wsrec.timefmt import parse_time
 
 __all__ = [
@@ -377,14 +378,8 @@ def _ordered(obj: dict, where: str, low: str, high: str, key=None) -> None:
 def save_manifest(folder: Path, manifest: dict) -> None:
     """Write to a temporary file, fsync, rename over ``session.json``, fsync the folder."""
     folder = Path(folder)
-    tmp = folder / (MANIFEST + ".tmp")
     data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / MANIFEST)
-        fsync_dir(folder)
+        write_atomic(folder / MANIFEST, data)
     except OSError as exc:
         raise storage_error(exc, str(folder / MANIFEST)) from exc

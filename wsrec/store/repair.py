@@ -38,12 +38,12 @@ from wsrec.store._journal import MAGIC, JournalScan, scan_journal
 from wsrec.store._lock import SessionLock
 from wsrec.store.manifest import (FORMAT_VERSION, MANIFEST, MAX_MANIFEST_BYTES, load_manifest,
                                   save_manifest)
-from wsrec.store._part import (PartWriter, file_sha256, fsync_dir, journal_name, part_index,
+from wsrec.store._part import (PartSpan, PartWriter, file_sha256, journal_name, part_index,
                                part_name)
+from wsrec.store.atomic import fsync_dir
 from wsrec.store.schema import SCHEMA
 from wsrec.store.session import Session
 from wsrec.store.roots import resolve
-from wsrec.timefmt import format_ns
 from wsrec.store.upgrade import upgrade as migrate
 
 __all__ = ["repair", "find_session"]
@@ -297,7 +297,7 @@ def _part_entry(path: Path) -> tuple[dict, tuple[str, str] | None]:
     ``PartWriter.finish`` returns for a part it writes), and its rows' venue and session.
     Every batch is validated; CorruptData if the part cannot be read."""
     n = raw = 0
-    seq = mono = ts = ids = None
+    span, ids = PartSpan(), None
     try:
         with pa.OSFile(str(path)) as source:  # streamed: a row group at a time
             pf = pq.ParquetFile(source, page_checksum_verification=True)
@@ -309,15 +309,10 @@ def _part_entry(path: Path) -> tuple[dict, tuple[str, str] | None]:
                 k = batch.num_rows
                 if not k:
                     continue
-                s, m = batch.column("seq"), batch.column("mono_ns")
-                lo_hi = pc.min_max(batch.column("ts").cast(pa.int64()))
-                lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
-                if seq is None:
-                    seq, mono, ts = [s[0].as_py(), None], [m[0].as_py(), None], [lo, hi]
+                if ids is None:
                     ids = (batch.column("venue")[0].as_py(),
                            batch.column("session")[0].as_py())
-                seq[1], mono[1] = s[k - 1].as_py(), m[k - 1].as_py()
-                ts = [min(ts[0], lo), max(ts[1], hi)]
+                span.add(batch)
                 raw += pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0
                 n += k
         size, digest = path.stat().st_size, file_sha256(path)
@@ -325,19 +320,7 @@ def _part_entry(path: Path) -> tuple[dict, tuple[str, str] | None]:
         raise CorruptData(f"{path}: unreadable part ({first_line(exc)})") from exc
     if not n:
         raise CorruptData(f"{path}: part holds no rows")
-    entry = {
-        "file": path.name,
-        "rows": n,
-        "seq_first": seq[0],
-        "seq_last": seq[1],
-        "mono_first": mono[0],
-        "mono_last": mono[1],
-        "start": format_ns(ts[0]),
-        "end": format_ns(ts[1]),
-        "bytes": size,
-        "raw_bytes": raw,
-        "sha256": digest,
-    }
+    entry = span.entry(path.name, rows=n, raw_bytes=raw, size=size, sha256=digest)
     return entry, ids if ids and all(isinstance(x, str) and x for x in ids) else None
 
 

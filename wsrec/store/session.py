@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wsrec.errors import CorruptData, OutdatedFormat, first_line
+from wsrec.errors import CorruptData, OutdatedFormat, UsageError, first_line
 from wsrec.store.filters import Filters, as_filters
 from wsrec.store._journal import journal_rows, read_journal
 from wsrec.store._lock import is_locked
@@ -162,7 +162,8 @@ class Session:
             return listed
         # a journal a live writer has just turned into a part is gone: its rows are in a
         # part the manifest we read does not list yet
-        return listed + sum(journal_rows(j) for j in self.journals if j.exists())
+        return listed + sum(journal_rows(path) for kind, path in self.unlisted()
+                            if kind == "journal")
 
     def disk_bytes(self) -> int:
         total = 0
@@ -207,28 +208,24 @@ class Session:
         """
         mode = self.damaged if damaged is None else damaged
         if mode not in DAMAGED:
-            raise ValueError(f"damaged must be one of {', '.join(DAMAGED)}, not {mode!r}")
+            raise UsageError(f"damaged must be one of {', '.join(DAMAGED)}, not {mode!r}")
         self.check_format()
-        f = as_filters(filters, kw)
+        f = as_filters(filters, kw, self.start_ns)
         want = list(columns) if columns is not None else list(COLUMNS)
         unknown = set(want) - set(COLUMNS)
         if unknown:
-            raise ValueError(f"unknown column(s): {', '.join(sorted(unknown))}")
+            raise UsageError(f"unknown column(s): {', '.join(sorted(unknown))}")
         needed = want + [c for c in f.columns() + ["seq"] if c not in want]
         for entry in self.manifest["parts"]:
             if not f.overlaps(_ns(entry.get("start")), _ns(entry.get("end"))):
                 continue
             yield from self._part_batches(self.path / entry["file"], f, needed, want,
                                           batch_size, entry, mode, lean)
-        for journal in self.journals:
-            if not journal.exists():
-                # a live writer finished this part since we looked: read the part instead
-                final = journal.with_name(journal.name.replace(".journal", ".parquet"))
-                if final.exists():
-                    yield from self._part_batches(final, f, needed, want, batch_size, None,
-                                                  mode)
+        for kind, path in self.unlisted():
+            if kind == "part":
+                yield from self._part_batches(path, f, needed, want, batch_size, None, mode)
                 continue
-            for batch in read_journal(journal):
+            for batch in read_journal(path):
                 table = to_part([batch], self.venue, self.id)
                 for b in table.to_batches(max_chunksize=batch_size):
                     b = f.apply(b)
@@ -258,10 +255,25 @@ class Session:
             self._warned.add(key)
             self.warn(message)
 
-    def _journal_batches(self) -> Iterator[pa.RecordBatch]:
+    def unlisted(self) -> Iterator[tuple[str, Path]]:
+        """Where the rows of the parts the manifest does not list are now, in order:
+        ``("journal", path)`` for a journal still there; ``("part", path)`` for one whose
+        journal a live writer has turned into a part since the session was opened (the
+        manifest read then does not list it: read the part instead); nothing for a
+        journal gone without its part. The one place this rule is kept: every reader of
+        unlisted rows goes through here."""
         for journal in self.journals:
             if journal.exists():
-                yield from read_journal(journal)
+                yield "journal", journal
+                continue
+            final = journal.with_name(part_name(part_index(journal.name)[0]))
+            if final.exists():
+                yield "part", final
+
+    def _journal_batches(self) -> Iterator[pa.RecordBatch]:
+        for kind, path in self.unlisted():
+            if kind == "journal":  # a part published meanwhile: only for a live session
+                yield from read_journal(path)
 
     def frames(self, filters: Filters | None = None, **kw) -> Iterator[Frame]:
         """Yield matching rows as ``Frame`` tuples, in ``seq`` order (same filters as

@@ -35,7 +35,8 @@ from wsrec.errors import CorruptData, first_line
 from wsrec.store._journal import read_journal
 from wsrec.store._lock import SessionLock
 from wsrec.store.manifest import FORMAT_VERSION, load_manifest, save_manifest
-from wsrec.store._part import fsync_dir, part_index, part_name
+from wsrec.store._part import part_index, part_name
+from wsrec.store.atomic import fsync_dir
 from wsrec.timefmt import parse_time
 from wsrec.store.writer import DEFAULTS, SessionWriter
 

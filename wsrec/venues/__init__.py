@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from wsrec.venues.alpaca import Alpaca
-from wsrec.venues.base import Request, Step, Stream, UsageError, Venue
+from wsrec.errors import UsageError
+from wsrec.venues.base import Request, Server, Step, Stream, Venue
 from wsrec.venues.dfuse import Dfuse
 from wsrec.venues.flow import Flow
 from wsrec.venues.hyperliquid import Hyperliquid
 from wsrec.venues.url import Url
 from wsrec.venues.vega import Vega
 
-__all__ = ["VENUES", "get_venue", "Request", "Step", "Stream", "Venue", "UsageError"]
+__all__ = ["VENUES", "get_venue", "Request", "Server", "Step", "Stream", "Venue", "UsageError"]
 
 VENUES: dict[str, type[Venue]] = {v.name: v for v in (Alpaca, Hyperliquid, Vega, Flow, Dfuse,
                                                        Url)}

@@ -15,9 +15,13 @@ import re
 
 import msgpack
 
-from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue, endpoint
+from wsrec.timefmt import format_ns, parse_time
+from wsrec.errors import UsageError
+from wsrec.venues.base import (BAD, NONE, Request, Server, Step, Stream, Venue, compact,
+                               endpoint, loads, strings)
 
-__all__ = ["Alpaca", "AlpacaStream", "FEEDS", "TYPES", "FATAL_CODES"]
+__all__ = ["Alpaca", "AlpacaStream", "AlpacaServer", "FEEDS", "TYPES", "FATAL_CODES", "ERRORS",
+           "decode_msgpack", "rfc3339", "text_item", "packed_item"]
 
 HOST = "wss://stream.data.alpaca.markets"
 SANDBOX = "wss://stream.data.sandbox.alpaca.markets"
@@ -41,6 +45,13 @@ OPTION_FEEDS = {"indicative", "opra"}
 TYPES = {"t": "trades", "q": "quotes", "b": "bars", "u": "updatedBars", "d": "dailyBars",
          "s": "statuses", "l": "lulds", "c": "corrections", "x": "cancelErrors",
          "o": "orderbooks", "n": "news"}
+#: error code -> the server's text
+ERRORS = {400: "invalid syntax", 401: "not authenticated", 402: "auth failed",
+          403: "already authenticated", 404: "auth timeout", 405: "symbol limit exceeded",
+          406: "connection limit exceeded", 407: "slow client", 409: "insufficient subscription",
+          410: "invalid subscribe action for this feed", 411: "insufficient scope",
+          412: "option messages are only available in MsgPack format",
+          413: "star subscription is not allowed for option quotes", 500: "internal error"}
 #: errors that reconnecting can't cure
 FATAL_CODES = {400, 402, 405, 406, 409, 410, 411, 412, 413}
 KEY_ENV, SECRET_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"
@@ -74,12 +85,10 @@ class AlpacaStream(Stream):
         self.state = "welcome"  # no resume: auth and subscribe again
 
     def auth_message(self) -> bytes:
-        return json.dumps({"action": "auth", "key": self.key, "secret": self.secret},
-                          separators=(",", ":")).encode()
+        return compact({"action": "auth", "key": self.key, "secret": self.secret})
 
     def subscribe_message(self) -> bytes:
-        return json.dumps({"action": "subscribe", **self.subscription},
-                          separators=(",", ":")).encode()
+        return compact({"action": "subscribe", **self.subscription})
 
     def receive(self, payload: bytes, text: bool):
         if not text:
@@ -96,13 +105,13 @@ class AlpacaStream(Stream):
 
     def _receive_msgpack(self, payload: bytes):
         try:
-            items = msgpack.unpackb(payload, timestamp=0, strict_map_key=False)
+            items = decode_msgpack(payload)
         except Exception:  # noqa: BLE001 - not msgpack: store it, don't classify it
             return NONE, NONE, None
         if not isinstance(items, list):
             return NONE, NONE, None
         if len(items) == 1 and isinstance(items[0], dict) and \
-                items[0].get("T") in ("success", "error", "subscription"):
+                items[0].get("T") in _CONTROL:
             return self._control(items)
         channels, symbols = [], []
         for item in items:
@@ -183,14 +192,11 @@ class Alpaca(Venue):
         if limit is not None and "*" not in symbols and len(symbols) > int(limit):
             raise UsageError(f"alpaca: {len(symbols)} symbols exceed the symbol limit of "
                              f"{limit}; pass --param symbol_limit=N if your plan allows more")
-        if request.sim:
-            key, secret = "sim-key", "sim-secret"
-        else:
-            key, secret = request.env.get(KEY_ENV), request.env.get(SECRET_ENV)
-            for var, value in ((KEY_ENV, key), (SECRET_ENV, secret)):
-                if not value:
-                    raise UsageError(f"alpaca: set {var} (your Alpaca API credentials), or "
-                                     f"record from the simulator with --sim")
+        key, secret = request.env.get(KEY_ENV), request.env.get(SECRET_ENV)
+        for var, value in ((KEY_ENV, key), (SECRET_ENV, secret)):
+            if not value:
+                raise UsageError(f"alpaca: set {var} (your Alpaca API credentials), or "
+                                 f"record from the simulator with --sim")
         auth = request.param("auth", "message")
         if auth not in ("message", "headers"):
             raise UsageError("alpaca: --param auth must be 'message' or 'headers'")
@@ -201,3 +207,187 @@ class Alpaca(Venue):
                               msgpack_mode=feed in OPTION_FEEDS or request.flag("msgpack"))
         stream.name = feed
         return [stream]
+
+
+# -- the server side -----------------------------------------------------------------------
+
+#: the feed served at each URL path
+PATHS = {"/" + path: feed for feed, (path, _, _) in FEEDS.items()}
+_STOCK_FEEDS = {"test", "iex", "sip", "delayed_sip"}
+_SYMBOL = re.compile(r"^[A-Z0-9./*:-]+$")
+_CONTROL = {"success", "error", "subscription"}
+#: the fields of a message that hold a time: RFC 3339 text in JSON, a Timestamp in msgpack
+TIME_FIELDS = ("t", "created_at", "updated_at")
+
+
+class AlpacaServer(Server):
+    """Alpaca's side of one connection (PROTOCOLS.md section 1).
+
+    The feed is the URL path (``/v2/iex``, ``/v1beta3/crypto/us``, ...): it decides the
+    channels a client may subscribe to (410 for others), the lists of every
+    subscription ack, and that option feeds speak msgpack only (412). On a path that is
+    no feed's, every channel is taken and acks list the stock channels. A connection
+    whose upgrade asked for ``Content-Type: application/msgpack`` gets binary msgpack
+    frames, with Timestamps for times, else JSON text. Auth by message or by upgrade
+    headers; ``accept(key, secret)`` decides (any non-empty pair by default).
+    ``symbol_limit``: at most that many distinct trade and quote symbols (405).
+    """
+
+    def __init__(self, path="/", headers=None, *, symbol_limit: int | None = None):
+        super().__init__(path, headers)
+        self.feed = PATHS.get(path.split("?")[0])
+        self.packed = self.headers.get("Content-Type", "").lower() == "application/msgpack"
+        self.symbol_limit = symbol_limit
+        self.subs: dict[str, set] = {}
+        self.authed = False
+        self.ready = False
+
+    @classmethod
+    def refuse(cls, path):
+        return None if path.split("?")[0] in PATHS else f"no feed at {path}"
+
+    def accept(self, key, secret) -> bool:
+        return bool(key) and bool(secret)
+
+    def send_items(self, items: list[dict]) -> None:
+        self.out.append(self.pack(items))
+
+    def pack(self, items: list[dict]) -> tuple[bytes, bool]:
+        """Items as this connection gets them: msgpack (binary) or JSON (text)."""
+        if self.packed:
+            return msgpack.packb([packed_item(i) for i in items]), False
+        return compact([text_item(i) for i in items]), True
+
+    def error(self, code: int, close: bool = False) -> None:
+        self.send_items([{"T": "error", "code": code, "msg": ERRORS[code]}])
+        if close:
+            self.close = (1000 if code == 404 else 1008, ERRORS[code])
+
+    def internal_error(self) -> None:
+        self.error(500)
+
+    def start(self) -> None:
+        self.send_items([{"T": "success", "msg": "connected"}])
+        if self.feed in OPTION_FEEDS and not self.packed:
+            return self.error(412, close=True)
+        key = self.headers.get("APCA-API-KEY-ID")
+        if key is not None:
+            if not self.accept(key, self.headers.get("APCA-API-SECRET-KEY")):
+                return self.error(402, close=True)
+            self.authed = True
+            self.send_items([{"T": "success", "msg": "authenticated"}])
+
+    def receive(self, message) -> None:
+        if isinstance(message, str):
+            msg = loads(message)
+        else:
+            try:
+                msg = msgpack.unpackb(message)
+            except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
+                msg = BAD
+        if not isinstance(msg, dict) or not isinstance(msg.get("action"), str):
+            return self.error(400)
+        action = msg["action"]
+        if action == "auth":
+            if any(k in msg and not isinstance(msg[k], str) for k in ("key", "secret")):
+                return self.error(400)
+            if self.authed:
+                return self.error(403)
+            if not self.accept(msg.get("key"), msg.get("secret")):
+                return self.error(402, close=True)
+            self.authed = True
+            return self.send_items([{"T": "success", "msg": "authenticated"}])
+        if action not in ("subscribe", "unsubscribe"):
+            return self.error(400)
+        if not self.authed:
+            return self.error(401)
+        changes = {k: v for k, v in msg.items() if k != "action"}
+        allowed = FEEDS[self.feed][1] if self.feed else None
+        for channel, symbols in changes.items():
+            if allowed is not None and channel not in allowed:
+                return self.error(410)
+            if not isinstance(channel, str) or not strings(symbols) or \
+                    not all(_SYMBOL.match(s) for s in symbols):
+                return self.error(400)
+            if self.feed in OPTION_FEEDS and channel == "quotes" and "*" in symbols:
+                return self.error(413)
+        new = {c: set(s) for c, s in self.subs.items()}
+        for channel, symbols in changes.items():
+            target = new.setdefault(channel, set())
+            (target.update if action == "subscribe" else target.difference_update)(symbols)
+        distinct = {s for c in ("trades", "quotes") for s in new.get(c, ()) if s != "*"}
+        if self.symbol_limit is not None and len(distinct) > self.symbol_limit:
+            return self.error(405)
+        self.subs = new
+        if self.feed is None or self.feed in _STOCK_FEEDS:
+            names = list(dict.fromkeys([*STOCK_CHANNELS, *new]))
+        else:
+            names = FEEDS[self.feed][1]
+        ack = {"T": "subscription"}
+        for name in names:
+            ack[name] = sorted(new.get(name, ()))
+            if name in ("corrections", "cancelErrors"):  # trades subscribe to both
+                ack[name] = sorted(new.get("trades", set()) | new.get(name, set()))
+        self.send_items([ack])
+        self.ready = True
+
+    def wants(self, channel: str | None, symbol: str | None) -> bool:
+        syms = self.subs.get(channel or "")
+        return bool(syms) and ("*" in syms or symbol in syms)
+
+    def render(self, payload, text, channels, symbols):
+        """A data array cut down to the subscribed elements (the bytes as they are when
+        every element is wanted and the format is the connection's)."""
+        if not channels or set(channels) & _CONTROL:
+            return []
+        pairs = [(c, s) for c in channels for s in symbols or [None]]
+        if all(self.wants(c, s) for c, s in pairs) and text != self.packed:
+            return [(payload, text)]
+        if not any(self.wants(c, s) for c, s in pairs):
+            return []
+        items = json.loads(payload) if text else decode_msgpack(payload)
+        keep = [i for i in items if isinstance(i, dict) and self.wants(
+            TYPES.get(i.get("T"), i.get("T")),
+            i.get("S") if "S" in i else next(iter(i.get("symbols") or []), None))]
+        return [self.pack(keep)] if keep else []
+
+
+# -- msgpack Timestamps and RFC 3339 -----------------------------------------------------------
+
+def decode_msgpack(payload: bytes):
+    """msgpack -> a value (Timestamps stay ``msgpack.Timestamp``; ``rfc3339`` formats them)."""
+    return msgpack.unpackb(payload, timestamp=0, strict_map_key=False, raw=False)
+
+
+def rfc3339(ts: msgpack.Timestamp) -> str:
+    """A msgpack Timestamp as the JSON frames carry it: ``2026-11-18T11:06:40.500000000Z``."""
+    return format_ns(ts.to_unix_nano())
+
+
+def text_item(item: dict) -> dict:
+    """An item for a JSON frame: Timestamps (and nanosecond ints in the time fields) as
+    RFC 3339 text."""
+    out = {}
+    for k, v in item.items():
+        if isinstance(v, msgpack.Timestamp):
+            v = rfc3339(v)
+        elif k in TIME_FIELDS and isinstance(v, int) and not isinstance(v, bool):
+            v = format_ns(v)
+        out[k] = v
+    return out
+
+
+def packed_item(item: dict) -> dict:
+    """An item for a msgpack frame: the time fields (RFC 3339 text or nanosecond ints)
+    as Timestamps."""
+    out = dict(item)
+    for k in TIME_FIELDS:
+        v = out.get(k)
+        try:
+            if isinstance(v, str):
+                out[k] = msgpack.Timestamp.from_unix_nano(parse_time(v))
+            elif isinstance(v, int) and not isinstance(v, bool):
+                out[k] = msgpack.Timestamp.from_unix_nano(v)
+        except ValueError:
+            pass
+    return out

@@ -8,26 +8,28 @@ messages that matter to the protocol (welcome, acks, errors, progress), what to 
 send something, declare the opening exchange done, reconnect, or stop for good.
 It also remembers what it needs to resume after a reconnect.
 
-The recorder (``wsrec.record.recorder``) runs any venue with the same network loop; tests
-drive streams with literal frames from ``venue-docs``.
+A ``Server`` is the venue's side of one connection: what the venue answers to the
+handshake, auth, subscriptions, pings and malformed messages, and which data frames a
+client's subscriptions get, and in what form.
+
+The recorder (``wsrec.record.recorder``) runs any venue's streams with the same network
+loop; the simulators and the replay server run its server side. Tests drive both with
+literal frames from ``venue-docs``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from wsrec.errors import WsrecError
+from wsrec.errors import UsageError
 
-__all__ = ["Request", "Step", "Stream", "Venue", "UsageError", "NONE", "split_params", "endpoint",
-           "shards"]
+__all__ = ["Request", "Step", "Stream", "Server", "Venue", "UsageError", "NONE",
+           "endpoint", "shards", "compact", "loads", "echo", "strings", "integer"]
 
 NONE: tuple = ()
-
-
-class UsageError(WsrecError):
-    """A recording request the venue can't serve (bad channel, missing credential...)."""
 
 
 @dataclass
@@ -37,7 +39,6 @@ class Request:
     symbols: list[str] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)
     url: str | None = None          # endpoint override (sandbox, testnet, local server)
-    sim: bool = False               # recording from the built-in simulator
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def param(self, name: str, default=None):
@@ -92,6 +93,57 @@ class Stream:
         """Called before every (re)connect; keep what resuming needs, drop the rest."""
 
 
+class Server:
+    """The venue's side of one connection, sans I/O: client messages in, frames out.
+
+    Made per connection from the upgrade request's ``path`` and ``headers``. ``start()``
+    (the connection is open), ``receive(message)`` (a client message, str or bytes) and
+    ``internal_error()`` queue frames in ``out`` as ``(payload, is_text)``; ``take()``
+    hands them over. ``close`` is set to ``(code, reason)`` when the venue ends the
+    connection; ``ready`` once data may flow (the venue has acknowledged a subscription).
+    ``render(payload, text, channels, symbols)`` says what this client gets of a data
+    frame (recorded, or made by a simulator): a list of ``(payload, is_text)``, possibly
+    empty. Client messages of any shape the venue would refuse get the venue's own error
+    reply and change nothing. The simulators (``wsrec.sim``) and replay emulation
+    (``wsrec.replay._emulate``) move these frames; this class never touches a socket.
+
+    The base class is the pass-through: ready at once, client messages ignored, every
+    data frame as is.
+    """
+
+    def __init__(self, path: str = "/", headers: Mapping[str, str] | None = None):
+        self.path = path
+        self.headers = headers if headers is not None else {}
+        self.out: list[tuple[bytes, bool]] = []
+        self.close: tuple[int, str] | None = None
+        self.ready = True
+
+    @classmethod
+    def refuse(cls, path: str) -> str | None:
+        """Why the venue answers an upgrade to ``path`` with HTTP 404 (None: it serves it)."""
+        return None
+
+    def start(self) -> None:
+        """The connection is open (queue a greeting here)."""
+
+    def receive(self, message) -> None:
+        """A client message (str or bytes)."""
+
+    def internal_error(self) -> None:
+        """The venue's generic error, for a message whose handling failed unexpectedly."""
+
+    def render(self, payload: bytes, text: bool, channels, symbols) -> list[tuple[bytes, bool]]:
+        return [(payload, text)]
+
+    def reply(self, obj) -> None:
+        """Queue a JSON text frame."""
+        self.out.append((compact(obj), True))
+
+    def take(self) -> list[tuple[bytes, bool]]:
+        out, self.out = self.out, []
+        return out
+
+
 class Venue:
     """A venue: its endpoints, channels, parameters, limits and defaults."""
 
@@ -142,13 +194,6 @@ class Venue:
                              f"(known: {', '.join(self.params)})")
 
 
-def split_params(value: str | None) -> list[str]:
-    """``'a,b'`` or ``'a|b'`` -> ``['a', 'b']``."""
-    if not value:
-        return []
-    return [v.strip() for v in str(value).replace("|", ",").split(",") if v.strip()]
-
-
 def endpoint(override: str | None, default: str, path: str = "") -> str:
     """The URL to connect to: ``override`` when given (with ``path`` appended when it
     names only a host, e.g. a local simulator), else ``default``."""
@@ -171,3 +216,42 @@ def shards(streams: list[Stream]) -> list[Stream]:
         for i, stream in enumerate(streams):
             stream.name = f"shard-{i}"
     return streams
+
+
+def compact(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+BAD = object()   # a client message that is not a JSON value
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(message):
+    """A client's text message as a JSON value, or ``BAD``: binary, not JSON (NaN and
+    Infinity included), or nested deeper than the parser goes."""
+    if not isinstance(message, str):
+        return BAD
+    try:
+        return json.loads(message, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return BAD
+
+
+def echo(value, limit: int = 200) -> str:
+    """A client's value quoted back in an error text, at most ``limit`` characters."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(type(value).__name__)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

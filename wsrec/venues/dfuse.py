@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
-from wsrec.venues.base import (NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards,
-                               split_params)
+from wsrec.errors import UsageError
+from wsrec.lists import split_list
+from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
+                               endpoint, integer, loads, shards)
 
-__all__ = ["Dfuse", "DfuseStream", "REQUESTS", "MAX_STREAMS", "AUTH_ERRORS", "request_accounts",
-           "trace_accounts", "delta_account"]
+__all__ = ["Dfuse", "DfuseStream", "DfuseServer", "REQUESTS", "REPLIES", "BLOCK_DATA",
+           "MAX_STREAMS", "AUTH_ERRORS", "INVALID_ERRORS", "request_accounts", "trace_accounts",
+           "delta_account"]
 
 HOSTS = {"mainnet": "mainnet.eos.dfuse.io", "kylin": "kylin.eos.dfuse.io",
          "jungle": "jungle.eos.dfuse.io", "worbli": "worbli.eos.dfuse.io"}
@@ -27,8 +30,9 @@ MAX_STREAMS = 12
 TOKEN_ENV = "DFUSE_API_TOKEN"
 AUTH_ERRORS = {"auth_token_missing_error", "auth_invalid_token_error",
                "auth_token_expired_error", "auth_invalid_credentials_error"}
-_INVALID = {"invalid_request", "invalid_message", "bad_request", "ws_too_much_stream_error",
-            "unknown_message_type"}
+#: errors that say the request itself is wrong
+INVALID_ERRORS = {"invalid_request", "invalid_message", "bad_request",
+                  "ws_too_much_stream_error", "unknown_message_type"}
 
 #: request type -> data fields
 REQUESTS = {
@@ -40,6 +44,13 @@ REQUESTS = {
 }
 _BOOLS = {"with_inline_traces", "with_dbops", "with_ramops", "with_dtrxops", "with_tableops",
           "json"}
+#: request type -> the types of the messages that answer it
+REPLIES = {"get_action_traces": {"action_trace", "progress"},
+           "get_table_rows": {"table_snapshot", "table_delta", "progress"},
+           "get_head_info": {"head_info"},
+           "get_transaction_lifecycle": {"transaction_lifecycle"}}
+#: the replies that carry a block's data (delivered again after a resume)
+BLOCK_DATA = ("action_trace", "table_delta")
 
 _TYPE = re.compile(rb'"type":\s*"([^"]+)"')
 _REQ = re.compile(rb'"req_id":\s*"([^"]*)"')
@@ -72,7 +83,7 @@ class DfuseStream(Stream):
             last = self.progress.get(req["req_id"])
             if last is not None:
                 msg["start_block"] = last + 1
-            out.append(json.dumps(msg, separators=(",", ":")).encode())
+            out.append(compact(msg))
         return out
 
     def receive(self, payload: bytes, text: bool):
@@ -112,7 +123,7 @@ class DfuseStream(Stream):
         what = f"dfuse error {code}: {message}"
         if code in AUTH_ERRORS:
             return Step(fatal=f"{what} (check {TOKEN_ENV})")
-        if code in _INVALID:
+        if code in INVALID_ERRORS:
             return Step(fatal=what)
         return Step(retry=what)
 
@@ -190,7 +201,7 @@ class Dfuse(Venue):
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
         types = self.check_channels(request)
-        token = "sim.jwt.token" if request.sim else request.env.get(TOKEN_ENV)
+        token = request.env.get(TOKEN_ENV)
         if not token:
             raise UsageError(f"dfuse: set {TOKEN_ENV} to your JWT, or record from the "
                              f"simulator with --sim")
@@ -212,7 +223,7 @@ class Dfuse(Venue):
                 if value is not None:
                     data[field] = request.flag(field) if field in _BOOLS else value
             if rtype == "get_action_traces":
-                accounts = request.symbols or split_params(request.param("accounts"))
+                accounts = request.symbols or split_list(request.param("accounts"), seps=",|")
                 if not accounts:
                     raise UsageError("dfuse: get_action_traces needs accounts "
                                      "(--symbols eosio.token)")
@@ -231,3 +242,128 @@ class Dfuse(Venue):
         url = base_url + ("&" if "?" in base_url else "?") + "token=" + quote(token, safe="")
         return shards([DfuseStream(url, token, reqs[i:i + MAX_STREAMS])
                        for i in range(0, len(reqs), MAX_STREAMS)])
+
+
+# -- the server side -----------------------------------------------------------------------
+
+_REQ_ID = re.compile(rb'"req_id":\s*"[^"\\]*"')
+_FLAGS = ("fetch", "listen", "irreversible_only")
+_NUMBERS = ("start_block", "with_progress")
+
+
+class DfuseServer(Server):
+    """dfuse's side of one connection (PROTOCOLS.md section 5).
+
+    Served at ``/v1/stream``; the JWT is the ``token`` query parameter (missing or not
+    accepted by ``accept``: an auth error that closes the connection; ``auth=False``
+    takes any). A valid request is answered ``listening`` (from ``head``, or its
+    ``start_block``; negative: relative to ``head``), a fetch-only request with nothing;
+    a request of any other shape gets ``invalid_message``, ``invalid_request`` or
+    ``unknown_message_type`` and changes nothing; a 13th stream:
+    ``ws_too_much_stream_error``; ``unlisten`` ends one. ``requests``: req_id -> the
+    request. A data frame goes to every request it answers (``REPLIES``) that is about
+    its accounts (``get_action_traces``: its ``accounts``; ``get_table_rows``: its
+    ``code``), with that request's ``req_id``.
+    """
+
+    def __init__(self, path="/", headers=None, *, auth: bool = True):
+        super().__init__(path, headers)
+        self.auth = auth
+        self.requests: dict[str, dict] = {}
+        self.head = 0
+        self.ready = False
+
+    @classmethod
+    def refuse(cls, path):
+        return None if urlsplit(path).path == "/v1/stream" else "not found"
+
+    def accept(self, token: str) -> bool:
+        return token.count(".") == 2   # a three-part JWT
+
+    def error(self, req_id, code: str, message: str, close: bool = False) -> None:
+        data = {"code": code, "trace_id": "0" * 32, "message": message, "details": {}}
+        self.reply({"type": "error", "req_id": req_id, "data": data} if isinstance(req_id, str)
+                   else {"type": "error", "data": data})
+        if close:
+            self.close = (1008, code)
+
+    def internal_error(self) -> None:
+        self.error(None, "internal_error", "internal error")
+
+    def start(self) -> None:
+        if not self.auth:
+            return
+        token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        if not token:
+            self.error(None, "auth_token_missing_error",
+                       "required authorization token not found", close=True)
+        elif not self.accept(token):
+            self.error(None, "auth_invalid_token_error", "unable to verify token", close=True)
+
+    def problem(self, msg: dict, rtype: str) -> tuple[str, str] | None:
+        """Why a request is refused: ``(code, message)``, or None."""
+        if rtype not in REQUESTS:
+            return "unknown_message_type", f"unknown request type {echo(rtype, 100)}"
+        for name in _FLAGS:
+            if name in msg and not isinstance(msg[name], bool):
+                return "invalid_request", f"{name} must be a boolean"
+        for name in _NUMBERS:
+            if name in msg and msg[name] is not None and not integer(msg[name]):
+                return "invalid_request", f"{name} must be an integer"
+        data = {} if msg.get("data") is None else msg["data"]
+        if not isinstance(data, dict):
+            return "invalid_request", "data must be an object"
+        for name, value in data.items():
+            if not isinstance(value, bool if name in _BOOLS else str):
+                return "invalid_request", \
+                    f"data.{name[:100]} must be a {'boolean' if name in _BOOLS else 'string'}"
+        if rtype == "get_action_traces" and (not data.get("accounts") or msg.get("fetch")):
+            return "invalid_request", "get_action_traces needs accounts and supports listen only"
+        if rtype == "get_table_rows" and not all(data.get(k) for k in ("code", "scope", "table")):
+            return "invalid_request", "code, scope and table are required"
+        if msg.get("req_id", "") not in self.requests and len(self.requests) >= MAX_STREAMS:
+            return "ws_too_much_stream_error", f"at most {MAX_STREAMS} streams per connection"
+        return None
+
+    def receive(self, message) -> None:
+        if not isinstance(message, str):
+            return self.error(None, "invalid_message", "binary messages are not supported")
+        msg = loads(message)
+        if not isinstance(msg, dict):
+            return self.error(None, "invalid_message", "not a JSON object")
+        rtype, req_id = msg.get("type"), msg.get("req_id")
+        req_id = "" if req_id is None else req_id
+        if not isinstance(req_id, str):
+            return self.error(None, "invalid_message", "req_id must be a string")
+        if not isinstance(rtype, str):
+            return self.error(req_id, "invalid_message", "type must be a string")
+        if rtype == "unlisten":
+            data = msg.get("data")
+            if not isinstance(data, dict) or not isinstance(data.get("req_id"), str):
+                return self.error(req_id, "invalid_request",
+                                  "unlisten needs data.req_id, a string")
+            found = self.requests.pop(data["req_id"], None)
+            return self.reply({"type": "unlistened", "req_id": req_id,
+                               "data": {"success": found is not None}})
+        problem = self.problem(msg, rtype)
+        if problem:
+            return self.error(req_id, *problem)
+        start = msg.get("start_block")
+        start = self.head if start is None else max(0, self.head + start) if start < 0 else start
+        self.requests[req_id] = {**msg, "req_id": req_id, "start_block": start,
+                                 "accounts": request_accounts(msg)}
+        if msg.get("listen") or not msg.get("fetch"):
+            self.reply({"type": "listening", "req_id": req_id, "data": {"next_block": start}})
+        self.ready = True
+
+    def render(self, payload, text, channels, symbols):
+        channel = channels[0] if len(channels) == 1 else None
+        out = []
+        for req_id, req in self.requests.items():
+            if channel not in REPLIES[req["type"]]:
+                continue
+            if req["accounts"] and symbols and not set(req["accounts"]) & set(symbols):
+                continue
+            tag = b'"req_id":' + json.dumps(req_id).encode()
+            out.append((_REQ_ID.sub(lambda m, tag=tag: tag, payload, count=1), True))
+        return out

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import re
 
-from wsrec.venues.base import (NONE, Request, Step, Stream, UsageError, Venue, endpoint, shards,
-                               split_params)
+from wsrec.errors import UsageError
+from wsrec.lists import split_list
+from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
+                               endpoint, loads, shards, strings)
 
-__all__ = ["Flow", "FlowStream", "TOPICS", "MAX_SUBSCRIPTIONS"]
+__all__ = ["Flow", "FlowStream", "FlowServer", "TOPICS", "MAX_SUBSCRIPTIONS"]
 
 MAINNET = "wss://rest-mainnet.onflow.org/v1/ws"
 TESTNET = "wss://rest-testnet.onflow.org/v1/ws"
@@ -67,9 +69,8 @@ class FlowStream(Stream):
             if height is not None:  # resume right after the last block seen
                 arguments.pop("start_block_id", None)
                 arguments["start_block_height"] = str(height + 1)
-            out.append(json.dumps({"subscription_id": sub["subscription_id"],
-                                   "action": "subscribe", "topic": sub["topic"],
-                                   "arguments": arguments}, separators=(",", ":")).encode())
+            out.append(compact({"subscription_id": sub["subscription_id"], "action": "subscribe",
+                                "topic": sub["topic"], "arguments": arguments}))
         return out
 
     def last_height(self, sub_id: str) -> int | None:
@@ -158,7 +159,7 @@ class Flow(Venue):
             for name in TOPICS[topic]:
                 value = request.param(name)
                 if value is not None:
-                    args[name] = split_params(value) if name in _LISTS else str(value)
+                    args[name] = split_list(value, seps=",|") if name in _LISTS else str(value)
             if topic in _BLOCK_TOPICS:
                 args.setdefault("block_status", "sealed")
             per_topic = filters if topic in ("events", "account_statuses") else [None]
@@ -171,3 +172,108 @@ class Flow(Venue):
         url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "v1/ws")
         return shards([FlowStream(url, subs[i:i + MAX_SUBSCRIPTIONS])
                        for i in range(0, len(subs), MAX_SUBSCRIPTIONS)])
+
+
+# -- the server side -----------------------------------------------------------------------
+
+_ID = re.compile(rb'^\{\s*"subscription_id":\s*"[^"\\]*"')
+
+
+class FlowServer(Server):
+    """A Flow access node's side of one connection (PROTOCOLS.md section 4).
+
+    Served at ``/v1/ws``. No greeting. Subscriptions are validated strictly (unknown
+    topic, field or argument, both start arguments, a missing block_status, an id over
+    20 characters or already in use: 400; a 21st subscription: 429) and acknowledged;
+    a subscription without an id gets one (hexadecimal, counting up, skipping ids in
+    use). ``list_subscriptions`` lists them with their arguments; ``unsubscribe`` of an
+    unknown id: 404. ``subs``: subscription_id -> ``{"topic", "arguments"}``. A data
+    frame goes to every subscription of its topic, tagged with that subscription's id.
+    """
+
+    def __init__(self, path="/", headers=None):
+        super().__init__(path, headers)
+        self.subs: dict[str, dict] = {}
+        self.next_id = 0
+        self.ready = False
+
+    @classmethod
+    def refuse(cls, path):
+        return None if path.split("?")[0] == "/v1/ws" else "not found"
+
+    def error(self, sid, action, code: int, message: str) -> None:
+        body = {"error": {"code": code, "message": message},
+                "action": action if isinstance(action, str) else None}
+        if isinstance(sid, str):
+            body = {"subscription_id": sid, **body}
+        self.reply(body)
+
+    def internal_error(self) -> None:
+        self.error(None, None, 500, "internal error")
+
+    def problem(self, msg: dict) -> tuple[int, str] | None:
+        """Why a subscribe request is refused (None: it is valid)."""
+        topic, args = msg.get("topic"), msg.get("arguments")
+        if set(msg) - {"subscription_id", "action", "topic", "arguments"}:
+            return 400, "unknown field in request"
+        if msg.get("subscription_id") in self.subs:
+            return 400, f"subscription_id {msg['subscription_id']} is already in use"
+        if not isinstance(topic, str) or topic not in TOPICS:
+            return 400, f"unknown topic {echo(topic, 100)}"
+        args = {} if args is None else args
+        if not isinstance(args, dict) or set(args) - set(TOPICS[topic]):
+            return 400, "unknown argument"
+        for name, value in args.items():
+            if not (strings(value) if name in _LISTS else isinstance(value, str)):
+                return 400, f"invalid {name}"
+        if "start_block_id" in args and "start_block_height" in args:
+            return 400, "only one of start_block_id and start_block_height may be given"
+        if topic in _BLOCK_TOPICS and args.get("block_status") not in ("sealed", "finalized"):
+            return 400, "block_status must be sealed or finalized"
+        if not args.get("start_block_height", "0").isdigit():
+            return 400, "start_block_height must be a number in a string"
+        if len(self.subs) >= MAX_SUBSCRIPTIONS:
+            return 429, "maximum number of subscriptions reached"
+        return None
+
+    def receive(self, message) -> None:
+        msg = loads(message)
+        if not isinstance(msg, dict):
+            return self.error(None, None, 400, "invalid message format")
+        action, sid = msg.get("action"), msg.get("subscription_id")
+        if sid is not None and (not isinstance(sid, str) or not sid or len(sid) > 20):
+            return self.error(sid, action, 400, "subscription_id must be 1 to 20 characters")
+        if action == "list_subscriptions":
+            return self.reply({"subscriptions": [{"subscription_id": k, **v}
+                                                 for k, v in self.subs.items()],
+                               "action": action})
+        if action == "unsubscribe":
+            if sid is None or self.subs.pop(sid, None) is None:
+                return self.error(sid, action, 404, "subscription not found")
+            return self.reply({"subscription_id": sid, "action": action})
+        if action != "subscribe":
+            return self.error(sid, action, 400, f"unknown action {echo(action, 100)}")
+        problem = self.problem(msg)
+        if problem:
+            return self.error(sid, action, *problem)
+        if sid is None:
+            while f"{self.next_id:x}" in self.subs:
+                self.next_id += 1
+            sid = f"{self.next_id:x}"
+            self.next_id += 1
+        self.subs[sid] = {"topic": msg["topic"], "arguments": msg.get("arguments") or {}}
+        self.reply({"subscription_id": sid, "action": action})
+        self.ready = True
+
+    @staticmethod
+    def tag(payload: bytes, sid: str) -> bytes:
+        """A data frame with its ``subscription_id`` (its first key) set to ``sid``."""
+        tag = compact({"subscription_id": sid})[:-1]
+        return _ID.sub(lambda m: tag, payload, count=1)
+
+    def render(self, payload, text, channels, symbols):
+        channel = channels[0] if len(channels) == 1 else None
+        if not channel or b'"payload"' not in payload:
+            return []
+        return [(self.tag(payload, sid), True) for sid, sub in self.subs.items()
+                if sub["topic"] == channel]

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import re
 
-from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue, endpoint
+from wsrec.errors import UsageError
+from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
+                               endpoint, integer, loads)
 
-__all__ = ["Hyperliquid", "HyperliquidStream", "SUBSCRIPTIONS"]
+__all__ = ["Hyperliquid", "HyperliquidStream", "HyperliquidServer", "SUBSCRIPTIONS"]
 
 MAINNET = "wss://api.hyperliquid.xyz/ws"
 TESTNET = "wss://api.hyperliquid-testnet.xyz/ws"
@@ -54,8 +56,7 @@ class HyperliquidStream(Stream):
 
     def opening(self) -> list[bytes]:
         self.pending = len(self.subscriptions)
-        return [json.dumps({"method": "subscribe", "subscription": s},
-                           separators=(",", ":")).encode() for s in self.subscriptions]
+        return [compact({"method": "subscribe", "subscription": s}) for s in self.subscriptions]
 
     def heartbeat(self) -> bytes:
         return b'{"method":"ping"}'
@@ -137,3 +138,107 @@ class Hyperliquid(Venue):
                              f"{self.max_subscriptions} per IP")
         url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "ws")
         return [HyperliquidStream(url, subs)]
+
+
+# -- the server side -----------------------------------------------------------------------
+
+#: fields the server fills in when a subscription leaves them out (echoed in the ack)
+_DEFAULTS = {"l2Book": {"nSigFigs": None, "mantissa": None}}
+_CONTROL = {None, "subscriptionResponse", "pong", "error", "post"}
+
+
+class HyperliquidServer(Server):
+    """Hyperliquid's side of one connection (PROTOCOLS.md section 2).
+
+    Served at ``/ws``. No greeting. Subscriptions are acknowledged with the normalised
+    subscription echoed (``subscriptionResponse``); a duplicate gets ``Already
+    subscribed``; an unknown type, a missing or ill-typed argument or a malformed
+    request gets ``{"channel":"error","data":...}``; ``{"method":"ping"}`` gets
+    ``{"channel":"pong"}``; a ``post`` gets ``post_response`` under its id.
+    """
+
+    post_response: dict = {"type": "error", "payload": "post requests are not served"}
+
+    def __init__(self, path="/", headers=None, *, post_response: dict | None = None):
+        super().__init__(path, headers)
+        self.subs: list[dict] = []
+        self.ready = False
+        if post_response is not None:
+            self.post_response = post_response
+
+    @classmethod
+    def refuse(cls, path):
+        return None if path.split("?")[0] == "/ws" else "not found"
+
+    def error(self, text: str) -> None:
+        self.reply({"channel": "error", "data": text})
+
+    def internal_error(self) -> None:
+        self.error("Internal error")
+
+    def problem(self, sub) -> str | None:
+        """Why a subscription object is not one the venue takes (None: it is)."""
+        if not isinstance(sub, dict) or not isinstance(sub.get("type"), str) or \
+                sub["type"] not in SUBSCRIPTIONS:
+            return "unknown subscription type"
+        args, _ = SUBSCRIPTIONS[sub["type"]]
+        extra = set(sub) - set(args) - {"type"}
+        if extra:
+            return f"unexpected field(s) {', '.join(sorted(extra))[:200]}"
+        for name, value in sub.items():
+            if name in _NUMERIC:
+                if value is not None and not integer(value):
+                    return f"{name} must be an integer"
+            elif not isinstance(value, str):
+                return f"{name} must be a string"
+        for required in ("coin", "user"):
+            if required in args and not sub.get(required):
+                return f"missing {required}"
+        if sub["type"] == "candle" and sub.get("interval") not in INTERVALS:
+            return "invalid interval"
+        if "coin" in sub and not sub["coin"].replace("-", "").replace("/", "").replace(
+                "@", "").replace(":", "").isalnum():
+            return "invalid coin"
+        return None
+
+    def receive(self, message) -> None:
+        msg = loads(message)
+        if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            return self.error(f"Error parsing JSON into valid websocket request: {text[:100]}")
+        method = msg["method"]
+        if method == "ping":
+            return self.reply({"channel": "pong"})
+        if method == "post":
+            if not integer(msg.get("id")):
+                return self.error("Post request missing id")
+            return self.reply({"channel": "post", "data": {"id": msg["id"],
+                                                            "response": self.post_response}})
+        if method not in ("subscribe", "unsubscribe"):
+            return self.error(f"Unknown method: {method[:100]}")
+        sub = msg.get("subscription")
+        problem = self.problem(sub)
+        if problem:
+            return self.error(f"Invalid subscription {echo(sub)}: {problem}")
+        normal = {**_DEFAULTS.get(sub["type"], {}), **sub}
+        if method == "subscribe":
+            if normal in self.subs:
+                return self.error(f"Already subscribed: {echo(sub)}")
+            self.subs.append(normal)
+        else:
+            if normal not in self.subs:
+                return self.error(f"Already unsubscribed: {echo(sub)}")
+            self.subs.remove(normal)
+        self.reply({"channel": "subscriptionResponse",
+                    "data": {"method": method, "subscription": normal}})
+        self.ready = True
+
+    def render(self, payload, text, channels, symbols):
+        channel = channels[0] if len(channels) == 1 else None
+        if channel in _CONTROL:
+            return []
+        for sub in self.subs:
+            if SUBSCRIPTIONS[sub["type"]][1] == channel and (
+                    "coin" not in sub or sub["coin"] in symbols):
+                return [(payload, text)]
+        return []

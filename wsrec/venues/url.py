@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 
 from wsrec.urls import url_problem
 from wsrec.secrets import redact_url
-from wsrec.venues.base import Request, Stream, UsageError, Venue
+from wsrec.errors import UsageError
+from wsrec.venues.base import Request, Stream, Venue
 
 __all__ = ["Url", "UrlStream"]
 

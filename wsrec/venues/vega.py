@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from wsrec.venues.base import NONE, Request, Step, Stream, UsageError, Venue, endpoint, split_params
+from wsrec.errors import UsageError
+from wsrec.lists import split_list
+from wsrec.venues.base import NONE, Request, Server, Step, Stream, Venue, endpoint
 
-__all__ = ["Vega", "VegaStream", "PATHS"]
+__all__ = ["Vega", "VegaStream", "VegaServer", "PATHS", "GRPC_CODES"]
 
 DEFAULT_HOST = "wss://api.n07.testnet.vega.xyz"
 PREFIX = "api/v2/stream"
@@ -38,6 +40,11 @@ PATHS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "liquidity-provisions": (("marketId", "partyId"), "marketId"),
     "transaction-results": (("partyIds", "hashes", "status"), None),
 }
+#: gRPC status codes
+GRPC_CODES = {1: "Cancelled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded",
+              5: "NotFound", 6: "AlreadyExists", 7: "PermissionDenied", 8: "ResourceExhausted",
+              9: "FailedPrecondition", 10: "Aborted", 11: "OutOfRange", 12: "Unimplemented",
+              13: "Internal", 14: "Unavailable", 15: "DataLoss", 16: "Unauthenticated"}
 #: gRPC codes that say the request itself is wrong
 _INVALID = {3, 5, 7, 9, 11, 12}
 
@@ -102,7 +109,7 @@ class Vega(Venue):
             for key, value in request.params.items():
                 if key not in filters:
                     continue
-                values = split_params(value) if key.endswith("s") else [value]
+                values = split_list(value, seps=",|") if key.endswith("s") else [value]
                 query.extend((key, v) for v in values)
             if path == "candle/data" and not request.param("candleId"):
                 raise UsageError("vega: candle/data needs --param candleId=...")
@@ -115,3 +122,56 @@ class Vega(Venue):
             stream.name = path
             out.append(stream)
         return out
+
+
+# -- the server side -----------------------------------------------------------------------
+
+class VegaServer(Server):
+    """Vega's side of one connection (PROTOCOLS.md section 3).
+
+    The URL path (``/api/v2/stream/<path>``) picks the stream and its query the filters
+    (repeated keys for lists); an unknown filter or a missing ``candleId`` is answered
+    with a gRPC InvalidArgument error frame that ends the stream. Client messages are
+    ignored. A data frame goes out when it is of the stream and, with a market filter,
+    of one of those markets. On a path that is no stream's, no filter is checked.
+    """
+
+    def __init__(self, path="/", headers=None):
+        super().__init__(path, headers)
+        parts = urlsplit(path)
+        stream = parts.path.strip("/")
+        if stream.startswith(PREFIX + "/"):
+            stream = stream[len(PREFIX) + 1:]
+        self.stream = stream
+        self.query = parse_qsl(parts.query)
+        self.markets = [v for k, v in self.query if k in ("marketIds", "marketId")]
+
+    @classmethod
+    def refuse(cls, path):
+        path = urlsplit(path).path.strip("/")
+        if not path.startswith(PREFIX + "/") or path[len(PREFIX) + 1:] not in PATHS:
+            return f"no stream at /{path}"
+        return None
+
+    def error(self, code: int, message: str) -> None:
+        """An error frame, and the end of the stream."""
+        self.reply({"error": {"code": code, "message": message,
+                              "details": [{"code": 10000 + code, "message": message}]}})
+        self.close = (1000, "")
+
+    def start(self) -> None:
+        filters, _ = PATHS.get(self.stream, (None, None))
+        if filters is None:
+            return
+        bad = [k for k, _ in self.query if k not in filters]
+        if bad:
+            return self.error(3, f"unknown filter {bad[0]}")
+        if self.stream == "candle/data" and not any(k == "candleId" for k, _ in self.query):
+            return self.error(3, "candleId is required")
+
+    def render(self, payload, text, channels, symbols):
+        if list(channels or ()) != [self.stream]:
+            return []
+        if self.markets and symbols and not set(self.markets) & set(symbols):
+            return []
+        return [(payload, text)]
