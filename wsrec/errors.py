@@ -8,15 +8,17 @@ anything else is a bug and keeps its traceback.
 
     WsrecError
     ├── UsageError             an argument no call can honour (also a ValueError)
-    │   └── UnsupportedDataRoot  a data root that is not a local folder
+    │   ├── UnsupportedDataRoot  a data root that is not a local folder
+    │   ├── InvalidURL         (wsrec.urls; also a ConnectError) a URL that can't be used
+    │   └── SpeedTooSlow       (wsrec.replay._schedule) due times past int64
     ├── SessionNotFound        no session matches a reference
     ├── AmbiguousSession       a prefix matches several sessions
     ├── SessionBusy            the session is being recorded (its lock is held)
     ├── CorruptData            a manifest, part or journal can't be read
     ├── OutdatedFormat         a session in an older format ('wsrec repair --upgrade')
     ├── ConnectError           a connection could not be opened
-    │   ├── InvalidURL         (wsrec.urls) a URL that can't be connected to
     │   └── HandshakeRejected  the server answered the upgrade with another HTTP status
+    ├── ScheduleOverflow       (wsrec.replay._schedule) clocks spanning more than int64
     └── StorageError           a write to the data root failed
         └── DiskFull           ENOSPC, EDQUOT or EFBIG while writing
 """

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 from websockets.exceptions import InvalidURI
 from websockets.uri import WebSocketURI, parse_uri
 
-from wsrec.errors import ConnectError
+from wsrec.errors import ConnectError, UsageError
 from wsrec.secrets import redact_url
 
 __all__ = ["InvalidURL", "parse_url", "url_problem"]
 
 
-class InvalidURL(ConnectError, ValueError):
+class InvalidURL(ConnectError, UsageError):
     """The URL can't be connected to (syntax, scheme, host, port); ``problem`` says why."""
 
     def __init__(self, url: str, problem: str):

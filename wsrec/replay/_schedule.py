@@ -25,9 +25,13 @@ __all__ = ["Schedule", "ScheduleOverflow", "down_intervals"]
 _INT64_MAX = 2**63 - 1
 
 
-class ScheduleOverflow(WsrecError, ValueError):
+class ScheduleOverflow(WsrecError):
     """Due times that int64 nanoseconds cannot hold (a speed too slow for the sessions'
     span, or clocks spanning more than int64): an error, never wrapped times."""
+
+
+class SpeedTooSlow(ScheduleOverflow, UsageError):
+    """A speed so slow that the sessions' due times overflow: a usage error."""
 
 
 def down_intervals(manifest: dict) -> list[tuple[int, int]]:
@@ -143,8 +147,8 @@ def _scaled(due: pa.Array, speed: float) -> pa.Array:
     scaled = pc.divide(pc.cast(due, pa.float64()), speed)
     # the largest float64 below 2**63 is 2**63 - 1024: anything at or past 2**63 overflows
     if len(scaled) and (pc.max(scaled).as_py() >= 2.0**63 or pc.min(scaled).as_py() < -2.0**63):
-        raise ScheduleOverflow(f"speed {speed:g} is too slow for these sessions: due times "
-                               f"past {_INT64_MAX} ns (292 years); use a faster speed")
+        raise SpeedTooSlow(f"speed {speed:g} is too slow for these sessions: due times "
+                           f"past {_INT64_MAX} ns (292 years); use a faster speed", param="speed")
     return pc.cast(scaled, pa.int64(), safe=False)
 
 
