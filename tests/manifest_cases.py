@@ -36,10 +36,10 @@ FULL = {
 }
 
 
-def with_field(path: str, value):
-    """A FULL manifest with the field at ``path`` ('parts.0.rows') set, or removed when
-    ``value`` is DELETE."""
-    data = copy.deepcopy(FULL)
+def with_field(path: str, value, manifest: dict | None = None):
+    """A copy of ``manifest`` (default FULL) with the field at ``path`` ('parts.0.rows')
+    set, or removed when ``value`` is DELETE."""
+    data = copy.deepcopy(FULL if manifest is None else manifest)
     keys = path.split(".")
     obj = data
     for key in keys[:-1]:

@@ -20,7 +20,6 @@ test run) that drives the CLI in-process; a sample of both classes also runs as 
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import json
 import os
 import re
@@ -38,7 +37,7 @@ from wsrec.store.manifest import MAX_MANIFEST_BYTES
 from wsrec.timefmt import format_ns
 
 from conftest import write_session
-from manifest_cases import BROKEN, DELETE
+from manifest_cases import BROKEN, DELETE, with_field
 
 T0 = 1_795_000_000_000_000_000
 GOOD_IDS = {"alpaca": "20260101T000000Z-aaaa", "hyperliquid": "20260102T000000Z-hhhh"}
@@ -94,20 +93,6 @@ def _copy(pristine, tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
     shutil.copytree(pristine[0], data)
     return data, data / "victim" / VICTIM
-
-
-def _set(manifest: dict, path: str, value) -> dict:
-    data = copy.deepcopy(manifest)
-    keys = path.split(".")
-    obj = data
-    for key in keys[:-1]:
-        obj = obj[int(key)] if isinstance(obj, list) else obj[key]
-    last = int(keys[-1]) if isinstance(obj, list) else keys[-1]
-    if value is DELETE:
-        del obj[last]
-    else:
-        obj[last] = value
-    return data
 
 
 def _run(data: Path, *args):
@@ -178,7 +163,7 @@ def test_each_manifest_field_corrupted(pristine, tmp_path, path, value, field):
     manifest = json.loads((folder / "session.json").read_text())
     if path.startswith("settings.") and path.count(".") == 1 and value is DELETE:
         pytest.skip("nothing to break")
-    (folder / "session.json").write_text(json.dumps(_set(manifest, path, value)))
+    (folder / "session.json").write_text(json.dumps(with_field(path, value, manifest)))
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     _check_ls(pristine, data, "unreadable", "session.json", field)
     _check_commands(data, "session.json", field)
@@ -327,7 +312,7 @@ def test_manifest_faults_in_processes(pristine, tmp_path):
             needle = "session.json"
         else:
             manifest = json.loads((folder / "session.json").read_text())
-            (folder / "session.json").write_text(json.dumps(_set(manifest, path, value)))
+            (folder / "session.json").write_text(json.dumps(with_field(path, value, manifest)))
             needle = path.split(".")[0]
         reader = [["info", VICTIM], ["replay", VICTIM, "--speed", "max"],
                   ["convert", VICTIM, "--format", "jsonl"], ["verify", VICTIM]][n % 4]
