@@ -40,3 +40,43 @@ def frames(n: int, seed: int = 1):
                    f'"t":"{stamp}.{ns:09d}Z"}}]').encode()
         received = max(t + 800_000 + int(r.expovariate(1 / 200_000)), received + 500)
         yield received, received - MONO_OFFSET + r.randint(0, 300), s, payload
+
+
+COINS = ["BTC", "ETH", "SOL", "ARB", "DOGE", "AVAX", "OP", "LINK"]
+
+
+def hyperliquid_frames(n: int, seed: int = 2):
+    """Yield ``(ts_ns, mono_ns, channel, coin, payload)`` for ``n`` Hyperliquid-shaped
+    frames: 80% ``trades`` frames of one to three trades (numbers as strings, ms times),
+    20% ``l2Book`` frames of five levels a side."""
+    r = random.Random(seed)
+    px = {c: r.uniform(1, 70_000) for c in COINS}
+    t = START_NS
+    received = 0
+    tid = 456615105517601
+    for _ in range(n):
+        t += int(r.expovariate(1 / 200_000))
+        coin = r.choice(COINS)
+        px[coin] *= 1 + r.gauss(0, 0.0002)
+        ms = t // 1_000_000
+        if r.random() < 0.8:
+            trades = []
+            for _ in range(r.choice((1, 1, 1, 2, 3))):
+                tid += 1
+                trades.append(
+                    f'{{"coin":"{coin}","side":"{r.choice("AB")}","px":"{px[coin]:.1f}",'
+                    f'"sz":"{r.uniform(0.0001, 3):.5f}","time":{ms},"hash":"0x{tid:064x}",'
+                    f'"tid":{tid},"users":["0x{r.getrandbits(160):040x}",'
+                    f'"0x{r.getrandbits(160):040x}"]}}')
+            channel = "trades"
+            payload = f'{{"channel":"trades","data":[{",".join(trades)}]}}'
+        else:
+            mid = px[coin]
+            side = [",".join(f'{{"px":"{mid + k * d:.1f}","sz":"{r.uniform(0.1, 9):.5f}",'
+                             f'"n":{r.randint(1, 40)}}}' for k in range(1, 6)) for d in (-1, 1)]
+            channel = "l2Book"
+            payload = (f'{{"channel":"l2Book","data":{{"coin":"{coin}","time":{ms},'
+                       f'"levels":[[{side[0]}],[{side[1]}]]}}}}')
+        received = max(t + 800_000 + int(r.expovariate(1 / 200_000)), received + 500)
+        yield (received, received - MONO_OFFSET + r.randint(0, 300), channel, coin,
+               payload.encode())

@@ -187,3 +187,27 @@ async def recv_json(ws, timeout=5):
 def json_loads(message):
     import json
     return json.loads(message)
+
+
+# A small Hyperliquid session of literal frames (venue-docs), for normalized views.
+TRADE = (b'{"channel":"trades","data":[{"coin":"BTC","side":"A","px":"69170.0",'
+         b'"sz":"0.00018","time":1787195046105,"hash":"0x00","tid":456615105517601,'
+         b'"users":["0xf5d8","0x4d20"]}]}')
+BOOK = (b'{"channel":"l2Book","data":{"coin":"BTC","time":1787195067883,"levels":'
+        b'[[{"px":"69172.0","sz":"1.21098","n":5}],[{"px":"69173.0","sz":"8.45682","n":30}]]}}')
+T0 = 1_787_195_046_200_000_000
+
+
+def hyperliquid_session(data):
+    with wsrec.SessionWriter("hyperliquid", data=data) as w:
+        w.event("open", conn=1, stream="main", ts_ns=T0 - 10, mono_ns=0)
+        w.append(b'{"method":"subscribe"}', kind="text", dir="out", conn=1, stream="main",
+                 ts_ns=T0 - 5, mono_ns=5)
+        w.append(TRADE, kind="text", conn=1, stream="main", channels=("trades",),
+                 symbols=("BTC",), ts_ns=T0, mono_ns=10)
+        w.append(BOOK, kind="text", conn=1, stream="main", channels=("l2Book",),
+                 symbols=("BTC",), ts_ns=T0 + 100_000_000, mono_ns=20)
+        w.append(b'{"channel":"trades","data":[{"coin":"BTC"}]}', kind="text", conn=1,
+                 stream="main", channels=("trades",), symbols=("BTC",),
+                 ts_ns=T0 + 200_000_000, mono_ns=30)
+    return wsrec.open_session(w.folder)

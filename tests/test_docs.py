@@ -7,7 +7,7 @@ import pytest
 
 import wsrec
 
-from conftest import write_session
+from conftest import T0, hyperliquid_session, write_session
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -23,6 +23,7 @@ def root(tmp_path, monkeypatch):
     write_session(data, n=400, venue="alpaca", seed=1, part_bytes=3_000, flush_every=30)
     write_session(data, n=250, venue="alpaca", seed=2)
     write_session(data, n=300, venue="hyperliquid", seed=3)
+    hyperliquid_session(data)   # literal venue frames, with exchange times
     return data
 
 
@@ -60,6 +61,9 @@ def test_format_md_examples_agree(root):
     assert {(s, st, c): n for s, st, c, n in duck["per_connection"]} == expected
     assert {(r["session"], r["stream"], r["conn"]): r["len"]
             for r in polars["per_connection"].to_dicts()} == expected
+    assert duck["latency"] == [("hyperliquid", "l2Book", 1, (T0 + 100_000_000
+                                                             - 1787195067883000000) / 1e6),
+                               ("hyperliquid", "trades", 1, (T0 - 1787195046105000000) / 1e6)]
 
 
 def _per_connection(data):

@@ -43,6 +43,13 @@ def test_classification_and_snapshot_pages():
     assert s.receive(movement, True)[1] == (M,)
 
 
+def test_market_data_is_classified_by_its_market():
+    [s] = streams(["markets/data"])
+    frame = (b'{"result":{"marketData":[{"markPrice":"2904342","bestBidPrice":"2904340",'
+             b'"market":"%s","timestamp":"1697220852016362000"}]}}' % M.encode())
+    assert s.receive(frame, True) == (("markets/data",), (M,), None)
+
+
 def test_errors():
     [s] = streams(["trades"])
     step = s.receive(b'{"error":{"code":3,"message":"bad filter","details":[]}}', True)[2]

@@ -38,6 +38,7 @@ from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, repla
                                  use_lean_memory_pool, why_empty)
 from wsrec.timefmt import format_duration, format_ns, parse_duration
 from wsrec.venues import VENUES
+from wsrec.store.gaps import describe_gap, venue_gaps
 from wsrec.store.verify import verify as verify_session
 
 __all__ = ["main", "cli"]
@@ -332,7 +333,8 @@ def ls_cmd(venue, data, as_json):
 @repair_option
 def info_cmd(session, data, as_json, do_repair):
     """Show what a session holds: frames, bytes, time span, connections, gaps,
-    counts by channel and symbol.
+    counts by channel and symbol, and receive latency by channel (local receive time
+    minus the venue's timestamp).
 
     Example:
 
@@ -376,6 +378,10 @@ def info_cmd(session, data, as_json, do_repair):
                           f"({format_duration(g['duration_ns'])})"))
     lines.append(("channels", _counts(d["channels"])))
     lines.append(("symbols", _counts(d["symbols"])))
+    for channel, lat in d["latency"].items():
+        lines.append(("latency" if channel == next(iter(d["latency"])) else "",
+                      f"{channel}: p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, "
+                      f"p99 {lat['p99_ms']:.3f} ms ({lat['count']:,} frames)"))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key.ljust(width)}  {value}")
@@ -391,33 +397,48 @@ def _counts(counts: dict, limit: int = 12) -> str:
 
 @cli.command("verify")
 @click.argument("session")
+@click.option("--deep", is_flag=True,
+              help="Also check the venue's own numbering: Vega depth sequence numbers, "
+                   "Flow block heights, dfuse progress markers (reads every such frame).")
 @data_option
 @json_option
 @repair_option
-def verify_cmd(session, data, as_json, do_repair):
+def verify_cmd(session, deep, data, as_json, do_repair):
     """Check a session end to end; exit 1 naming every problem, 0 when sound.
 
     Checks part checksums, row counts, schema and decoding, seq continuity,
-    monotonic mono_ns, and crash leftovers. Writes nothing (unless --repair).
+    monotonic mono_ns, and crash leftovers; with --deep, also gaps in what the venue
+    sent within a connection, each named by stream, seq and size. Writes nothing
+    (unless --repair).
 
     Example:
 
         wsrec verify last && echo sound
+        wsrec verify vega --deep --json | jq '.gaps[] | .what'
     """
     s = _open(session, data, do_repair, warn=False)  # verify reports the state itself
     problems = verify_session(s)
+    gaps, undecodable = venue_gaps(s) if deep and not problems else ([], 0)
+    lines = problems + [describe_gap(g) for g in gaps]
+    if undecodable:
+        lines.append(f"{undecodable:,} numbered frame(s) could not be decoded to check "
+                     f"their numbering")
     if as_json:
-        _json({"venue": s.venue, "id": s.id, "path": str(s.path), "state": s.state,
-               "ok": not problems, "problems": problems})
-        if problems:
+        report = {"venue": s.venue, "id": s.id, "path": str(s.path), "state": s.state,
+                  "ok": not lines, "problems": problems}
+        if deep:
+            report.update(gaps=gaps, undecodable=undecodable)
+        _json(report)
+        if lines:
             sys.exit(1)
         return
-    for line in problems:
+    for line in lines:
         click.echo(line)
-    if problems:
-        raise click.ClickException(f"{s.venue}/{s.id}: {len(problems)} problem(s)")
+    if lines:
+        raise click.ClickException(f"{s.venue}/{s.id}: {len(lines)} problem(s)")
     note = " (live: still recording)" if s.live else ""
-    click.echo(f"ok: {s.venue}/{s.id}, {s.rows():,} rows{note}")
+    deep_note = ", no venue-level gaps" if deep else ""
+    click.echo(f"ok: {s.venue}/{s.id}, {s.rows():,} rows{deep_note}{note}")
 
 
 @cli.command("repair")
@@ -693,7 +714,8 @@ def sim_cmd(venue, host, port, **options):
 @click.argument("venue", required=False, type=click.Choice(sorted(VENUES)), metavar="[VENUE]")
 @json_option
 def venues_cmd(venue, as_json):
-    """List venues: channels, parameters, defaults, credentials and endpoints.
+    """List venues: channels, parameters, defaults, credentials, endpoints, and the
+    normalized tables their frames yield.
 
     Example:
 
@@ -725,6 +747,10 @@ def venues_cmd(venue, as_json):
             click.echo("credentials (environment):")
             for k, d in info["credentials"].items():
                 click.echo(f"  {k:<20} {d}")
+        click.echo("normalized tables (convert/replay --normalize TABLE):"
+                   + ("" if info["normalized"] else " none"))
+        for table, channels in info["normalized"].items():
+            click.echo(f"  {table:<16} from {', '.join(channels)}")
         wd = f"{info['watchdog_s']:g}s" if info["watchdog_s"] else "off"
         hb = f"{info['heartbeat_s']:g}s" if info["heartbeat_s"] else "off"
         click.echo(f"watchdog: {wd}; heartbeat: {hb}")
@@ -763,6 +789,19 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
                                    symbols=symbols, direction=direction)
     _check_speed(sessions)
     return sessions, filters
+
+
+def normalize_option(f):
+    return click.option("--normalize", metavar="TABLE", callback=_parsed_by(_normalized_table),
+                        help="Typed rows instead of frames: trades, quotes, book_changes, "
+                             "book_snapshots:DEPTH:INTERVAL, bars, blocks, actions (which "
+                             "a venue has: 'wsrec venues VENUE').")(f)
+
+
+def _normalized_table(text):
+    from wsrec.venues.normalize import parse_table
+    parse_table(text)
+    return text
 
 
 def read_damaged_option(f):
@@ -806,6 +845,7 @@ def _check_speed(sessions) -> None:
               help="stdout, ws://HOST:PORT[/path], tcp://HOST:PORT or unix:PATH.")
 @click.option("--format", "fmt", type=click.Choice(["raw", "envelope"]), default="raw",
               show_default=True, help="Line format for stdout, tcp and unix.")
+@normalize_option
 @click.option("--loop", type=click.IntRange(min=0), default=1, show_default=True,
               help="Play this many times (0: forever).")
 @click.option("--skip-gaps", is_flag=True, help="Collapse recorded disconnects to nothing.")
@@ -825,9 +865,9 @@ def _check_speed(sessions) -> None:
 @read_damaged_option
 @data_option
 @repair_option
-def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target, fmt, loop,
-               skip_gaps, stats, shared_clock, no_emulate, max_lag, max_message_size, once,
-               quiet, read_damaged, data, do_repair):
+def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target, fmt,
+               normalize, loop, skip_gaps, stats, shared_clock, no_emulate, max_lag,
+               max_message_size, once, quiet, read_damaged, data, do_repair):
     """Play sessions back with their original timing, faster, or at full speed.
 
     To stdout (one line per message, for jq), or as a server a client connects to:
@@ -839,14 +879,20 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         wsrec replay last --speed max | jq -c .
         wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
         wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
+        wsrec replay hyperliquid --normalize trades --speed 10 | jq -c '[.symbol,.price]'
     """
     use_lean_memory_pool()
+    if normalize and target != "stdout":
+        raise click.UsageError("--normalize plays rows to stdout; leave out --to")
+    if normalize and (loop != 1 or skip_gaps):
+        raise click.UsageError("--loop and --skip-gaps do not apply to --normalize")
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
                                             direction, do_repair)
     _read_damaged(picked, read_damaged)
     options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps)
     if target == "stdout":
-        _replay_to_stdout(picked, filters, options, quiet, stats)
+        _replay_to_stdout(picked, filters, options, quiet, stats,
+                          _normalized(picked, filters, normalize))
         return
     from wsrec.replay.serve import ServeOptions, serve_replay
     report = serve_replay(picked, filters, options, target, ServeOptions(
@@ -856,12 +902,26 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         click.echo(_stats_line(report), err=True)
 
 
+def _normalized(picked, filters, table):
+    """``--normalize TABLE``: the sessions' rows of that table (None without it)."""
+    if not table:
+        return None
+    from wsrec.store.normalized import Normalized
+    return Normalized(picked, table, filters)
+
+
+def _report_unmapped(rows) -> None:
+    if rows is not None and rows.report():
+        click.echo(f"warning: {rows.report()}", err=True)
+
+
 def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
-                      stats: bool) -> None:
-    """replay --to stdout: the lines, a progress bar on a terminal, the --stats line."""
+                      stats: bool, rows=None) -> None:
+    """replay --to stdout: the lines (or with ``rows``, normalized rows), a progress bar
+    on a terminal, the --stats line."""
     bar = None
     if not quiet and sys.stderr.isatty():
-        total = count_frames(picked, filters)
+        total = count_frames(picked, filters) if rows is None else rows.count()
         bar = tqdm(total=total * options.loop if options.loop else None, unit=" frames",
                    dynamic_ncols=True, leave=False)
     lateness = Lateness() if stats else None
@@ -874,8 +934,13 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
             bar.refresh()
 
     try:
-        written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
-                                   lateness=lateness, progress=progress)
+        if rows is None:
+            written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+                                       lateness=lateness, progress=progress)
+        else:
+            from wsrec.replay.normalized import replay_normalized
+            written = replay_normalized(rows, options, sys.stdout.buffer, lateness=lateness,
+                                        progress=progress)
     except BrokenPipeError:
         # the reader went away (| head): that is a normal end
         try:
@@ -887,8 +952,12 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
     finally:
         if bar is not None:
             bar.close()
-    if written == 0:
+    _report_unmapped(rows)
+    if written == 0 and rows is None:
         click.echo(f"warning: nothing replayed: {why_empty(picked, filters)}", err=True)
+    elif written == 0:
+        click.echo(f"warning: no {rows.table} row in {rows.frames:,} frames of its "
+                   f"channels", err=True)
     if stats:
         summary = lateness.summary()
         summary["frames"] = written

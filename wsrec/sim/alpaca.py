@@ -7,8 +7,11 @@ at most ``max_symbols`` trade and quote symbols on the iex feed (405) and
 ``max_connections`` connections (406). Data arrays sometimes batch several messages of
 mixed types and symbols. The feed shows in the data: ``*`` stands for its own symbols,
 the test feed streams FAKEPACA only, trades and quotes come from IEX alone on iex and
-from every exchange on sip. ``error=CODE`` sends CODE after the welcome (402: refuses
-the credentials).
+from every exchange on sip; crypto trades and quotes have crypto's fields (the taker side
+``tks``, no exchanges or conditions). Each symbol's first order book is a full one
+(``r:true``, a few levels a side), then changes to a level or two, some removing one
+(size 0). Minute bars start on the minute, daily bars on the day. ``error=CODE`` sends
+CODE after the welcome (402: refuses the credentials).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = ["AlpacaSim"]
 
 _CODE_OF = {v: k for k, v in TYPES.items()}
 _EPOCH = 1_795_000_000_000_000_000
+_MINUTE, _DAY = 60_000_000_000, 86_400_000_000_000
 #: what '*' stands for, by feed
 _ALL = {"test": ["FAKEPACA"], "crypto": ["BTC/USD", "ETH/USD"],
         "indicative": ["AAPL240119C00190000"], "opra": ["AAPL240119C00190000"]}
@@ -71,6 +75,7 @@ class AlpacaSim(Simulator):
     async def stream(self, ws, state) -> None:
         server, rng = state["server"], state["rng"]
         prices: dict[str, float] = {}
+        books: dict[str, list] = {}   # symbol -> the prices of its levels on the book
         seq = 0
         async for _ in self.ticks():
             pairs = [(c, s) for c, syms in server.subs.items() for s in syms
@@ -84,8 +89,13 @@ class AlpacaSim(Simulator):
                 if symbol == "*":
                     symbol = rng.choice(_ALL.get(server.feed, ["AAPL", "MSFT"]))
                 seq += 1
-                item = self.item(rng, channel, symbol, prices, seq)
-                if "x" in item and server.feed in ("sip", "delayed_sip"):
+                if channel == "orderbooks":
+                    item = self.book(rng, symbol, prices, books)
+                else:
+                    item = self.item(rng, channel, symbol, prices, seq)
+                if server.feed == "crypto" and item["T"] in ("t", "q"):
+                    item = self.crypto(rng, item)
+                elif "x" in item and server.feed in ("sip", "delayed_sip"):
                     item["x"] = rng.choice(_SIP_EXCHANGES)
                 items.append(item)
             payload, text = server.pack(items)
@@ -108,10 +118,41 @@ class AlpacaSim(Simulator):
                     "summary": "", "author": "sim", "created_at": t, "updated_at": t,
                     "url": "https://example.test/news", "content": "",
                     "symbols": [symbol], "source": "sim"}
-        if channel == "orderbooks":
-            return {"T": "o", "S": symbol, "t": t, "b": [{"p": price - 1, "s": 1.5}],
-                    "a": [{"p": price + 1, "s": 2.0}], "r": seq == 1}
-        return {"T": _CODE_OF.get(channel, "b"), "S": symbol, "o": price,
+        code = _CODE_OF.get(channel, "b")
+        return {"T": code, "S": symbol, "o": price,
                 "h": round(price + 0.5, 2), "l": round(price - 0.5, 2), "c": price,
-                "v": rng.randint(10, 900), "t": t - t % 60_000_000_000,
+                "v": rng.randint(10, 900), "t": t - t % (_DAY if code == "d" else _MINUTE),
                 "n": rng.randint(1, 40), "vw": price}
+
+    def book(self, rng, symbol, prices, books) -> dict:
+        """An order book message: the symbol's first is its full book (``r:true``), the
+        next change a level or remove one (size 0)."""
+        mid = prices.get(symbol, 100 + (sum(map(ord, symbol)) % 400))
+        t = _EPOCH + int(self.now() * 1e9)
+        size = lambda: round(rng.uniform(0.01, 3), 4)  # noqa: E731
+        if symbol not in books:
+            bids = [round(mid - 0.5 * i, 2) for i in range(1, 4)]
+            asks = [round(mid + 0.5 * i, 2) for i in range(1, 4)]
+            books[symbol] = [bids, asks]
+            return {"T": "o", "S": symbol, "t": t, "b": [{"p": p, "s": size()} for p in bids],
+                    "a": [{"p": p, "s": size()} for p in asks], "r": True}
+        side = rng.randrange(2)
+        levels = books[symbol][side]
+        if len(levels) > 1 and rng.random() < 0.3:
+            change = {"p": levels.pop(rng.randrange(len(levels))), "s": 0}
+        else:
+            step = round(0.5 * rng.randint(1, 6), 2)
+            price = round(mid - step if side == 0 else mid + step, 2)
+            if price not in levels:
+                levels.append(price)
+            change = {"p": price, "s": size()}
+        return {"T": "o", "S": symbol, "t": t, "b": [change] if side == 0 else [],
+                "a": [change] if side == 1 else []}
+
+    @staticmethod
+    def crypto(rng, item: dict) -> dict:
+        """A stock trade or quote as the crypto feed has it."""
+        if item["T"] == "t":
+            return {"T": "t", "S": item["S"], "p": item["p"], "s": round(item["s"] / 1000, 6),
+                    "t": item["t"], "i": item["i"], "tks": rng.choice("BS")}
+        return {k: item[k] for k in ("T", "S", "bp", "bs", "ap", "as", "t")}

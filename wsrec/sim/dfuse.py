@@ -7,7 +7,8 @@ its data: ``get_action_traces`` streams one trace per account per block from
 ``start_block`` (or the head), with ``progress`` after every block whose number is a
 multiple of ``with_progress``; ``get_head_info`` and ``get_table_rows`` too. The server
 sends ``{"type":"ping"}`` every ``ping_interval`` (10 s). ``error=CODE`` answers the
-first request with that code.
+first request with that code. Blocks are half a second apart, their ``block_time`` in
+EOSIO's form (milliseconds, no zone: UTC).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from wsrec.sim.base import Simulator, compact
 __all__ = ["DfuseSim", "GENESIS"]
 
 GENESIS = 300_000_000
+_GENESIS_TIME = dt.datetime(2026, 11, 18, 11, 0, tzinfo=dt.timezone.utc)
 
 
 class DfuseSim(Simulator):
@@ -92,13 +94,13 @@ class DfuseSim(Simulator):
                 block += 1
 
     async def block(self, ws, state, rtype, req_id, data, block, progress) -> None:
-        block_id = f"{block:08x}" + f"{block * 2654435761 % (1 << 96):024x}" * 2
+        block_id = _block_id(block)
         if rtype == "get_action_traces":
             for account in str(data["accounts"]).split("|"):
                 await self.emit(ws, state, compact({"type": "action_trace", "req_id": req_id,
                                                     "data": {
                     "block_num": block, "block_id": block_id,
-                    "block_time": "2026-11-18T11:06:40.500", "trx_id": f"{block:064x}",
+                    "block_time": _block_time(block), "trx_id": f"{block:064x}",
                     "idx": 0, "trace": {"receipt": {"receiver": account},
                                         "act": {"account": account, "name": "transfer",
                                                 "data": {"quantity": "1.0000 EOS"}}}}}))
@@ -118,5 +120,15 @@ class DfuseSim(Simulator):
     def head_info(req_id, block) -> dict:
         return {"type": "head_info", "req_id": req_id, "data": {
             "last_irreversible_block_num": block - 330, "head_block_num": block,
-            "head_block_id": f"{block:064x}", "head_block_time": "2026-11-18T11:06:40.500",
+            "head_block_id": _block_id(block), "head_block_time": _block_time(block),
             "head_block_producer": "eosproducer1"}}
+
+
+def _block_id(block: int) -> str:
+    """An EOSIO block id: the block number in its first 4 bytes."""
+    return f"{block:08x}" + f"{block * 2654435761 % (1 << 96):024x}" * 2
+
+
+def _block_time(block: int) -> str:
+    at = _GENESIS_TIME + dt.timedelta(milliseconds=500 * (block - GENESIS))
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}"

@@ -6,11 +6,19 @@ blocks a second from height 100,000,000, each subscription streamed from its
 ``ping_interval`` (9 s) with a close when no pong comes within ``pong_timeout``, and
 the drop (no close frame) of a connection with no subscription idle for
 ``inactivity``. ``error=CODE`` answers the first subscribe with CODE.
+
+Payloads are the access node's (``engine/access/rest/websockets`` in flow-go): block
+timestamps one second apart; an events message for every block, with a FlowToken
+withdrawal and deposit (or, with an ``event_types`` filter, events of those types) in
+every third block, each payload base64 JSON-CDC, and ``events`` left out when there are
+none; ``message_index`` a number counting each subscription's messages from 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime as dt
 
 from wsrec.venues.flow import FlowServer
 from wsrec.sim.base import Simulator, compact
@@ -18,6 +26,10 @@ from wsrec.sim.base import Simulator, compact
 __all__ = ["FlowSim", "GENESIS"]
 
 GENESIS = 100_000_000
+_GENESIS_TIME = dt.datetime(2026, 11, 18, 11, 0, tzinfo=dt.timezone.utc)
+#: the events of a block with events, when a subscription names no event types
+_EVENT_TYPES = ("A.1654653399040a61.FlowToken.TokensWithdrawn",
+                "A.1654653399040a61.FlowToken.TokensDeposited")
 
 
 class FlowSim(Simulator):
@@ -66,29 +78,67 @@ class FlowSim(Simulator):
         for sid in set(subs) - set(tasks):   # subscribed: stream from the start height
             start = subs[sid]["arguments"].get("start_block_height")
             start = int(start) if start is not None else self.head()
-            tasks[sid] = self.spawn(self.stream(ws, state, sid, subs[sid]["topic"], start))
+            tasks[sid] = self.spawn(self.stream(ws, state, sid, subs[sid]["topic"], start,
+                                                subs[sid]["arguments"].get("event_types")))
 
-    async def stream(self, ws, state, sid, topic, height) -> None:
+    async def stream(self, ws, state, sid, topic, height, event_types=None) -> None:
         index = 0
         async for _ in self.ticks():
             while height <= self.head():   # catch up without skipping a height
                 await self.emit(ws, state, compact({
                     "subscription_id": sid, "topic": topic,
-                    "payload": self.payload(topic, height, index)}))
+                    "payload": self.payload(topic, height, index, event_types)}))
                 height += 1
                 index += 1
 
     @staticmethod
-    def payload(topic, height, index) -> dict:
-        block_id = f"{height * 2654435761 % (1 << 64):016x}" * 4
-        stamp = f"2026-11-18T11:{(height // 60) % 60:02d}:{height % 60:02d}.000000000Z"
+    def payload(topic, height, index, event_types=None) -> dict:
+        block_id = _block_id(height)
+        stamp = _timestamp(height)
         if topic == "block_digests":
             return {"block_id": block_id, "height": str(height), "timestamp": stamp}
         if topic == "block_headers":
-            return {"id": block_id, "parent_id": f"{(height - 1):064x}", "height": str(height),
+            return {"id": block_id, "parent_id": _block_id(height - 1), "height": str(height),
                     "timestamp": stamp, "parent_voter_signature": "c0ffee"}
         if topic == "blocks":
-            return {"header": {"id": block_id, "height": str(height), "timestamp": stamp},
-                    "payload": {"collection_guarantees": [], "block_seals": []}}
-        return {"block_id": block_id, "block_height": str(height), "block_timestamp": stamp,
-                "events": [], "message_index": str(index)}
+            return {"header": {"id": block_id, "parent_id": _block_id(height - 1),
+                               "height": str(height), "timestamp": stamp,
+                               "parent_voter_signature": "c0ffee"},
+                    "payload": {"collection_guarantees": [], "block_seals": []},
+                    "_expandable": {}, "block_status": "BLOCK_SEALED"}
+        if topic == "account_statuses":
+            return {"block_id": block_id, "height": str(height), "account_events": {},
+                    "message_index": index}
+        body = {"block_id": block_id, "block_height": str(height), "block_timestamp": stamp}
+        if height % 3 == 0:
+            body["events"] = _events(height, event_types or _EVENT_TYPES)
+        return {**body, "message_index": index}
+
+
+def _block_id(height: int) -> str:
+    return f"{height * 2654435761 % (1 << 64):016x}" * 4
+
+
+def _timestamp(height: int) -> str:
+    """A block's time: one second after the one before, with a few ms of jitter, in
+    Go's RFC 3339 with ns (trailing zeros dropped)."""
+    at = _GENESIS_TIME + dt.timedelta(seconds=height - GENESIS,
+                                      milliseconds=height * 37 % 1000)
+    fraction = f"{at.microsecond:06d}".rstrip("0")
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def _events(height: int, types) -> list:
+    """One transaction's events of these types, payloads base64 JSON-CDC."""
+    tx = f"{height * 40503 % (1 << 64):016x}" * 4
+    out = []
+    for i, event_type in enumerate(types):
+        fields = [{"value": {"value": f"{height % 1000}.00100000", "type": "UFix64"},
+                   "name": "amount"},
+                  {"value": {"value": {"value": f"0x{height % (1 << 64):016x}",
+                                       "type": "Address"}, "type": "Optional"},
+                   "name": "from" if event_type.endswith("Withdrawn") else "to"}]
+        cdc = compact({"value": {"id": event_type, "fields": fields}, "type": "Event"})
+        out.append({"type": event_type, "transaction_id": tx, "transaction_index": "0",
+                    "event_index": str(i), "payload": base64.b64encode(cdc + b"\n").decode()})
+    return out

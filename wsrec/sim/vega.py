@@ -1,9 +1,14 @@
 """Vega data node stream simulator (PROTOCOLS.md section 3).
 
 The protocol is ``wsrec.venues.vega.VegaServer``'s (the path picks the stream, the query
-its filters); this adds the data: ``accounts``, ``orders`` and ``positions`` begin with
-a snapshot in pages of 50 (``lastPage`` on the last), then updates at ``rate``.
-``error=CODE`` sends an error frame with that gRPC code and ends the stream.
+its filters); this adds the data, in the data node's JSON (camelCase keys, int64 values
+as strings, zero values left out): ``accounts``, ``orders`` and ``positions`` begin with
+a snapshot in pages of 50 (``lastPage`` on the last), then updates at ``rate``;
+``trades`` sends trades, and ``markets/depth``, ``markets/depth/updates`` and
+``markets/data`` follow one order book per market (whole books, the changed levels with
+chained ``sequenceNumber``/``previousSequenceNumber``, best bid and offer); ``candle/data``
+sends one-minute candles. ``error=CODE`` sends an error frame with that gRPC code and
+ends the stream.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ MARKETS = ["0570e3ba31dda99bcaa78cf7c32fe97f3ec93c7a87ae6efd41fc524defa1bef2",
            "2a9a5c2d1e4f2b2f5d6e9a0c4f8b7a6d5c4b3a2918171615141312111009080f",
            "f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff00"]
 _SNAPSHOT = {"accounts": "accounts", "orders": "orders", "positions": "positions"}
+_BOOKS = ("markets/depth", "markets/depth/updates", "markets/data")
 _PAGE = 50
-_TS = 1_795_000_000_000_000_000
+_TS = 1_795_000_000_000_000_000     # the first frame's vega time (ns)
+_TICK = 1_000_000                   # vega time between frames (ns)
+_MINUTE = 60_000_000_000
 
 
 class VegaSim(Simulator):
@@ -52,27 +60,133 @@ class VegaSim(Simulator):
                 if start + _PAGE >= len(items):
                     page["lastPage"] = True
                 await self.send(ws, state, compact({"result": {"snapshot": page}}))
+        books = {m: _Book(rng, m, _TS) for m in markets} if path in _BOOKS else {}
+        candle = _Candle(rng)
         n = 0
         async for _ in self.ticks():
             n += 1
             market = rng.choice(markets)
-            item = self.item(rng, path, market, n)
+            ts = _TS + n * _TICK
             if key:
-                body = {"updates": {key: [item]}}
+                body = {"updates": {key: [self.item(rng, path, market, n)]}}
             elif path == "trades":
-                body = {"trades": [item]}
-            elif path.startswith("markets/depth"):
-                update = dict(item, sequenceNumber=str(n), previousSequenceNumber=str(n - 1))
-                body = {"marketDepth": [item]} if path == "markets/depth" else \
-                    {"update": [update]}
+                body = {"trades": [self.trade(rng, market, ts)]}
+            elif path == "markets/depth":
+                books[market].change(rng, ts)
+                body = {"marketDepth": [books[market].depth()]}
+            elif path == "markets/depth/updates":
+                body = {"update": [books[market].update(books[market].change(rng, ts))]}
             elif path == "markets/data":
-                body = {"marketData": [item]}
+                books[market].change(rng, ts)
+                body = {"marketData": [books[market].data(ts)]}
+            elif path == "candle/data":
+                body = {"candle": candle.tick(rng, ts)}
             else:
-                body = {path.replace("/", "_"): item}
+                body = {path.replace("/", "_"): self.item(rng, path, market, n)}
             await self.emit(ws, state, compact({"result": body}))
 
     def item(self, rng, path, market, n) -> dict:
         price = str(rng.randint(90_000, 110_000))
         return {"id": f"{rng.getrandbits(128):032x}", "marketId": market, "price": price,
                 "size": str(rng.randint(1, 50)), "side": rng.choice([1, 2]),
-                "timestamp": str(_TS + n * 1_000_000), "seq": n}
+                "timestamp": str(_TS + n * _TICK), "seq": n}
+
+    @staticmethod
+    def trade(rng, market, ts) -> dict:
+        """A vega.Trade: ``aggressor`` 1 (buy) or 2 (sell), fees as strings."""
+        fee = {"makerFee": str(rng.randint(1, 90)), "infrastructureFee": str(rng.randint(1, 30)),
+               "liquidityFee": str(rng.randint(1, 30))}
+        return {"id": f"{rng.getrandbits(256):064x}", "marketId": market,
+                "price": str(rng.randint(90_000, 110_000)), "size": str(rng.randint(1, 50)),
+                "buyer": f"{rng.getrandbits(256):064x}", "seller": f"{rng.getrandbits(256):064x}",
+                "aggressor": rng.choice([1, 2]), "buyOrder": f"{rng.getrandbits(256):064x}",
+                "sellOrder": f"{rng.getrandbits(256):064x}", "timestamp": str(ts), "type": 1,
+                "buyerFee": fee, "sellerFee": {}}
+
+
+class _Book:
+    """One market's order book as the data node's market depth sees it: integer prices
+    around a fixed mid, the volume and order count of each level, and the sequence
+    number of the last change (vega time in ns plus the event's number in the block)."""
+
+    def __init__(self, rng, market: str, ts: int):
+        self.market = market
+        self.mid = rng.randint(95_000, 105_000)
+        self.levels: dict[str, dict[int, tuple[int, int]]] = {
+            "buy": {self.mid - i: (rng.randint(1, 50), rng.randint(1, 5)) for i in range(1, 6)},
+            "sell": {self.mid + i: (rng.randint(1, 50), rng.randint(1, 5)) for i in range(1, 6)}}
+        self.seq, self.prev = ts, 0
+
+    def change(self, rng, ts: int) -> dict[str, list[int]]:
+        """Change one level (a new volume, or gone) and move the sequence number on."""
+        side = rng.choice(("buy", "sell"))
+        price = self.mid - rng.randint(1, 8) if side == "buy" else self.mid + rng.randint(1, 8)
+        levels = self.levels[side]
+        if price in levels and rng.random() < 0.3:
+            del levels[price]
+        else:
+            levels[price] = (rng.randint(1, 50), rng.randint(1, 5))
+        self.prev, self.seq = self.seq, ts + rng.randint(1, 999)
+        return {side: [price]}
+
+    def level(self, side: str, price: int) -> dict:
+        """A vega.PriceLevel; a level that is gone has only its price (zeros are left out)."""
+        found = self.levels[side].get(price)
+        if found is None:
+            return {"price": str(price)}
+        volume, orders = found
+        return {"price": str(price), "numberOfOrders": str(orders), "volume": str(volume)}
+
+    def prices(self, side: str) -> list[int]:
+        return sorted(self.levels[side], reverse=side == "buy")
+
+    def depth(self) -> dict:
+        return {"marketId": self.market,
+                "buy": [self.level("buy", p) for p in self.prices("buy")],
+                "sell": [self.level("sell", p) for p in self.prices("sell")],
+                "sequenceNumber": str(self.seq)}
+
+    def update(self, changed: dict[str, list[int]]) -> dict:
+        out = {"marketId": self.market}
+        for side, prices in changed.items():
+            out[side] = [self.level(side, p) for p in prices]
+        out.update(sequenceNumber=str(self.seq), previousSequenceNumber=str(self.prev))
+        return out
+
+    def data(self, ts: int) -> dict:
+        """A vega.MarketData: an empty side has price "0" and no volume."""
+        best = {}
+        for side, name in (("buy", "Bid"), ("sell", "Offer")):
+            prices = self.prices(side)
+            price = prices[0] if prices else 0
+            best[f"best{name}Price"] = str(price)
+            if prices:
+                best[f"best{name}Volume"] = str(self.levels[side][price][0])
+        return {"markPrice": str(self.mid), **best, "midPrice": str(self.mid),
+                "market": self.market, "timestamp": str(ts), "openInterest": "1200",
+                "marketTradingMode": 1, "marketState": 5, "lastTradedPrice": str(self.mid)}
+
+
+class _Candle:
+    """One-minute candles (data node ``Candle``) from a random walk of trade prices."""
+
+    def __init__(self, rng):
+        self.price = rng.randint(95_000, 105_000)
+        self.start = None
+        self.bar: dict = {}
+
+    def tick(self, rng, ts: int) -> dict:
+        self.price += rng.randint(-20, 20)
+        size = rng.randint(1, 20)
+        start = ts - ts % _MINUTE
+        if start != self.start:
+            self.start = start
+            self.bar = {"open": self.price, "high": self.price, "low": self.price, "volume": 0,
+                        "notional": 0}
+        bar = self.bar
+        bar["high"], bar["low"] = max(bar["high"], self.price), min(bar["low"], self.price)
+        bar["volume"] += size
+        bar["notional"] += size * self.price
+        return {"start": str(start), "lastUpdate": str(ts), "high": str(bar["high"]),
+                "low": str(bar["low"]), "open": str(bar["open"]), "close": str(self.price),
+                "volume": str(bar["volume"]), "notional": str(bar["notional"])}

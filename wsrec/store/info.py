@@ -13,7 +13,7 @@ from wsrec.store.session import Session
 from wsrec.timefmt import format_ns
 from wsrec.venues.dfuse import BLOCK_DATA
 
-__all__ = ["summary", "details"]
+__all__ = ["summary", "details", "latency_summary"]
 
 
 def summary(session: Session) -> dict:
@@ -44,8 +44,10 @@ def details(session: Session) -> dict:
     by_symbol: Counter = Counter()
     raw = 0
     first_ts = last_ts = None
-    columns = ["ts", "dir", "kind", "channels", "symbols", "payload"]
+    latencies: dict[str, list] = {}
+    columns = ["ts", "exch_ts", "dir", "kind", "channel", "channels", "symbols", "payload"]
     for batch in session.batches(columns=columns):
+        _latencies(latencies, batch)
         raw += pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0
         _count(by_dir, batch.column("dir"))
         _count(by_kind, batch.column("kind"))
@@ -75,6 +77,7 @@ def details(session: Session) -> dict:
         "gaps": links.get("gaps", []),
         "channels": dict(by_channel.most_common()),
         "symbols": dict(by_symbol.most_common()),
+        "latency": latency_summary(latencies),
         "error": session.manifest.get("error"),
         "args": session.manifest.get("args", {}),
     })
@@ -109,6 +112,32 @@ def redelivered(session: Session) -> int:
             count += 1
         seen[key] = max(seen.get(key, -1), number)
     return count
+
+
+def _latencies(into: dict, batch: pa.RecordBatch) -> None:
+    """Add a batch's receive latencies (local ``ts`` - ``exch_ts``, ns) by channel."""
+    exch = batch.column("exch_ts")
+    if exch.null_count == len(exch):
+        return
+    rows = batch.filter(pc.is_valid(exch))
+    late = pc.subtract(rows.column("ts").cast(pa.int64()), rows.column("exch_ts").cast(pa.int64()))
+    channels = pc.fill_null(rows.column("channel"), "(several)")
+    for channel in pc.unique(channels).to_pylist():
+        into.setdefault(channel, []).append(late.filter(pc.equal(channels, channel)))
+
+
+def latency_summary(latencies: dict) -> dict:
+    """channel -> count and percentiles (ms) of receive latency: how long after the venue's
+    own timestamp the frame arrived (negative when the venue's clock is ahead)."""
+    out = {}
+    for channel, arrays in sorted(latencies.items()):
+        values = pa.chunked_array(arrays, pa.int64())
+        q = pc.quantile(values, q=[0.5, 0.9, 0.99], interpolation="nearest").to_pylist()
+        lo_hi = pc.min_max(values)
+        out[channel] = {"count": len(values), "p50_ms": q[0] / 1e6, "p90_ms": q[1] / 1e6,
+                        "p99_ms": q[2] / 1e6, "min_ms": lo_hi["min"].as_py() / 1e6,
+                        "max_ms": lo_hi["max"].as_py() / 1e6}
+    return out
 
 
 def _count(counter: Counter, values: pa.Array) -> None:

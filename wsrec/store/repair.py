@@ -41,7 +41,7 @@ from wsrec.store.manifest import (FORMAT_VERSION, MANIFEST, MAX_MANIFEST_BYTES, 
 from wsrec.store._part import (PartSpan, PartWriter, file_sha256, journal_name, part_index,
                                part_name)
 from wsrec.store.atomic import fsync_dir
-from wsrec.store.schema import SCHEMA
+from wsrec.store.schema import is_part_schema
 from wsrec.store.session import Session
 from wsrec.store.roots import resolve
 from wsrec.store.upgrade import upgrade as migrate
@@ -301,7 +301,7 @@ def _part_entry(path: Path) -> tuple[dict, tuple[str, str] | None]:
     try:
         with pa.OSFile(str(path)) as source:  # streamed: a row group at a time
             pf = pq.ParquetFile(source, page_checksum_verification=True)
-            if not pf.schema_arrow.equals(SCHEMA):
+            if not is_part_schema(pf.schema_arrow):
                 raise CorruptData(f"{path}: not a part in the session format "
                                   f"(format {FORMAT_VERSION})")
             for batch in pf.iter_batches(batch_size=65_536, columns=_ENTRY_COLUMNS):
@@ -420,7 +420,7 @@ def _rebuild_manifest(folder: Path, why: str, actions: list[str]) -> None:
                 schema = pq.read_schema(source)
         except (pa.ArrowException, OSError, ValueError):
             continue
-        if not schema.equals(SCHEMA):
+        if not is_part_schema(schema):
             raise CorruptData(f"{folder / MANIFEST}: cannot rebuild the manifest: "
                               f"{part_name(index)} is not in format {FORMAT_VERSION} (an "
                               f"older session? restore its session.json, then run 'wsrec "

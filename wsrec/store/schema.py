@@ -4,8 +4,12 @@ A row is one WebSocket message or one connection event. Two schemas exist:
 
 * ``JOURNAL_SCHEMA``: what the writer buffers and journals, the columns it is handed.
 * ``SCHEMA``: what Parquet parts hold and readers yield. It adds ``channel`` and
-  ``symbol`` (derived from the lists) and the constant ``venue`` and ``session``
-  columns.
+  ``symbol`` (derived from the lists), ``exch_ts`` (the venue's own time for the frame,
+  found in its payload by the venue's rules: ``Venue.exch_time``) and the constant
+  ``venue`` and ``session`` columns.
+* ``SCHEMA_NO_EXCH_TS``: ``SCHEMA`` without ``exch_ts``, the parts written before it
+  existed. Readers accept such parts and compute ``exch_ts`` from their payloads, by
+  the same rules (``exch_ts``).
 
 Every column has a plain type (no Arrow dictionaries, no unsigned integers), so a part
 reads the same way in every engine and with every reader, at any batch size: Parquet
@@ -28,8 +32,11 @@ __all__ = [
     "JOURNAL_SCHEMA",
     "COLUMNS",
     "DIRECTIONS",
+    "SCHEMA_NO_EXCH_TS",
+    "is_part_schema",
     "columns_to_batch",
     "to_part",
+    "exch_ts",
     "PARQUET_OPTIONS",
 ]
 
@@ -62,6 +69,7 @@ SCHEMA = pa.schema([
     ("kind", pa.string()),
     ("channel", pa.string()),
     ("symbol", pa.string()),
+    ("exch_ts", _TS),
     ("channels", _STRINGS),
     ("symbols", _STRINGS),
     ("payload", pa.binary()),
@@ -70,6 +78,12 @@ SCHEMA = pa.schema([
 ])
 
 COLUMNS = tuple(SCHEMA.names)
+SCHEMA_NO_EXCH_TS = SCHEMA.remove(SCHEMA.get_field_index("exch_ts"))
+
+
+def is_part_schema(schema: pa.Schema) -> bool:
+    """Whether a Parquet file's schema is a part's (with ``exch_ts`` or from before it)."""
+    return schema.equals(SCHEMA) or schema.equals(SCHEMA_NO_EXCH_TS)
 
 
 def columns_to_batch(columns: Sequence[list]) -> pa.RecordBatch:
@@ -108,11 +122,34 @@ def _single(lists: pa.ListArray) -> pa.Array:
     return pc.take(lists.flatten(), index)
 
 
+def exch_ts(venue: str, payloads: pa.Array, kinds: pa.Array, dirs: pa.Array) -> pa.Array:
+    """The ``exch_ts`` column for rows of ``venue``: null for a venue wsrec doesn't know,
+    and for rows that are not received frames (what the client sent, connection events)."""
+    from wsrec.venues import VENUES
+    make = VENUES.get(venue)
+    if make is None or not len(payloads):
+        return pa.nulls(len(payloads), _TS)
+    times = _venue(make).exch_ts(payloads, kinds)
+    return pc.if_else(pc.equal(dirs, "in"), times, pa.scalar(None, _TS))
+
+
+_VENUES: dict = {}
+
+
+def _venue(make):
+    venue = _VENUES.get(make)
+    if venue is None:
+        venue = _VENUES[make] = make()
+    return venue
+
+
 def _part_batch(batch: pa.RecordBatch, venue: str, session: str) -> pa.RecordBatch:
     n = batch.num_rows
     chans, syms = batch.column("channels"), batch.column("symbols")
     arrays = {name: batch.column(name) for name in JOURNAL_SCHEMA.names}
     arrays.update(channel=_single(chans), symbol=_single(syms),
+                  exch_ts=exch_ts(venue, batch.column("payload"), batch.column("kind"),
+                                  batch.column("dir")),
                   venue=pa.repeat(pa.scalar(venue, pa.string()), n),
                   session=pa.repeat(pa.scalar(session, pa.string()), n))
     return pa.RecordBatch.from_arrays([arrays[name] for name in COLUMNS], schema=SCHEMA)
@@ -131,7 +168,7 @@ def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.T
 #:
 #: * zstd level 6 on every column: the payload column is ~75% of a part, and level 6
 #:   takes it ~7% below level 3 while a writer thread still compresses >600k frames/s.
-#: * DELTA_BINARY_PACKED for ts, mono_ns and seq: consecutive receive times differ by
+#: * DELTA_BINARY_PACKED for ts, mono_ns, exch_ts and seq: consecutive receive times differ by
 #:   microseconds, so deltas need ~20 bits where plain int64 needs 64 (zstd can't find
 #:   that structure in plain little-endian integers); seq costs almost nothing.
 #: * Parquet dictionaries only for the low-cardinality string columns; the payload is
@@ -149,9 +186,9 @@ PARQUET_OPTIONS = dict(
     use_dictionary=["stream", "dir", "kind", "channel", "symbol", "channels.list.element",
                     "symbols.list.element", "venue", "session", "conn"],
     column_encoding={"ts": "DELTA_BINARY_PACKED", "mono_ns": "DELTA_BINARY_PACKED",
-                     "seq": "DELTA_BINARY_PACKED"},
-    write_statistics=["ts", "mono_ns", "seq", "conn", "stream", "dir", "kind", "channel",
-                      "symbol"],
+                     "exch_ts": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED"},
+    write_statistics=["ts", "mono_ns", "exch_ts", "seq", "conn", "stream", "dir", "kind",
+                      "channel", "symbol"],
     write_page_checksum=True,
     data_page_size=256 << 10,
 )

@@ -26,7 +26,7 @@ from wsrec.store._journal import journal_rows, read_journal
 from wsrec.store._lock import is_locked
 from wsrec.store.manifest import FORMAT_VERSION, load_manifest
 from wsrec.store._part import part_index, part_name
-from wsrec.store.schema import COLUMNS, SCHEMA, to_part
+from wsrec.store.schema import COLUMNS, SCHEMA, SCHEMA_NO_EXCH_TS, exch_ts, to_part
 from wsrec.store.roots import print_warning, resolve
 from wsrec.timefmt import parse_time
 
@@ -238,7 +238,7 @@ class Session:
         are skipped by their ``ts`` column (nothing else of them is decoded), the rest
         filtered by Arrow kernels. Damage is refused or skipped (see ``batches``)."""
         project = needed != want
-        reader = _PartReader(path, entry, damaged == "skip", self._warn_once)
+        reader = _PartReader(path, entry, damaged == "skip", self._warn_once, self.venue)
         try:
             for b in reader.batches(f, needed, batch_size, lean):
                 b = f.apply(b)
@@ -283,6 +283,15 @@ class Session:
             columns[1] = columns[1].cast(pa.int64())
             yield from map(Frame._make, zip(*(c.to_pylist() for c in columns)))
 
+    def normalized(self, table: str, filters: Filters | None = None, **kw):
+        """The session's rows of a normalized table (``trades``, ``quotes``,
+        ``book_changes``, ``book_snapshots:DEPTH:INTERVAL``, ``bars``, ``blocks``,
+        ``actions``): an iterable of Arrow record batches, with counts of the frames that
+        could not be mapped (``wsrec.store.normalized.Normalized``). Same filters as
+        ``batches``."""
+        from wsrec.store.normalized import Normalized
+        return Normalized([self], table, as_filters(filters, kw, self.start_ns))
+
     def table(self, filters: Filters | None = None, **kw) -> pa.Table:
         """All matching rows as one Arrow table (for sessions that fit in memory)."""
         columns = kw.get("columns")
@@ -314,10 +323,15 @@ class _PartReader:
     manifest implies. Whether a row group is in a time filter's range is decided by its
     (checksummed) ``ts`` column, not by the footer's statistics, which no checksum
     covers and which pyarrow can abort the process reading when damaged.
+
+    A part written before ``exch_ts`` existed (``SCHEMA_NO_EXCH_TS``) reads the same way:
+    its ``exch_ts`` is computed from its payloads as it is read.
     """
 
-    def __init__(self, path: Path, entry: dict | None, skip: bool, warn):
+    def __init__(self, path: Path, entry: dict | None, skip: bool, warn, venue: str = ""):
         self.path, self.entry, self.skip, self.warn = path, entry, skip, warn
+        self.venue = venue
+        self.computed_exch_ts = False
         self.rows = entry.get("rows") if entry else None
         self.seq_first = entry.get("seq_first") if entry else None
         self._local = threading.local()
@@ -351,6 +365,10 @@ class _PartReader:
             if every or self._inside(group, n, f):
                 groups.append((group, n, seq))
             seq = None if seq is None else seq + n
+        wanted = columns
+        if self.computed_exch_ts and "exch_ts" in columns:
+            columns = [c for c in columns if c != "exch_ts"]
+            columns += [c for c in ("payload", "kind", "dir") if c not in columns]
         read = self._stream(groups, columns, batch_size) if lean else self._read(groups, columns)
         for group, n, seq, result in read:
             if isinstance(result, _Damage):
@@ -360,6 +378,10 @@ class _PartReader:
                 self._skipped(group, f"skipped row group {group} ({n:,} rows{seqs}): "
                                      f"{result.what}")
                 continue
+            if columns is not wanted:
+                result = result.append_column("exch_ts", exch_ts(
+                    self.venue, *(result.column(c).combine_chunks()
+                                  for c in ("payload", "kind", "dir")))).select(wanted)
             yield from result.to_batches(max_chunksize=batch_size)
 
     def _seqs(self) -> str:
@@ -390,7 +412,8 @@ class _PartReader:
             # accessors abort the process instead of raising)
             groups = [(i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
             total = sum(g[1] for g in groups)
-            if not schema.equals(SCHEMA):
+            self.computed_exch_ts = schema.equals(SCHEMA_NO_EXCH_TS)
+            if not schema.equals(SCHEMA) and not self.computed_exch_ts:
                 what = "its schema is not the session format's"
             elif total != meta.num_rows or (self.rows is not None and total != self.rows):
                 said = f"the manifest says {self.rows:,}" if self.rows is not None else \

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from wsrec.errors import CorruptData, first_line
 from wsrec.store._journal import Damage, scan_journal
 from wsrec.store._part import file_sha256
-from wsrec.store.schema import SCHEMA, to_part
+from wsrec.store.schema import is_part_schema, to_part
 from wsrec.store.session import Session
 
 __all__ = ["verify"]
@@ -117,7 +117,7 @@ def _check_part_file(path, entry: dict, checker: "_SequenceChecker",
         except (pa.ArrowException, OSError, ValueError) as exc:
             problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
             return
-        if not schema.equals(SCHEMA):
+        if not is_part_schema(schema):
             problems.append(f"{path}: schema differs from the session format")
         if rows != entry.get("rows"):
             problems.append(f"{path}: {rows} rows, the manifest says {entry.get('rows')}")

@@ -6,6 +6,22 @@ headers) within 10 s; after ``authenticated`` it subscribes and the server answe
 with the whole subscription set. Data frames are arrays of objects keyed by ``T``,
 possibly mixing types and symbols. With ``Content-Type: application/msgpack`` every
 frame is binary msgpack (option feeds accept nothing else).
+
+Exchange time (``exch_ts``): a frame's first ``t`` (RFC 3339, nanoseconds), else a news
+item's ``updated_at``; in msgpack frames the same fields are msgpack Timestamps.
+
+Normalized tables (``wsrec.venues.normalize``), each row stamped with its own item's ``t``:
+
+* trades: ``T`` ``t`` items. ``id`` is ``i`` (none on option feeds); ``side`` is crypto's
+  ``tks`` (taker side: B buy, S sell), ``unknown`` for stocks and options, whose feeds
+  don't say.
+* quotes: ``T`` ``q`` items; a side whose size is 0 is empty (null).
+* bars: ``b`` (minute bars, interval ``1m``), ``u`` (a minute bar updated by late trades,
+  ``1m``) and ``d`` (daily bars, ``1d``); ``trades`` is ``n``. ``exch_ts`` is the bar's start.
+* book_changes: crypto ``orderbooks`` (``o``): ``r:true`` is a full book (snapshot rows),
+  else changed levels; a level of size 0 is gone.
+
+Corrections, cancel errors, statuses, LULDs and news have no table.
 """
 
 from __future__ import annotations
@@ -14,14 +30,16 @@ import json
 import re
 
 import msgpack
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from wsrec.timefmt import format_ns, parse_time
+from wsrec.timefmt import MAX_NS, MIN_NS, NS, check_ns, format_ns, parse_time
 from wsrec.errors import UsageError
 from wsrec.venues.base import (BAD, NONE, Request, Server, Step, Stream, Venue, compact,
                                endpoint, loads, strings)
 
 __all__ = ["Alpaca", "AlpacaStream", "AlpacaServer", "FEEDS", "TYPES", "FATAL_CODES", "ERRORS",
-           "decode_msgpack", "rfc3339", "text_item", "packed_item"]
+           "decode_msgpack", "rfc3339", "rfc3339_ns", "text_item", "packed_item"]
 
 HOST = "wss://stream.data.alpaca.markets"
 SANDBOX = "wss://stream.data.sandbox.alpaca.markets"
@@ -57,6 +75,18 @@ FATAL_CODES = {400, 402, 405, 406, 409, 410, 411, 412, 413}
 KEY_ENV, SECRET_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"
 #: the free plan's symbol limit for trades and quotes (the iex feed)
 FREE_SYMBOL_LIMIT = 30
+
+#: where a JSON frame's exchange time is: the first ``t`` (every market data message
+#: has one; no other object in a frame does), else a news item's ``updated_at``
+EXCH_TIME = ((rb'"t":\s*"(?P<t>[^"]{1,40})"', "rfc3339"),
+             (rb'"updated_at":\s*"(?P<t>[^"]{1,40})"', "rfc3339"))
+#: normalized table -> the channels whose frames carry its rows
+NORMALIZED = {"trades": ("trades",), "quotes": ("quotes",),
+              "bars": ("bars", "updatedBars", "dailyBars"), "book_changes": ("orderbooks",)}
+#: bar T code -> its interval: minute bars, minute bars updated by late trades, daily bars
+BAR_INTERVALS = {"b": "1m", "u": "1m", "d": "1d"}
+#: crypto trades' ``tks`` (the taker's side) -> trades.side
+TAKER_SIDES = {"B": "buy", "S": "sell"}
 
 _T = re.compile(rb'"T":"(\w+)"')
 _S = re.compile(rb'"S":"([^"]*)"')
@@ -170,6 +200,32 @@ class Alpaca(Venue):
     credentials = {KEY_ENV: "API key id", SECRET_ENV: "API secret key"}
     watchdog = 60.0      # the SDK reconnects after 60 s without data
     heartbeat = 10.0     # protocol pings, as the SDK sends them
+    exch_time = EXCH_TIME
+    normalized = NORMALIZED
+
+    def exch_ts(self, payloads, kinds):
+        """JSON frames by ``exch_time``; msgpack (binary) frames decoded one by one, their
+        first ``t`` Timestamp (else a news item's ``updated_at``)."""
+        times = super().exch_ts(payloads, kinds)
+        binary = pc.fill_null(pc.equal(kinds, "binary"), False)
+        if not pc.any(binary).as_py():
+            return times
+        packed = pa.array([packed_time(p) if b else None for p, b in
+                           zip(payloads.to_pylist(), binary.to_pylist())], pa.int64())
+        return pc.if_else(binary, packed.cast(times.type), times)
+
+    def decode(self, payload: bytes, text: bool):
+        if text:
+            return json.loads(payload)
+        try:
+            return decode_msgpack(payload)
+        except (msgpack.UnpackException, TypeError, RecursionError) as exc:
+            raise ValueError(f"not msgpack: {exc}") from None
+
+    def normalize(self, table, message, channel, state):
+        if not isinstance(message, list):
+            raise TypeError(f"an alpaca frame is an array, not {type(message).__name__}")
+        return _ROWS[table](message)
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
@@ -391,3 +447,101 @@ def packed_item(item: dict) -> dict:
         except ValueError:
             pass
     return out
+
+
+_MINUTES: dict[str, int] = {}   # "2024-07-24T07:56" -> its ns since the epoch
+_MINUTES_KEPT = 4096
+
+
+def rfc3339_ns(text: str) -> int:
+    """Alpaca's RFC 3339 time (``2024-07-24T07:56:53.639713735Z``) -> ns since the epoch.
+
+    Fast for the venue's own form (UTC, ``Z``, 0 to 9 fraction digits): the minute is
+    looked up in a cache, the rest is integer arithmetic. Anything else goes through
+    ``parse_time`` (ValueError when it is no time)."""
+    if len(text) >= 20 and text[-1] == "Z" and text[16] == ":" and text[19] in ".Z" and \
+            text[:4] < "2262":   # int64 nanoseconds end in 2262: parse_time says so
+        base = _MINUTES.get(text[:16])
+        if base is None:
+            if len(_MINUTES) >= _MINUTES_KEPT:
+                _MINUTES.clear()
+            base = _MINUTES[text[:16]] = parse_time(text[:16] + "Z")
+        seconds, fraction = text[17:19], text[20:-1]
+        if seconds.isdigit() and len(fraction) <= 9 and (
+                fraction.isdigit() if text[19] == "." else not fraction):
+            return base + int(seconds) * NS + (int(fraction.ljust(9, "0")) if fraction else 0)
+    return parse_time(text)
+
+
+# -- normalized tables ---------------------------------------------------------------------
+
+def packed_time(payload: bytes) -> int | None:
+    """A msgpack frame's exchange time (ns): the first item's ``t`` Timestamp, else a
+    news item's ``updated_at``; None when it has neither or is not msgpack."""
+    try:
+        items = decode_msgpack(payload)
+    except Exception:  # noqa: BLE001 - any undecodable frame simply has no time
+        return None
+    if not isinstance(items, list):
+        return None
+    dicts = [i for i in items if isinstance(i, dict)]
+    for key in ("t", "updated_at"):
+        for item in dicts:
+            value = item.get(key)
+            if isinstance(value, msgpack.Timestamp):
+                ns = value.to_unix_nano()
+                return ns if MIN_NS <= ns <= MAX_NS else None
+    return None
+
+
+def _time_ns(value) -> int:
+    """An item's time: RFC 3339 text (JSON frames) or a msgpack Timestamp."""
+    if type(value) is str:
+        return rfc3339_ns(value)
+    return check_ns(value.to_unix_nano(), value)
+
+
+def _side(price, size) -> tuple:
+    """A quote side as (price, size); an empty side (size 0) is (None, None)."""
+    return (float(price), float(size)) if size else (None, None)
+
+
+def _trades(items: list) -> list:
+    return [(_time_ns(i["t"]), i["S"], None if i.get("i") is None else str(i["i"]),
+             TAKER_SIDES.get(i.get("tks"), "unknown"), float(i["p"]), float(i["s"]))
+            for i in items if i.get("T") == "t"]
+
+
+def _quotes(items: list) -> list:
+    return [(_time_ns(i["t"]), i["S"], *_side(i["bp"], i["bs"]), *_side(i["ap"], i["as"]))
+            for i in items if i.get("T") == "q"]
+
+
+def _bars(items: list) -> list:
+    rows = []
+    for i in items:
+        interval = BAR_INTERVALS.get(i.get("T"))
+        if interval is not None:
+            n = i.get("n")
+            rows.append((_time_ns(i["t"]), i["S"], interval, float(i["o"]), float(i["h"]),
+                         float(i["l"]), float(i["c"]), float(i["v"]),
+                         None if n is None else int(n)))
+    return rows
+
+
+def _book_changes(items: list) -> list:
+    rows = []
+    for i in items:
+        if i.get("T") != "o":
+            continue
+        t, symbol, full = _time_ns(i["t"]), i["S"], i.get("r") is True
+        before = len(rows)
+        for side, levels in (("bid", i.get("b") or ()), ("ask", i.get("a") or ())):
+            rows.extend((t, symbol, full, side, float(lv["p"]), float(lv["s"]))
+                        for lv in levels)
+        if full and len(rows) == before:
+            rows.append((t, symbol, True, None, None, None))   # an empty book
+    return rows
+
+
+_ROWS = {"trades": _trades, "quotes": _quotes, "bars": _bars, "book_changes": _book_changes}

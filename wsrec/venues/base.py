@@ -160,10 +160,50 @@ class Venue:
     send_limit: tuple[int, float] | None = None      # at most N client messages per T s
     connect_limit: tuple[int, float] | None = None   # at most N new connections per T s
 
+    #: Where a data frame's exchange timestamp is (the session's ``exch_ts`` column):
+    #: ``(pattern, unit)`` pairs tried in order, each a regex (bytes) over the raw payload
+    #: with one named group ``(?P<t>...)``; its first match in the frame is the frame's
+    #: time (the first message's, for a frame holding several). ``unit``: "rfc3339" (no
+    #: zone means UTC), or "s", "ms", "us", "ns" for integers (bare or quoted).
+    exch_time: tuple[tuple[bytes, str], ...] = ()
+    #: normalized table -> the channels whose frames carry its rows
+    normalized: dict[str, tuple[str, ...]] = {}
+    #: channels whose frames ``check_sequence`` reads (``wsrec verify --deep``)
+    sequenced: tuple[str, ...] = ()
+
+    def exch_ts(self, payloads, kinds):
+        """The ``exch_ts`` of each frame (Arrow arrays in, timestamp[ns, UTC] out)."""
+        from wsrec.venues.normalize import exchange_times
+        return exchange_times(payloads, self.exch_time)
+
+    def decode(self, payload: bytes, text: bool):
+        """A data frame as a value for ``normalize`` (ValueError when it is not one).
+        Text frames are JSON; binary frames are the venue's business."""
+        if not text:
+            raise ValueError("a binary frame")
+        return json.loads(payload)
+
+    def normalize(self, table: str, message, channel: str | None, state: dict):
+        """The rows of ``table`` (one of ``wsrec.venues.normalize.TABLES``) that the
+        decoded frame ``message`` holds, as tuples in the order of
+        ``normalize.FIELDS[table]``, each starting with its exchange time in ns (None:
+        the frame's ``exch_ts``). ``channel`` is the frame's (None when it has several),
+        ``state`` a dict kept per connection, for mappings that need the frames before.
+        Raises ValueError, KeyError, TypeError, IndexError or AttributeError for a frame
+        it cannot map: the frame is counted as unmapped, never silently dropped."""
+        return ()
+
+    def check_sequence(self, message, channel: str | None, state: dict):
+        """The venue-level gaps a frame of ``sequenced`` reveals, as ``(what, size)``
+        pairs (``size``: how many messages or blocks are missing, or repeated);
+        ``state`` is a dict kept per connection."""
+        return ()
+
     def streams(self, request: Request) -> list[Stream]:
         raise NotImplementedError
 
     def describe(self) -> dict:
+        from wsrec.venues import normalize
         return {
             "name": self.name,
             "title": self.title,
@@ -177,6 +217,7 @@ class Venue:
             "heartbeat_s": self.heartbeat,
             "send_limit": self.send_limit,
             "connect_limit": self.connect_limit,
+            "normalized": {t: list(c) for t, c in normalize.tables(self).items()},
         }
 
     def check_channels(self, request: Request) -> list[str]:

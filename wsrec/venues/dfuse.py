@@ -7,12 +7,37 @@ Protocol (venue-docs/dfuse.md, PROTOCOLS.md section 5): the JWT goes in the URL
 is sent again with ``start_block`` = last progress block + 1 (blocks after that
 progress arrive twice; both copies are stored). At most 12 streams per connection.
 The server's ``{"type":"ping"}`` messages are data frames and are recorded as such.
+
+Exchange time (``exch_ts``): the first ``block_time`` (action traces, transaction
+lifecycles), else ``head_block_time`` (head info), else a ping's time. EOSIO times have
+no zone (``2019-05-04T00:00:00.500``): UTC. Progress, table deltas and snapshots carry
+none: null.
+
+Normalized tables (``wsrec.venues.normalize``):
+
+* blocks: one row per frame of ``action_trace`` and ``progress`` (``block_num``,
+  ``block_id``) and ``head_info`` (the head block: ``head_block_num``,
+  ``head_block_id``), so a block appears once per frame that names it.
+* actions: ``action_trace``, one row per frame (the matching action; inline traces
+  that match come as frames of their own): ``type`` is ``act.name``, ``account`` the
+  contract ``act.account``, ``tx_id`` the ``trx_id``, ``data`` ``act.data`` as JSON
+  text.
+
+Sequence checks (``check_sequence``), per ``req_id`` on a connection: progress comes
+when ``block_num % N == 0``, so consecutive markers are N blocks apart (N, the request's
+``with_progress``, is learnt as the greatest common divisor of the markers' block
+numbers, so a jump before N is known can pass unseen); a larger jump is a gap of that
+many blocks beyond N. dfuse sends at most one marker per 250 ms, so while a stream
+catches up on past blocks (``start_block``) such jumps may be markers left out rather
+than blocks. Action traces must not go back to an earlier block, nor to a block a
+marker has passed. ``listening`` starts a request's checks afresh.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from math import gcd
 from urllib.parse import parse_qs, quote, urlsplit
 
 from wsrec.errors import UsageError
@@ -22,7 +47,7 @@ from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compa
 
 __all__ = ["Dfuse", "DfuseStream", "DfuseServer", "REQUESTS", "REPLIES", "BLOCK_DATA",
            "MAX_STREAMS", "AUTH_ERRORS", "INVALID_ERRORS", "request_accounts", "trace_accounts",
-           "delta_account"]
+           "delta_account", "EXCH_TIME", "NORMALIZED", "SEQUENCED"]
 
 HOSTS = {"mainnet": "mainnet.eos.dfuse.io", "kylin": "kylin.eos.dfuse.io",
          "jungle": "jungle.eos.dfuse.io", "worbli": "worbli.eos.dfuse.io"}
@@ -51,6 +76,15 @@ REPLIES = {"get_action_traces": {"action_trace", "progress"},
            "get_transaction_lifecycle": {"transaction_lifecycle"}}
 #: the replies that carry a block's data (delivered again after a resume)
 BLOCK_DATA = ("action_trace", "table_delta")
+
+#: where a frame's exchange time is (see the module docstring)
+EXCH_TIME = ((rb'"block_time":"(?P<t>[^"]{1,40})"', "rfc3339"),
+             (rb'"head_block_time":"(?P<t>[^"]{1,40})"', "rfc3339"),
+             (rb'^\{"type":"ping","data":"(?P<t>[^"]{1,40})"', "rfc3339"))
+#: normalized table -> the message types (channels) whose frames carry its rows
+NORMALIZED = {"blocks": ("action_trace", "progress", "head_info"), "actions": ("action_trace",)}
+#: the message types ``check_sequence`` reads
+SEQUENCED = ("listening", "action_trace", "progress")
 
 _TYPE = re.compile(rb'"type":\s*"([^"]+)"')
 _REQ = re.compile(rb'"req_id":\s*"([^"]*)"')
@@ -197,6 +231,46 @@ class Dfuse(Venue):
     credentials = {TOKEN_ENV: "the JWT itself (from dfuse's auth service)"}
     watchdog = 30.0      # the server pings every 10 s
     heartbeat = 20.0
+    exch_time = EXCH_TIME
+    normalized = NORMALIZED
+    sequenced = SEQUENCED
+
+    def normalize(self, table, message, channel, state):
+        kind, data = message["type"], message["data"]
+        if table == "blocks":
+            if kind == "head_info":
+                return [(None, _block_num(data["head_block_num"]), data["head_block_id"])]
+            return [(None, _block_num(data["block_num"]), data["block_id"])]
+        if table == "actions":
+            trace = data["trace"]
+            act = trace["act"]
+            action_data = act.get("data")
+            return [(None, _block_num(data["block_num"]), data["block_id"],
+                     data.get("trx_id") or trace.get("trx_id"), act["name"], act["account"],
+                     None if action_data is None else
+                     json.dumps(action_data, separators=(",", ":"), ensure_ascii=False))]
+        return ()
+
+    def check_sequence(self, message, channel, state):
+        """Progress jumps and action traces going back, per ``req_id`` (see the module
+        docstring); ``state``: req_id -> ``_Progress``."""
+        if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
+            return []
+        kind, req_id, data = message.get("type"), message.get("req_id"), message["data"]
+        if kind == "listening":
+            state.pop(req_id, None)
+            return []
+        block = data.get("block_num")
+        if not integer(block):
+            return []
+        chain = state.get(req_id)
+        if chain is None:
+            chain = state[req_id] = _Progress()
+        if kind == "progress":
+            return chain.progress(f"req_id {req_id}", block)
+        if kind == "action_trace":
+            return chain.trace(f"req_id {req_id}", block)
+        return []
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
@@ -242,6 +316,46 @@ class Dfuse(Venue):
         url = base_url + ("&" if "?" in base_url else "?") + "token=" + quote(token, safe="")
         return shards([DfuseStream(url, token, reqs[i:i + MAX_STREAMS])
                        for i in range(0, len(reqs), MAX_STREAMS)])
+
+
+# -- normalized tables and sequence checks -------------------------------------------------
+
+def _block_num(value) -> int:
+    return value if type(value) is int else int(value)
+
+
+class _Progress:
+    """One request's progress markers and action traces on a connection."""
+
+    __slots__ = ("marker", "step", "block")
+
+    def __init__(self):
+        self.marker: int | None = None   # the last progress block_num
+        self.step = 0                    # the gcd of the markers' block numbers
+        self.block: int | None = None    # the last action trace's block_num
+
+    def progress(self, req: str, block: int) -> list:
+        last, self.marker = self.marker, block
+        self.step = gcd(self.step, block)
+        if last is None or block == last:
+            return []
+        if block < last:
+            return [(f"{req}: progress at block {block} after block {last}", last - block)]
+        expected = last + self.step
+        if block > expected:
+            return [(f"{req}: progress at block {block}, expected {expected} "
+                     f"(step {self.step})", block - expected)]
+        return []
+
+    def trace(self, req: str, block: int) -> list:
+        last, self.block = self.block, block
+        if last is not None and block < last:
+            return [(f"{req}: action trace of block {block} after one of block {last}",
+                     last - block + 1)]
+        if self.marker is not None and block <= self.marker:
+            return [(f"{req}: action trace of block {block} after progress at block "
+                     f"{self.marker}", self.marker - block + 1)]
+        return []
 
 
 # -- the server side -----------------------------------------------------------------------

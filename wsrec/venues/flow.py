@@ -7,19 +7,42 @@ and gets ``{"subscription_id":"s0","action":"subscribe"}``; data frames are
 subscriptions per connection, so larger requests are spread over several
 connections. After a reconnect each subscription starts again at the last height
 seen + 1. The server pings every 9 s (answered by the protocol layer).
+
+Exchange time (``exch_ts``): the block's ``timestamp`` (block digests, headers, and
+blocks in their ``header``) or an events message's ``block_timestamp`` (RFC 3339, UTC).
+Account statuses and transaction statuses carry none: null.
+
+Normalized tables (``wsrec.venues.normalize``):
+
+* blocks: ``block_digests`` (``height``, ``block_id``; the docs say ``id``),
+  ``block_headers`` (``height``, ``id``) and ``blocks`` (the same, in ``header``).
+* actions: ``events``, one row per event: ``type`` is the event type, ``account`` its
+  contract as Flow's event filters name it (``A.<address>.<Contract>`` for
+  ``A.<address>.<Contract>.<Event>``, ``flow`` for protocol events such as
+  ``flow.AccountCreated``), ``tx_id`` its ``transaction_id`` and ``data`` its payload,
+  which the access node sends as base64 JSON-CDC, decoded to the JSON-CDC text. An
+  empty (heartbeat) message has no rows.
+
+Sequence checks (``check_sequence``), per subscription on a connection: block topics
+stream every height, so a height that is not the last + 1 is a gap (skipped) or a
+repeat; events and account statuses skip blocks without events, so there
+``message_index`` must count up by one (it counts each subscription's messages from 0)
+and heights must rise.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
 from wsrec.errors import UsageError
 from wsrec.lists import split_list
 from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
-                               endpoint, loads, shards, strings)
+                               endpoint, integer, loads, shards, strings)
 
-__all__ = ["Flow", "FlowStream", "FlowServer", "TOPICS", "MAX_SUBSCRIPTIONS"]
+__all__ = ["Flow", "FlowStream", "FlowServer", "TOPICS", "MAX_SUBSCRIPTIONS", "EXCH_TIME",
+           "NORMALIZED", "SEQUENCED", "event_contract", "event_data"]
 
 MAINNET = "wss://rest-mainnet.onflow.org/v1/ws"
 TESTNET = "wss://rest-testnet.onflow.org/v1/ws"
@@ -38,6 +61,13 @@ TOPICS = {
 }
 _BLOCK_TOPICS = {"block_digests", "block_headers", "blocks"}
 _LISTS = {"event_types", "addresses", "contracts", "account_addresses"}
+
+#: where a frame's exchange time is: the block's (RFC 3339)
+EXCH_TIME = ((rb'"(?:block_)?timestamp":"(?P<t>[^"]{1,40})"', "rfc3339"),)
+#: normalized table -> the topics (channels) whose frames carry its rows
+NORMALIZED = {"blocks": ("block_digests", "block_headers", "blocks"), "actions": ("events",)}
+#: the topics whose heights or message indexes are checked (``check_sequence``)
+SEQUENCED = ("block_digests", "block_headers", "blocks", "events", "account_statuses")
 
 _SUB = re.compile(rb'"subscription_id":"([^"]*)"')
 _TOPIC = re.compile(rb'"topic":"([^"]+)"')
@@ -145,6 +175,53 @@ class Flow(Venue):
               "testnet": "true for the testnet endpoint"}
     watchdog = 60.0      # sealed blocks arrive about every second
     heartbeat = None     # the server pings every 9 s; the protocol layer answers
+    exch_time = EXCH_TIME
+    normalized = NORMALIZED
+    sequenced = SEQUENCED
+
+    def normalize(self, table, message, channel, state):
+        payload = message["payload"]
+        if table == "blocks":
+            header = payload["header"] if message["topic"] == "blocks" else payload
+            block_id = header.get("block_id") or header["id"]
+            return [(None, int(header["height"]), block_id)]
+        if table == "actions":
+            height, block_id = int(payload["block_height"]), payload["block_id"]
+            return [(None, height, block_id, e["transaction_id"], e["type"],
+                     event_contract(e["type"]), event_data(e["payload"]))
+                    for e in payload.get("events") or ()]
+        return ()
+
+    def check_sequence(self, message, channel, state):
+        """Heights skipped or repeated by a block subscription, message indexes skipped
+        or repeated and heights not rising in an events or account statuses one (see the
+        module docstring); ``state``: (subscription_id, topic) -> the last values."""
+        if not isinstance(message, dict) or not isinstance(message.get("payload"), dict):
+            return []
+        topic, payload = message.get("topic"), message["payload"]
+        if topic == "blocks":
+            payload = payload.get("header")
+            if not isinstance(payload, dict):
+                return []
+        height = _count(payload.get("height") if topic in _BLOCK_TOPICS
+                        else payload.get("block_height", payload.get("height")))
+        index = None if topic in _BLOCK_TOPICS else _count(payload.get("message_index"))
+        if height is None:
+            return []
+        sub = f"subscription {message.get('subscription_id')} ({topic})"
+        key = (message.get("subscription_id"), topic)
+        last = state.get(key)
+        state[key] = (height, index)
+        if last is None:
+            return []
+        if topic in _BLOCK_TOPICS:
+            return _steps(sub, "height", last[0], height)
+        if index is not None and last[1] is not None and index != last[1] + 1:
+            return _steps(sub, "message_index", last[1], index)
+        if height <= last[0]:
+            return [(f"{sub}: height {height} after {last[0]}, expected a higher one",
+                     last[0] - height + 1)]
+        return []
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
@@ -172,6 +249,51 @@ class Flow(Venue):
         url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "v1/ws")
         return shards([FlowStream(url, subs[i:i + MAX_SUBSCRIPTIONS])
                        for i in range(0, len(subs), MAX_SUBSCRIPTIONS)])
+
+
+# -- normalized tables ---------------------------------------------------------------------
+
+def event_contract(event_type: str) -> str | None:
+    """The contract of an event type, as Flow's ``contracts`` filter names it:
+    ``A.<address>.<Contract>`` of ``A.<address>.<Contract>.<Event>``, ``flow`` of a
+    protocol event (``flow.AccountCreated``); None for anything else."""
+    parts = event_type.split(".")
+    if parts[0] == "A" and len(parts) >= 4:
+        return f"A.{parts[1]}.{parts[2]}"
+    if parts[0] == "flow" and len(parts) == 2:
+        return "flow"
+    return None
+
+
+def event_data(payload) -> str | None:
+    """An event's payload as JSON-CDC text: the access node sends it base64 encoded
+    (ValueError when it is not base64 of a JSON-CDC object); one sent as JSON as is."""
+    if payload is None or payload == "":
+        return None
+    if not isinstance(payload, str):
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    text = base64.b64decode(payload, validate=True).decode().strip()
+    if not text.startswith("{"):
+        raise ValueError(f"an event payload that is no JSON-CDC value: {text[:40]!r}")
+    return text
+
+
+# -- sequence checks -----------------------------------------------------------------------
+
+def _count(value) -> int | None:
+    """A height or message index (a uint64, in a string or not); None when it is none."""
+    if integer(value):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _steps(sub: str, name: str, last: int, got: int) -> list:
+    """A count that must go up by one: the values skipped, or repeated."""
+    if got == last + 1:
+        return []
+    if got > last:
+        return [(f"{sub}: {name} {got} after {last}, expected {last + 1}", got - last - 1)]
+    return [(f"{sub}: {name} {got} again after {last}", last - got + 1)]
 
 
 # -- the server side -----------------------------------------------------------------------

@@ -6,6 +6,20 @@ subscription and gets ``{"channel":"subscriptionResponse",...}``; data frames ar
 ``{"channel":<name>,"data":...}``. The server closes a connection it has sent nothing
 to for 60 s, so the client sends ``{"method":"ping"}`` (answered by
 ``{"channel":"pong"}``). Older servers greet with a non-JSON text line.
+
+Exchange time (``exch_ts``): a frame's first ``time`` (ms), else a candle's start ``t``.
+
+Normalized tables (``wsrec.venues.normalize``); numbers are decimal strings on the wire:
+
+* trades: ``trades``, one row per trade, stamped with its ``time``; ``id`` is ``tid``;
+  ``side`` is the aggressor's (``B`` buy, ``A`` sell).
+* quotes: ``bbo``, ``[bid, ask]`` (either may be null: that side is empty).
+* book_changes: ``l2Book``; every frame is a whole book (the levels the venue shows),
+  so all its levels are snapshot rows.
+* bars: ``candle`` (``t`` start, ``i`` interval, ``v`` volume, ``n`` trades); one row per
+  update of the bar, ``exch_ts`` the bar's start.
+
+User streams and ``allMids``/``activeAssetCtx`` have no table. No sequence numbers.
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ import json
 import re
 
 from wsrec.errors import UsageError
+from wsrec.timefmt import MAX_NS, MIN_NS
 from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
                                endpoint, integer, loads)
 
@@ -39,6 +54,17 @@ SUBSCRIPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d",
              "1w", "1M")
 _NUMERIC = ("nSigFigs", "mantissa")
+
+#: where a frame's exchange time is: the first ``time`` (ms: books, bbo, trades, user
+#: streams), else a candle's ``t`` (its start, ms)
+EXCH_TIME = ((rb'"time":\s*(?P<t>\d{1,19})', "ms"),
+             (rb'^\{"channel":\s*"candle",\s*"data":\s*\[?\{[^{}]*?"t":\s*(?P<t>\d{1,19})',
+              "ms"))
+#: normalized table -> the channels whose frames carry its rows
+NORMALIZED = {"trades": ("trades",), "quotes": ("bbo",), "book_changes": ("l2Book",),
+              "bars": ("candle",)}
+#: a trade's ``side`` (the aggressor's: Bid or Ask) -> trades.side
+SIDES = {"B": "buy", "A": "sell"}
 
 _CHANNEL = re.compile(rb'^\s*\{\s*"channel"\s*:\s*"([^"]+)"')
 _COIN = re.compile(rb'"coin":"([^"]+)"')
@@ -107,6 +133,13 @@ class Hyperliquid(Venue):
     send_limit = (2000, 60.0)
     connect_limit = (30, 60.0)
     max_subscriptions = 1000
+    exch_time = EXCH_TIME
+    normalized = NORMALIZED
+
+    def normalize(self, table, message, channel, state):
+        if message["channel"] not in NORMALIZED[table]:
+            return ()
+        return _ROWS[table](message["data"])
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
@@ -242,3 +275,46 @@ class HyperliquidServer(Server):
                     "coin" not in sub or sub["coin"] in symbols):
                 return [(payload, text)]
         return []
+
+
+# -- normalized tables ---------------------------------------------------------------------
+
+def _ns(ms) -> int:
+    """A time in ms (an integer, or its text) -> ns; ValueError past int64 nanoseconds."""
+    ns = int(ms) * 1_000_000
+    if MIN_NS <= ns <= MAX_NS:
+        return ns
+    raise ValueError(f"time {ms!r} ms is out of range")
+
+
+def _level(level) -> tuple:
+    """A ``{px, sz, n}`` level as (price, size); a missing one (null) as (None, None)."""
+    return (None, None) if level is None else (float(level["px"]), float(level["sz"]))
+
+
+def _trades(data) -> list:
+    return [(_ns(t["time"]), t["coin"], str(t["tid"]), SIDES.get(t["side"], "unknown"),
+             float(t["px"]), float(t["sz"])) for t in data]
+
+
+def _quotes(data) -> list:
+    bid, ask = data["bbo"]
+    return [(_ns(data["time"]), data["coin"], *_level(bid), *_level(ask))]
+
+
+def _book_changes(data) -> list:
+    t, coin = _ns(data["time"]), data["coin"]
+    bids, asks = data["levels"]
+    rows = [(t, coin, True, side, float(lv["px"]), float(lv["sz"]))
+            for side, levels in (("bid", bids), ("ask", asks)) for lv in levels]
+    return rows or [(t, coin, True, None, None, None)]   # an empty book
+
+
+def _bars(data) -> list:
+    """A candle (an object on the wire; a list of them is taken too)."""
+    return [(_ns(c["t"]), c["s"], c["i"], float(c["o"]), float(c["h"]), float(c["l"]),
+             float(c["c"]), float(c["v"]), None if c.get("n") is None else int(c["n"]))
+            for c in (data if isinstance(data, list) else (data,))]
+
+
+_ROWS = {"trades": _trades, "quotes": _quotes, "book_changes": _book_changes, "bars": _bars}

@@ -5,6 +5,39 @@ Protocol (venue-docs/vega.md, PROTOCOLS.md section 3): connecting to
 ``accounts``, ``orders`` and ``positions`` begin with a snapshot in pages of 50
 (the last page has ``"lastPage":true``); an ``{"error":...}`` frame ends the stream.
 No ping, no resume: reconnect and take the new snapshot.
+
+The data node's JSON is protobuf's: camelCase keys, enums as integers, int64 values as
+strings, zero values and empty lists left out. Prices and sizes are integers in the
+market's smallest units (its decimal places are market metadata, not in the stream).
+
+Exchange time (``exch_ts``): the first ``timestamp`` (trades, market data, ledger
+movements, margin levels, votes: int64 nanoseconds), else a candle's ``lastUpdate``,
+else ``updatedAt``, else ``createdAt`` (orders, positions, liquidity provisions). Market
+depth carries no time: null.
+
+Normalized tables (``wsrec.venues.normalize``):
+
+* trades: ``trades`` (``result.trades``), stamped with each trade's ``timestamp``;
+  ``side`` is the ``aggressor`` (1 buy, 2 sell; left out, in an auction: unknown).
+* quotes: ``markets/data`` (``result.marketData``): ``bestBidPrice``/``bestBidVolume``,
+  ``bestOfferPrice``/``bestOfferVolume`` of the ``market``; a side with no volume is
+  empty (null).
+* book_changes: ``markets/depth`` (``result.marketDepth``, each market's whole book:
+  snapshot rows) and ``markets/depth/updates`` (``result.update``, the levels that
+  changed; a level without ``volume`` is gone). Sizes are ``volume``: AMM volume is sent
+  only in the whole book (``ammVolume``), never in updates, so it is left out of both.
+  Books and updates are followed per market and connection by ``sequenceNumber``: one
+  no newer than the last applied is skipped (a repeat, or older than the book already
+  built). After a gap (``previousSequenceNumber`` is not the last ``sequenceNumber``)
+  updates are still applied: the levels changed by the missed updates stay stale until
+  the next whole book (``markets/depth``); ``wsrec verify --deep`` reports the gap
+  (``check_sequence``). Whole books and updates are two streams, so two connections:
+  book snapshots apply both in the order received, and an update is never compared
+  with a book of the other connection (an update as old as that book applies the same
+  absolute levels again: sizes are levels' totals, not differences).
+* bars: ``candle/data`` (``result.candle``), stamped with the candle's ``start``; no
+  symbol or interval (they are in the ``candleId`` of the connection's URL, not in its
+  frames) and no trade count.
 """
 
 from __future__ import annotations
@@ -17,7 +50,8 @@ from wsrec.errors import UsageError
 from wsrec.lists import split_list
 from wsrec.venues.base import NONE, Request, Server, Step, Stream, Venue, endpoint
 
-__all__ = ["Vega", "VegaStream", "VegaServer", "PATHS", "GRPC_CODES"]
+__all__ = ["Vega", "VegaStream", "VegaServer", "PATHS", "GRPC_CODES", "EXCH_TIME",
+           "NORMALIZED", "SEQUENCED", "AGGRESSOR"]
 
 DEFAULT_HOST = "wss://api.n07.testnet.vega.xyz"
 PREFIX = "api/v2/stream"
@@ -48,7 +82,22 @@ GRPC_CODES = {1: "Cancelled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineEx
 #: gRPC codes that say the request itself is wrong
 _INVALID = {3, 5, 7, 9, 11, 12}
 
-_MARKET = re.compile(rb'"marketId":"([0-9a-fA-F]+)"')
+#: where a frame's exchange time is (int64 ns, quoted): see the module docstring
+EXCH_TIME = ((rb'"timestamp":"?(?P<t>\d{1,19})', "ns"),
+             (rb'"lastUpdate":"?(?P<t>\d{1,19})', "ns"),
+             (rb'"updatedAt":"?(?P<t>\d{1,19})', "ns"),
+             (rb'"createdAt":"?(?P<t>\d{1,19})', "ns"))
+#: normalized table -> the streams (channels) whose frames carry its rows
+NORMALIZED = {"trades": ("trades",), "quotes": ("markets/data",),
+              "book_changes": ("markets/depth", "markets/depth/updates"),
+              "bars": ("candle/data",)}
+#: the streams whose sequence numbers chain (``check_sequence``)
+SEQUENCED = ("markets/depth", "markets/depth/updates")
+#: a trade's ``aggressor`` (vega.Side; as a name when enums are sent as names) -> side
+AGGRESSOR = {1: "buy", 2: "sell", "SIDE_BUY": "buy", "SIDE_SELL": "sell"}
+
+# the market of a frame's items: ``marketId``, or ``market`` in market data
+_MARKET = re.compile(rb'"market(?:Id)?":"([0-9a-fA-F]+)"')
 
 
 class VegaStream(Stream):
@@ -91,6 +140,51 @@ class Vega(Venue):
               for p, (fs, _) in PATHS.items() for f in fs}
     watchdog = None      # a quiet market sends nothing for long stretches: no watchdog
     heartbeat = 20.0     # protocol pings keep NATs and proxies from dropping the socket
+    exch_time = EXCH_TIME
+    normalized = NORMALIZED
+    sequenced = SEQUENCED
+
+    def normalize(self, table, message, channel, state):
+        result = message["result"]
+        if table == "trades":
+            return _trades(_items(result, "trades"))
+        if table == "quotes":
+            return _quotes(_items(result, "marketData"))
+        if table == "book_changes":
+            return _book_changes(result, state.setdefault("books", {}))
+        if table == "bars":
+            return _bars(result["candle"])
+        return ()
+
+    def check_sequence(self, message, channel, state):
+        """Market depth chains: an update's ``previousSequenceNumber`` must be the last
+        ``sequenceNumber`` seen for its market on the connection (a whole book from
+        ``markets/depth`` starts the chain again), and sequence numbers never go back.
+        Sequence numbers are the block's time in ns plus the event's number in the block,
+        so their difference is no count: each break is one gap of size 1."""
+        result = message.get("result") if isinstance(message, dict) else None
+        if not isinstance(result, dict):
+            return []
+        chains = state.setdefault("chains", {})   # market -> (sequenceNumber, whole book)
+        gaps = []
+        for whole, items in ((True, result.get("marketDepth")), (False, result.get("update"))):
+            for item in items if isinstance(items, list) else ():
+                if not isinstance(item, dict):
+                    continue
+                market = item.get("marketId")
+                seq, prev = _number(item.get("sequenceNumber")), \
+                    _number(item.get("previousSequenceNumber"))
+                if seq <= 0:
+                    continue   # no sequence number: nothing to check
+                last = chains.get(market)
+                if last is not None:
+                    gap = _chain_break(market, whole, seq, prev, *last)
+                    if gap:
+                        gaps.append((gap, 1))
+                    if seq <= last[0]:
+                        continue   # a repeat, or older than the book: the chain stays
+                chains[market] = (seq, whole)
+        return gaps
 
     def streams(self, request: Request) -> list[Stream]:
         channels = self.check_channels(request)
@@ -122,6 +216,105 @@ class Vega(Venue):
             stream.name = path
             out.append(stream)
         return out
+
+
+# -- normalized tables ---------------------------------------------------------------------
+
+def _items(result: dict, key: str) -> list:
+    """The list ``key`` of a frame's ``result``. An empty list is left out (``{}``);
+    any other content means the frame is of another shape (KeyError)."""
+    items = result.get(key)
+    if items is None:
+        if result:
+            raise KeyError(f"no {key} in a frame of {', '.join(map(str, result))}")
+        return []
+    if not isinstance(items, list):
+        raise TypeError(f"{key} is a {type(items).__name__}, not a list")
+    return items
+
+
+def _ns(value) -> int | None:
+    """An int64 time (a string of ns), None when left out (zero)."""
+    return int(value) if value else None
+
+
+def _trades(items: list) -> list:
+    return [(_ns(t.get("timestamp")), t["marketId"], t["id"],
+             AGGRESSOR.get(t.get("aggressor"), "unknown"), float(t["price"]), float(t["size"]))
+            for t in items]
+
+
+def _best(price, volume) -> tuple:
+    """A best bid or offer as (price, size); (None, None) when the side is empty (no
+    volume: the price is then "0")."""
+    size = float(volume) if volume else 0.0
+    return (float(price), size) if size else (None, None)
+
+
+def _quotes(items: list) -> list:
+    return [(_ns(d.get("timestamp")), d["market"],
+             *_best(d.get("bestBidPrice"), d.get("bestBidVolume")),
+             *_best(d.get("bestOfferPrice"), d.get("bestOfferVolume")))
+            for d in items]
+
+
+def _book_changes(result: dict, applied: dict) -> list:
+    """Rows of whole books (``marketDepth``) or of updates (``update``), skipping a
+    market's book or update no newer than the last applied (``applied``: market -> its
+    ``sequenceNumber``)."""
+    depth = result.get("marketDepth")
+    whole = depth is not None
+    items = depth if whole else _items(result, "update")
+    if not isinstance(items, list):
+        raise TypeError(f"marketDepth is a {type(items).__name__}, not a list")
+    rows = []
+    for item in items:
+        market = item["marketId"]
+        seq = int(item.get("sequenceNumber") or 0)
+        last = applied.get(market)
+        if seq and last is not None and seq <= last:
+            continue
+        applied[market] = seq
+        before = len(rows)
+        for side, key in (("bid", "buy"), ("ask", "sell")):
+            for level in item.get(key) or ():
+                rows.append((None, market, whole, side, float(level["price"]),
+                             float(level.get("volume") or 0)))
+        if whole and len(rows) == before:
+            rows.append((None, market, True, None, None, None))   # an empty book
+    return rows
+
+
+def _bars(candle: dict) -> list:
+    return [(_ns(candle.get("start")), None, None, float(candle["open"]),
+             float(candle["high"]), float(candle["low"]), float(candle["close"]),
+             float(candle.get("volume") or 0), None)]
+
+
+# -- sequence checks -----------------------------------------------------------------------
+
+def _number(value) -> int:
+    """A sequence number (a uint64 string; left out: 0); -1 when it is no number."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _chain_break(market, whole: bool, seq: int, prev: int, last: int,
+                 last_whole: bool) -> str | None:
+    """What breaks a market's chain, or None: a book or update going back, or an update
+    whose ``previousSequenceNumber`` is not the last ``sequenceNumber``. An update no
+    newer than a whole book, or one that began before it, is covered by that book."""
+    if whole:
+        return f"market {market}: depth sequenceNumber {seq} after {last}" if seq < last \
+            else None
+    if seq <= last:
+        return None if last_whole else \
+            f"market {market}: update sequenceNumber {seq} after {last}"
+    if prev == last or (last_whole and prev < last):
+        return None
+    return f"market {market}: update previousSequenceNumber {prev}, last sequenceNumber {last}"
 
 
 # -- the server side -----------------------------------------------------------------------
