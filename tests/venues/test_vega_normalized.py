@@ -231,3 +231,21 @@ def test_recorded_from_the_simulator_normalizes_completely(data):
             if channel in vega.sequenced:
                 state = states.setdefault(conn, {})
                 assert list(vega.check_sequence(json.loads(payload), channel, state)) == []
+    bars = pa.Table.from_batches(list(session.normalized("bars")))
+    assert bars.num_rows > 0
+    assert set(bars.column("symbol").to_pylist()) == {M}
+    assert set(bars.column("interval").to_pylist()) == {"1m"}
+
+
+def test_candle_market_and_interval_come_from_the_connection_url(vega):
+    from wsrec.venues.vega import _candle_of
+    assert _candle_of(f"wss://x/api/v2/stream/candle/data?candleId=trades_candle_15_minutes_{M}"
+                      ) == (M, "15m")
+    assert _candle_of(f"wss://x/candle/data?candleId=trades_candle_1_day_{M}") == (M, "1d")
+    assert _candle_of("wss://x/candle/data?candleId=other") == (None, None)
+    assert _candle_of(None) == (None, None)
+    n = Normalizer(vega, "bars")
+    n.connection("candle/data", 0, f"wss://x/candle/data?candleId=trades_candle_1_hour_{M}")
+    out = n.feed(frames_batch(vega, [("candle/data", CANDLE)], stream=None))
+    assert (out.column("symbol").to_pylist(), out.column("interval").to_pylist()) == (
+        [M], ["1h"])

@@ -71,6 +71,9 @@ class Normalized:
     def _session(self, session) -> Iterator[pa.RecordBatch]:
         normalizer = Normalizer(VENUES[session.venue](), self.table, self.depth,
                                 self.interval_ns)
+        for link in session.manifest.get("connections") or ():
+            if isinstance(link, dict) and isinstance(link.get("url"), str):
+                normalizer.connection(link.get("stream"), link.get("conn"), link["url"])
         f = self._frame_filters(session)
         symbols = pa.array(sorted(f.symbols), pa.string()) if f.symbols else None
         try:

@@ -174,7 +174,9 @@ class Normalizer:
     empty). ``mapped`` and ``unmapped`` count the frames of the table's channels that
     gave rows (or none: an empty update is mapped) and that could not be mapped;
     ``unmapped_seqs`` keeps the first few of those. ``finish()`` returns the last rows
-    (book snapshots hold their last interval until then)."""
+    (book snapshots hold their last interval until then). ``connection(stream, conn,
+    url)`` tells the mapping which URL a connection was opened to (its ``state["url"]``:
+    a Vega candle stream's market and interval are only there)."""
 
     KEEP = 20
 
@@ -188,6 +190,9 @@ class Normalizer:
         self.unmapped_seqs: list[int] = []
         self._states: dict = {}
         self._books = _Books(depth, interval_ns) if table == "book_snapshots" else None
+
+    def connection(self, stream, conn, url: str | None) -> None:
+        self._states.setdefault((stream, conn), {})["url"] = url
 
     @property
     def columns(self) -> list[str]:

@@ -35,9 +35,9 @@ Normalized tables (``wsrec.venues.normalize``):
   book snapshots apply both in the order received, and an update is never compared
   with a book of the other connection (an update as old as that book applies the same
   absolute levels again: sizes are levels' totals, not differences).
-* bars: ``candle/data`` (``result.candle``), stamped with the candle's ``start``; no
-  symbol or interval (they are in the ``candleId`` of the connection's URL, not in its
-  frames) and no trade count.
+* bars: ``candle/data`` (``result.candle``), stamped with the candle's ``start``; the
+  symbol (market) and interval come from the ``candleId`` of the connection's URL (the
+  frames don't carry them: ``state["url"]``); no trade count.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class Vega(Venue):
         if table == "book_changes":
             return _book_changes(result, state.setdefault("books", {}))
         if table == "bars":
-            return _bars(result["candle"])
+            return _bars(result["candle"], *_candle_of(state.get("url")))
         return ()
 
     def check_sequence(self, message, channel, state):
@@ -285,10 +285,31 @@ def _book_changes(result: dict, applied: dict) -> list:
     return rows
 
 
-def _bars(candle: dict) -> list:
-    return [(_ns(candle.get("start")), None, None, float(candle["open"]),
+def _bars(candle: dict, market: str | None = None, interval: str | None = None) -> list:
+    return [(_ns(candle.get("start")), market, interval, float(candle["open"]),
              float(candle["high"]), float(candle["low"]), float(candle["close"]),
              float(candle.get("volume") or 0), None)]
+
+
+_CANDLE_ID = re.compile(r"^trades_candle_(\w+?)_([0-9a-fA-F]{64})$")
+_UNITS = {"minute": "m", "minutes": "m", "hour": "h", "hours": "h", "day": "d", "days": "d"}
+
+
+def _candle_of(url: str | None) -> tuple[str | None, str | None]:
+    """(market, interval) from a candle connection's ``candleId``
+    (``trades_candle_<N>_<unit>_<market id>``, e.g. ``trades_candle_15_minutes_2839...``:
+    interval ``15m``), or (None, None)."""
+    from urllib.parse import parse_qs, urlsplit
+    try:
+        candle = parse_qs(urlsplit(url or "").query).get("candleId", [""])[0]
+    except ValueError:
+        return None, None
+    m = _CANDLE_ID.match(candle)
+    if not m:
+        return None, None
+    number, _, unit = m.group(1).partition("_")
+    short = _UNITS.get(unit)
+    return m.group(2), (f"{number}{short}" if number.isdigit() and short else m.group(1))
 
 
 # -- sequence checks -----------------------------------------------------------------------
