@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import wsrec
-from conftest import T0, hyperliquid_session, record_from_sim
+from conftest import T0, TRADE, hyperliquid_session, record_from_sim
 from wsrec.errors import UsageError
 from wsrec.store._part import file_sha256
 from wsrec.store.info import details

@@ -27,7 +27,7 @@ from wsrec.store._part import PartWriter, journal_name
 from wsrec.store._rows import ColumnBuffer
 from wsrec.store.atomic import fsync_dir
 from wsrec.store.manifest import save_manifest
-from wsrec.store.schema import columns_to_batch
+from wsrec.store.schema import columns_to_batch, rules_of
 from wsrec.timefmt import format_ns
 
 __all__ = ["Flusher", "SessionBook"]
@@ -158,6 +158,7 @@ class Flusher:
         self._journal.write(batch)
         if self._part is None:
             self._part = PartWriter(self.folder, self._part_index, self.venue, self.session_id,
+                                    rules=rules_of(self.book.manifest),
                                     compression_level=self.settings["compression_level"],
                                     row_group_rows=self.settings["row_group_rows"],
                                     row_group_bytes=self.settings["row_group_bytes"])

@@ -97,11 +97,11 @@ class PartWriter:
 
     def __init__(self, folder: Path, index: int, venue: str, session: str, *,
                  compression_level: int | None = None, row_group_rows: int = 131_072,
-                 row_group_bytes: int = 32 << 20):
+                 row_group_bytes: int = 32 << 20, rules: str | None = None):
         self.index = index
         self.final = Path(folder) / part_name(index)
         self.tmp = self.final.with_name(self.final.name + ".tmp")
-        self.venue, self.session = venue, session
+        self.venue, self.session, self.rules = venue, session, rules
         self.rows = 0           # rows added
         self.raw_bytes = 0      # payload bytes added
         self._group_rows = row_group_rows
@@ -141,7 +141,7 @@ class PartWriter:
         self._pending_rows = rest.num_rows if rest is not None else 0
         self._pending_bytes = (pc.sum(pc.binary_length(rest.column("payload"))).as_py() or 0) \
             if rest is not None else 0
-        table = to_part(table.to_batches(), self.venue, self.session)
+        table = to_part(table.to_batches(), self.venue, self.session, self.rules)
         try:
             if self._writer is None:
                 self._file = open(self.tmp, "wb")  # a file object: pyarrow never parses a path

@@ -22,7 +22,7 @@ def venue_gaps(session: Session) -> tuple[list[dict], int]:
     """(gaps, frames that could not be decoded) of ``session``. A gap is a dict: stream,
     conn, seq and ts of the frame that revealed it, ``what`` happened, and its ``size``
     (messages or blocks missing or repeated)."""
-    make = VENUES.get(session.venue)
+    make = VENUES.get(session.rules)
     venue = make() if make is not None else None
     if venue is None or not venue.sequenced:
         return [], 0

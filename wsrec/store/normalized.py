@@ -42,11 +42,11 @@ class Normalized:
         self.frames = self.mapped = self.unmapped = 0
         self.unmapped_seqs: list[tuple[str, int]] = []   # (session id, seq), the first few
         for session in self.sessions:
-            if self.table not in tables_of(session.venue):
-                have = ", ".join(tables_of(session.venue)) or "none"
-                raise UsageError(f"{session.venue} sessions have no {self.table} (their "
+            if self.table not in tables_of(session.rules):
+                have = ", ".join(tables_of(session.rules)) or "none"
+                raise UsageError(f"{session.venue}/{session.id} has no {self.table} (its "
                                  f"normalized tables: {have}; see 'wsrec venues "
-                                 f"{session.venue}')", param="normalize")
+                                 f"{session.rules}')", param="normalize")
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         for session in self.sessions:
@@ -64,12 +64,12 @@ class Normalized:
     def _frame_filters(self, session) -> Filters:
         """The user's filters, narrowed to the received frames of the table's channels."""
         f = self.filters
-        carried = frozenset(tables(VENUES[session.venue]())[self.table])
+        carried = frozenset(tables(VENUES[session.rules]())[self.table])
         return dataclasses.replace(f, channels=(f.channels & carried) if f.channels
                                    else carried, directions=frozenset({"in"}))
 
     def _session(self, session) -> Iterator[pa.RecordBatch]:
-        normalizer = Normalizer(VENUES[session.venue](), self.table, self.depth,
+        normalizer = Normalizer(VENUES[session.rules](), self.table, self.depth,
                                 self.interval_ns)
         for link in session.manifest.get("connections") or ():
             if isinstance(link, dict) and isinstance(link.get("url"), str):

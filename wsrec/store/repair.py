@@ -279,6 +279,7 @@ def _write_runs(session: Session, index: int, scan: JournalScan, runs, plan) -> 
                 if run:
                     number, next_index = next_index, next_index + 1
                 part = PartWriter(session.path, number, session.venue, session.id,
+                                  rules=session.rules,
                                   compression_level=settings.get("compression_level"))
             part.add(batch)
         if part is not None:

@@ -37,6 +37,7 @@ __all__ = [
     "columns_to_batch",
     "to_part",
     "exch_ts",
+    "rules_of",
     "PARQUET_OPTIONS",
 ]
 
@@ -122,6 +123,15 @@ def _single(lists: pa.ListArray) -> pa.Array:
     return pc.take(lists.flatten(), index)
 
 
+def rules_of(manifest: dict) -> str:
+    """Whose protocol a session's frames follow: the venue it was recorded from
+    (``args.venue``: a session recorded with ``--name`` has another folder name), else
+    its folder's venue."""
+    args = manifest.get("args")
+    named = args.get("venue") if isinstance(args, dict) else None
+    return named if isinstance(named, str) and named else manifest.get("venue", "")
+
+
 def exch_ts(venue: str, payloads: pa.Array, kinds: pa.Array, dirs: pa.Array) -> pa.Array:
     """The ``exch_ts`` column for rows of ``venue``: null for a venue wsrec doesn't know,
     and for rows that are not received frames (what the client sent, connection events)."""
@@ -143,22 +153,25 @@ def _venue(make):
     return venue
 
 
-def _part_batch(batch: pa.RecordBatch, venue: str, session: str) -> pa.RecordBatch:
+def _part_batch(batch: pa.RecordBatch, venue: str, session: str, rules: str) -> pa.RecordBatch:
     n = batch.num_rows
     chans, syms = batch.column("channels"), batch.column("symbols")
     arrays = {name: batch.column(name) for name in JOURNAL_SCHEMA.names}
     arrays.update(channel=_single(chans), symbol=_single(syms),
-                  exch_ts=exch_ts(venue, batch.column("payload"), batch.column("kind"),
+                  exch_ts=exch_ts(rules, batch.column("payload"), batch.column("kind"),
                                   batch.column("dir")),
                   venue=pa.repeat(pa.scalar(venue, pa.string()), n),
                   session=pa.repeat(pa.scalar(session, pa.string()), n))
     return pa.RecordBatch.from_arrays([arrays[name] for name in COLUMNS], schema=SCHEMA)
 
 
-def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str) -> pa.Table:
-    """Journal-schema batches -> a table in the part ``SCHEMA`` (one chunk per column)."""
-    table = pa.Table.from_batches([_part_batch(b, venue, session) for b in batches],
-                                  schema=SCHEMA)
+def to_part(batches: Iterable[pa.RecordBatch], venue: str, session: str,
+            rules: str | None = None) -> pa.Table:
+    """Journal-schema batches -> a table in the part ``SCHEMA`` (one chunk per column);
+    ``exch_ts`` by the rules of the venue ``rules`` (default: ``venue``; see
+    ``rules_of``)."""
+    table = pa.Table.from_batches([_part_batch(b, venue, session, rules or venue)
+                                   for b in batches], schema=SCHEMA)
     # One chunk per column: the Parquet writer then cuts full-size pages (per-chunk
     # writes leave small pages that read back at half the speed).
     return table.combine_chunks()

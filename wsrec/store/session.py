@@ -26,7 +26,7 @@ from wsrec.store._journal import journal_rows, read_journal
 from wsrec.store._lock import is_locked
 from wsrec.store.manifest import FORMAT_VERSION, load_manifest
 from wsrec.store._part import part_index, part_name
-from wsrec.store.schema import COLUMNS, SCHEMA, SCHEMA_NO_EXCH_TS, exch_ts, to_part
+from wsrec.store.schema import COLUMNS, SCHEMA, SCHEMA_NO_EXCH_TS, exch_ts, rules_of, to_part
 from wsrec.store.roots import print_warning, resolve
 from wsrec.timefmt import parse_time
 
@@ -66,6 +66,8 @@ class Session:
         self.path = Path(folder)
         self.manifest = load_manifest(self.path)
         self.venue: str = self.manifest["venue"]
+        #: whose protocol its frames follow (``exch_ts``, normalized tables, gaps)
+        self.rules: str = rules_of(self.manifest)
         self.id: str = self.manifest["session"]
         self.format_version: int = self.manifest["format_version"]
         recording = self.manifest["status"] == "recording"
@@ -226,7 +228,7 @@ class Session:
                 yield from self._part_batches(path, f, needed, want, batch_size, None, mode)
                 continue
             for batch in read_journal(path):
-                table = to_part([batch], self.venue, self.id)
+                table = to_part([batch], self.venue, self.id, self.rules)
                 for b in table.to_batches(max_chunksize=batch_size):
                     b = f.apply(b)
                     if b.num_rows:
@@ -238,7 +240,7 @@ class Session:
         are skipped by their ``ts`` column (nothing else of them is decoded), the rest
         filtered by Arrow kernels. Damage is refused or skipped (see ``batches``)."""
         project = needed != want
-        reader = _PartReader(path, entry, damaged == "skip", self._warn_once, self.venue)
+        reader = _PartReader(path, entry, damaged == "skip", self._warn_once, self.rules)
         try:
             for b in reader.batches(f, needed, batch_size, lean):
                 b = f.apply(b)

@@ -66,7 +66,7 @@ def _check_journal(session: Session, journal, checker: "_SequenceChecker",
         for record, batch in scan.read():
             if record.after_damage:
                 checker.skip()
-            checker.feed(journal.name, to_part([batch], session.venue, session.id))
+            checker.feed(journal.name, to_part([batch], session.venue, session.id, session.rules))
     except CorruptData as exc:
         problems.append(str(exc))
         checker.reset()
