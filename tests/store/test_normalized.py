@@ -103,3 +103,14 @@ def test_normalizing_what_the_simulator_sent_maps_every_frame(data):
     times = pc.drop_null(s.table(columns=["exch_ts"], direction="in").column("exch_ts"))
     assert len(times) > 0
     json.dumps(details(s)["latency"])
+
+
+def test_a_named_recording_follows_its_venues_rules(data):
+    """--name gives the folder another name; the frames are still Hyperliquid's."""
+    with wsrec.SessionWriter("hl-team-a", data=data, args={"venue": "hyperliquid"}) as w:
+        w.append(TRADE, kind="text", conn=1, channels=("trades",), symbols=("BTC",),
+                 ts_ns=T0, mono_ns=0)
+    s = wsrec.open_session(w.folder)
+    assert s.venue == "hl-team-a" and s.rules == "hyperliquid"
+    assert exch_column(s) == [1787195046105000000]
+    assert sum(b.num_rows for b in s.normalized("trades")) == 1
