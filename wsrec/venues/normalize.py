@@ -150,10 +150,14 @@ def _parse_times(values: pa.Array, unit: str) -> pa.Array:
         except pa.ArrowInvalid:  # a well-formed but impossible time (month 13): one by one
             return pa.array([_one_time(v) for v in values.to_pylist()], _TS)
     scale = _SCALE[unit]
-    ns = [None if v is None or int(v) * scale >= 1 << 63 else int(v) * scale
-          for v in values.to_pylist()] if pc.any(pc.greater(pc.utf8_length(values), 15)).as_py() \
-        else pc.multiply(values.cast(pa.int64()), scale)
-    return pa.array(ns, pa.int64()).cast(_TS) if isinstance(ns, list) else ns.cast(_TS)
+    try:
+        ns = values.cast(pa.int64())
+        if scale != 1:
+            ns = pc.multiply_checked(ns, scale)
+    except pa.ArrowInvalid:   # a time past 2262 in ns: null, one by one
+        ns = pa.array([None if v is None or int(v) * scale >= 1 << 63 else int(v) * scale
+                       for v in values.to_pylist()], pa.int64())
+    return ns.cast(_TS)
 
 
 def _one_time(text):
