@@ -2,6 +2,7 @@ import base64
 import gzip
 import json
 
+import pyarrow as pa
 import pytest
 import zstandard
 
@@ -109,3 +110,80 @@ def test_jsonl_round_trip_keeps_connections_and_gaps(data, tmp_path):
     for key in _OF_WRITING | {"venue"}:
         original.pop(key), imported.pop(key)
     assert imported == original
+
+
+# -- jsonl: the block-at-a-time reading against the line-by-line one ------------------------------
+
+def _no_block_reading(lines):
+    n = len(lines)
+    return pa.array([False] * n), {"payload": pa.nulls(n, pa.binary()),
+                                   "ts": pa.nulls(n, pa.int64()),
+                                   "mono_ns": pa.nulls(n, pa.int64()),
+                                   "middle": pa.array([0] * n, pa.int64()), "middles": [None]}
+
+
+def _frames(path):
+    return [(f.payload, f.ts, f.mono_ns, f.conn, f.stream, f.dir, f.kind, f.channels, f.symbols)
+            for f in wsrec.open_session(path).frames(direction="all")]
+
+
+def _mixed_jsonl(tmp_path, data):
+    """The export of a session of every kind of row (both forms of data), hostile lines
+    between them, blank lines, CRLF ends."""
+    import text_cases
+    from wsrec.store.lines import encode_envelope
+    with wsrec.SessionWriter("mix", data=data, args={"binary": "msgpack"}) as w:
+        for payload, kw in text_cases.session_rows():
+            w.append(payload, **kw)
+    session = wsrec.open_session("mix", data=data)
+    good = [encode_envelope(f, "mix", session.id, True, as_string).decode("utf-8")
+            for as_string in (False, True) for f in session.frames(direction="all")]
+    hostile = text_cases.hostile_lines(json.loads(good[0]))
+    out = []
+    for i, line in enumerate(good):
+        out.append(line)
+        out.append(hostile[i % len(hostile)])
+        if i % 9 == 0:
+            out.append("")
+        if i % 13 == 0:
+            out.append(line + "\r")
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes("\n".join(out).encode("utf-8", "surrogateescape"))
+    return path
+
+
+def test_jsonl_block_reading_is_line_by_line_reading(data, tmp_path, monkeypatch):
+    from wsrec.record import importer
+    path = _mixed_jsonl(tmp_path, data)
+    fast = import_file(path, "fast", data)
+    monkeypatch.setattr(importer, "decode_envelope_block", _no_block_reading)
+    slow = import_file(path, "slow", data)
+    assert fast.rows == slow.rows and fast.rows > 100
+    assert fast.bad == slow.bad and fast.problems == slow.problems and fast.bad
+    assert _frames(fast.path) == _frames(slow.path)
+    with pytest.raises(WsrecError) as one:
+        import_file(path, "strict", data, strict=True)
+    monkeypatch.undo()
+    with pytest.raises(WsrecError) as other:
+        import_file(path, "strict", data, strict=True)
+    assert str(one.value) == str(other.value)
+
+
+def test_jsonl_import_reports_progress(data, tmp_path):
+    path = _mixed_jsonl(tmp_path, data)
+    seen = []
+    import_file(path, "p", data, progress=lambda done, total: seen.append((done, total)))
+    size = path.stat().st_size
+    assert seen and seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_jsonl_blocks_cut_anywhere(data, tmp_path, monkeypatch):
+    """Blocks of any size (lines cut across reads) give the same import."""
+    from wsrec.record import importer
+    path = _mixed_jsonl(tmp_path, data)
+    whole = import_file(path, "whole", data)
+    for size in (1, 7, 4096):
+        monkeypatch.setattr(importer, "_BLOCK", size)
+        again = import_file(path, f"b{size}", data)
+        assert again.bad == whole.bad and _frames(again.path) == _frames(whole.path)

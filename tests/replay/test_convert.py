@@ -258,3 +258,127 @@ def test_open_descriptors_are_written_where_they_stand(data, session, tmp_path, 
                              stderr=subprocess.PIPE, timeout=60)
     assert out.returncode == 0, out.stderr
     assert target.read_bytes() == b"first line\n" + expected
+
+
+# -- the text formats against the per-frame code -------------------------------------------------
+
+def mixed_session(data, venue="mix", msgpack_mode=False):
+    """A session holding every kind of row of ``text_cases``."""
+    import text_cases
+    args = {"binary": "msgpack"} if msgpack_mode else {}
+    with wsrec.SessionWriter(venue, data=data, args=args) as w:
+        for payload, kw in text_cases.session_rows():
+            w.append(payload, **kw)
+    return wsrec.open_session(venue, data=data)
+
+
+def reference_csv(session) -> bytes:
+    """CSV as the csv module writes it, row by row, with the envelope's enc and the raw
+    format's data (what convert wrote before it built columns)."""
+    from wsrec.store.lines import envelope, is_msgpack_session, raw_line
+    mp = is_msgpack_session(session.manifest)
+    text = io.StringIO()
+    table = csv.writer(text)
+    table.writerow(["seq", "ts", "mono_ns", "venue", "session", "conn", "stream", "dir",
+                    "kind", "channel", "channels", "symbols", "enc", "data"])
+    for f in session.frames(direction="all"):
+        e = envelope(f, session.venue, session.id, mp)
+        data = raw_line(f.payload, f.kind, mp).decode("utf-8", errors="replace")
+        table.writerow([e["seq"], e["ts"], e["mono_ns"], e["venue"], e["session"],
+                        "" if e["conn"] is None else e["conn"], e["stream"] or "", e["dir"],
+                        e["kind"], e["channel"] or "", " ".join(e["channels"]),
+                        " ".join(e["symbols"]), e["enc"], data])
+    return text.getvalue().encode()
+
+
+@pytest.mark.parametrize("msgpack_mode", [False, True])
+def test_text_formats_are_the_per_frame_code(data, tmp_path, msgpack_mode):
+    from wsrec.store.lines import encode_envelope
+    s = mixed_session(data, msgpack_mode=msgpack_mode)
+    frames = list(s.frames(direction="all"))
+    for fmt, as_string in [("jsonl", False), ("jsonl", True), ("csv", False)]:
+        out = tmp_path / f"out-{fmt}-{as_string}"
+        args = ["--data-as-string"] if as_string else []
+        result = run(data, "convert", s.path, "--format", fmt, "--direction", "all", "-o", out,
+                     *args)
+        assert result.exit_code == 0, result.output
+        if fmt == "csv":
+            assert out.read_bytes() == reference_csv(s)
+        else:
+            assert out.read_bytes() == b"".join(
+                encode_envelope(f, s.venue, s.id, msgpack_mode, as_string) + b"\n"
+                for f in frames)
+
+
+def test_csv_fields_are_quoted_as_the_csv_module_quotes(data):
+    """Every ASCII character, alone and among others, in every text column."""
+    with wsrec.SessionWriter("q", data=data) as w:
+        for i in range(128):
+            c = chr(i)
+            w.append(f"a{c}b".encode(), kind=f"k{c}", stream=f"s{c}", channels=(f"c{c}",),
+                     symbols=(c, "x"), ts_ns=i, mono_ns=i)
+            w.append(c.encode(), kind="text", ts_ns=i, mono_ns=i)
+    s = wsrec.open_session("q", data=data)
+    out = io.BytesIO()
+    from wsrec.replay.convert import convert
+    from wsrec.store.filters import Filters
+    convert([s], Filters(directions=None), "csv", None, stdout=out)
+    assert out.getvalue() == reference_csv(s)
+
+
+def test_jsonl_data_as_string_round_trips_and_polars_reads_it(data, tmp_path):
+    s = mixed_session(data)
+    out = tmp_path / "s.jsonl"
+    assert run(data, "convert", s.path, "--format", "jsonl", "--data-as-string",
+               "--direction", "all", "-o", out).exit_code == 0
+    assert all(isinstance(json.loads(line)["data"], str) for line in out.open())
+    result = run(data, "import", out, "--venue", "copy", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["bad_lines"] == []
+    fields = lambda f: (f.payload, f.ts, f.mono_ns, f.dir, f.kind, f.conn, f.stream,  # noqa
+                        f.channels, f.symbols)
+    copy = wsrec.open_session("copy", data=data)
+    assert [fields(f) for f in copy.frames(direction="all")] == \
+        [fields(f) for f in s.frames(direction="all")]
+    polars = pytest.importorskip("polars")
+    frame = polars.read_ndjson(out)
+    assert frame.height == s.rows() and frame.schema["data"] == polars.String
+
+
+def test_data_as_string_is_for_jsonl(data, session, tmp_path):
+    result = run(data, "convert", session.path, "--format", "csv", "--data-as-string",
+                 "-o", tmp_path / "x.csv")
+    assert result.exit_code == 2 and "jsonl" in result.stderr
+
+
+def test_zst_holds_the_same_lines(data, session, tmp_path):
+    plain, packed = tmp_path / "s.jsonl", tmp_path / "s.jsonl.zst"
+    for fmt, out in (("jsonl", plain), ("jsonl.zst", packed)):
+        assert run(data, "convert", session.path, "--format", fmt, "-o", out).exit_code == 0
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(packed.read_bytes()) == \
+        plain.read_bytes()
+
+
+def test_csv_lines_of_every_kind_of_row():
+    """_csv_lines, the column-at-a-time CSV, against the csv module row by row, on rows of
+    every kind (times before 1970, none, lists empty or missing, nulls)."""
+    import types
+    import text_cases
+    from wsrec.replay.convert import _csv_lines
+    from wsrec.store.lines import envelope, raw_line
+    items = text_cases.rows()
+    items[3] = dict(items[3], ts=None)
+    for mp in (False, True):
+        session = types.SimpleNamespace(venue="v,e", id='s"1',
+                                        manifest={"args": {"binary": "msgpack"} if mp else {}})
+        text = io.StringIO()
+        table = csv.writer(text)
+        for r in items:
+            e = envelope(text_cases.frame(r), session.venue, session.id, mp)
+            table.writerow([r["seq"], e["ts"], r["mono_ns"], session.venue, session.id,
+                            r["conn"], r["stream"], r["dir"], r["kind"], r["channel"],
+                            " ".join(r["channels"] or ()), " ".join(r["symbols"] or ()),
+                            e["enc"], raw_line(r["payload"], r["kind"], mp).decode(
+                                "utf-8", errors="replace")])
+        block, rows = _csv_lines((text_cases.batch(items), session))
+        assert rows == len(items) and bytes(block) == text.getvalue().encode()

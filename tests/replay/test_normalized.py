@@ -90,3 +90,27 @@ def test_replay_normalize_usage_errors(data):
     r = run(data, "replay", "hyperliquid", "--normalize", "trades", "--to", "tcp://127.0.0.1:0")
     assert r.exit_code == 2 and "--normalize plays rows to stdout" in r.output
     assert T0
+
+
+def test_convert_normalize_writes_a_file_and_reports(data, tmp_path):
+    hyperliquid_session(data)
+    out = tmp_path / "trades.parquet"
+    r = run(data, "convert", "hyperliquid", "--normalize", "trades", "--format", "parquet",
+            "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert "wrote 1 trades rows" in r.stderr
+    assert "1 of 2 frames could not be mapped to trades" in r.stderr
+    table = pq.read_table(out)
+    assert table.schema.equals(schema("trades")) and table.column("side").to_pylist() == ["sell"]
+    r = run(data, "convert", "hyperliquid", "--normalize", "book_snapshots:1:1s",
+            "--format", "csv")
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith('"local_ts","exch_ts"')
+    r = run(data, "convert", "hyperliquid", "--normalize", "trades", "--format", "jsonl",
+            "--data-as-string")
+    assert r.exit_code == 2 and "data as a string" in r.output
+    r = run(data, "convert", "hyperliquid", "--normalize", "trades", "--format", "csv",
+            "--symbols", "ETH")
+    assert r.exit_code == 0 and "no frame of the channels that carry trades" in r.stderr
+    r = run(data, "convert", "hyperliquid", "--normalize", "trades", "--format", "csv",
+            "--end", "2026-08-20T03:04:06Z")
+    assert r.exit_code == 0 and "no frame of the channels" in r.stderr

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import wsrec
+from wsrec.errors import UsageError
 from wsrec.timefmt import format_ns
 from wsrec.store.manifest import load_manifest
 
@@ -258,3 +259,61 @@ def test_started_ns_for_sessions_built_from_other_data(data):
     assert w.id.startswith("20010909T014640Z-")
     assert m["started"] == "2001-09-09T01:46:40.000000000Z"
     assert m["ended"] == "2001-09-09T01:46:42.000000000Z"
+
+
+def _columns(rows):
+    """append_columns' arrays from (payload, kwargs) rows as synthetic_rows gives them."""
+    import pyarrow as pa
+    get = [kw for _, kw in rows]
+    return {"payload": pa.array([p for p, _ in rows], pa.binary()),
+            "ts": pa.array([k["ts_ns"] for k in get], pa.int64()),
+            "mono_ns": pa.array([k["mono_ns"] for k in get], pa.int64()),
+            "conn": pa.array([k["conn"] for k in get], pa.int32()),
+            "stream": pa.array([None] * len(rows), pa.string()),
+            "dir": pa.array([k["dir"] for k in get]),
+            "kind": pa.array([k["kind"] for k in get]),
+            "channels": pa.array([list(k["channels"]) for k in get], pa.list_(pa.string())),
+            "symbols": pa.array([list(k["symbols"]) for k in get], pa.list_(pa.string()))}
+
+
+def test_append_columns_stores_what_append_would(data):
+    from conftest import synthetic_rows
+    rows = list(synthetic_rows(300))
+    with wsrec.SessionWriter("alpaca", data=data / "a", session_id="s") as one:
+        for payload, kw in rows:
+            one.append(payload, **kw)
+    with wsrec.SessionWriter("alpaca", data=data / "b", session_id="s") as many:
+        many.append(*rows[0][:1], **rows[0][1])
+        assert many.append_columns(_columns(rows[1:200])) == 1
+        many.append_columns(_columns(rows[200:]))
+    a, b = (wsrec.open_session(w.folder).table() for w in (one, many))
+    assert a.drop_columns(["session"]).equals(b.drop_columns(["session"]))
+
+
+def test_append_columns_refuses_rows_out_of_order_or_of_unknown_direction(data):
+    import pyarrow as pa
+    from conftest import synthetic_rows
+    rows = list(synthetic_rows(10))
+    with wsrec.SessionWriter("v", data=data) as w:
+        backwards = _columns(rows[::-1])
+        with pytest.raises(UsageError, match="mono_ns goes back"):
+            w.append_columns(backwards)
+        odd = _columns(rows)
+        odd["dir"] = pa.array(["in"] * 9 + ["sideways"])
+        with pytest.raises(UsageError, match="dir must be one of"):
+            w.append_columns(odd)
+        assert w.rows == 0
+
+
+def test_append_columns_events_make_connections(data):
+    import pyarrow as pa
+    with wsrec.SessionWriter("v", data=data) as w:
+        w.append_columns({
+            "payload": pa.array([b'{"url":"wss://x/"}', b"m", b'{"code":1000}'], pa.binary()),
+            "ts": pa.array([10, 20, 30], pa.int64()), "mono_ns": pa.array([1, 2, 3]),
+            "conn": pa.array([0, 0, 0], pa.int32()), "stream": pa.array(["main"] * 3),
+            "dir": pa.array(["event", "in", "event"]), "kind": pa.array(["open", "text", "close"]),
+            "channels": pa.array([[]] * 3, pa.list_(pa.string())),
+            "symbols": pa.array([[]] * 3, pa.list_(pa.string()))})
+    conns = wsrec.open_session(w.folder).manifest["connections"]
+    assert [(c["conn"], c.get("url"), c.get("code")) for c in conns] == [(0, "wss://x/", 1000)]

@@ -910,9 +910,17 @@ def _normalized(picked, filters, table):
     return Normalized(picked, table, filters)
 
 
-def _report_unmapped(rows) -> None:
+def _warn_empty(written: int, rows, picked, filters, nothing: str) -> None:
+    """The warnings after a replay or conversion: frames of a normalized table (``rows``)
+    that could not be mapped, and why nothing came out."""
     if rows is not None and rows.report():
         click.echo(f"warning: {rows.report()}", err=True)
+    if written:
+        return
+    why = why_empty(picked, filters) if rows is None else \
+        f"no {rows.table} row in {rows.frames:,} frames of its channels" if rows.frames else \
+        f"no frame of the channels that carry {rows.table} matches the filters"
+    click.echo(f"warning: {nothing}: {why}", err=True)
 
 
 def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
@@ -952,12 +960,7 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
     finally:
         if bar is not None:
             bar.close()
-    _report_unmapped(rows)
-    if written == 0 and rows is None:
-        click.echo(f"warning: nothing replayed: {why_empty(picked, filters)}", err=True)
-    elif written == 0:
-        click.echo(f"warning: no {rows.table} row in {rows.frames:,} frames of its "
-                   f"channels", err=True)
+    _warn_empty(written, rows, picked, filters, "nothing replayed")
     if stats:
         summary = lateness.summary()
         summary["frames"] = written
@@ -974,6 +977,14 @@ def _stats_line(s: dict) -> str:
 
 # -- convert ---------------------------------------------------------------------------------
 
+def _progress_bar(quiet: bool, total, **units):
+    """A progress bar on stderr (total and ETA) as replay's, only on a terminal and
+    without --quiet; ``total()`` is only asked then."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    return tqdm(total=total(), dynamic_ncols=True, leave=False, **units)
+
+
 @cli.command("convert")
 @click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
@@ -982,14 +993,19 @@ def _stats_line(s: dict) -> str:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--level", type=click.IntRange(1, 22), metavar="N",
               help="zstd level for parquet and jsonl.zst [default: 6 and 3].")
+@click.option("--data-as-string", is_flag=True,
+              help="jsonl: every data a JSON string (text), so each column has one shape "
+                   "(for Polars' read_ndjson, Spark); import reads it back.")
+@normalize_option
 @filter_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @read_damaged_option
 @data_option
 @repair_option
-def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbols, direction,
-                quiet, read_damaged, data, do_repair):
-    """Convert sessions to JSON lines, CSV, Parquet or Arrow, merged by time.
+def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, start, end,
+                channels, symbols, direction, quiet, read_damaged, data, do_repair):
+    """Convert sessions to JSON lines, CSV, Parquet or Arrow, merged by time; or, with
+    --normalize, their typed rows of one table (trades, quotes, books, bars, blocks).
 
     Takes replay's filters. msgpack frames become JSON in the text formats. The
     output file appears only once it is complete.
@@ -999,11 +1015,16 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
         wsrec convert alpaca --format csv -o quotes.csv -c quotes
         wsrec convert last --format jsonl.zst -o last.jsonl.zst --direction all
         wsrec convert alpaca hyperliquid --format parquet -o both.parquet --level 12
+        wsrec convert hyperliquid --normalize trades --format parquet -o trades.parquet
     """
+    use_lean_memory_pool()
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
                                             direction, do_repair)
     _read_damaged(picked, read_damaged)
-    bar = None if quiet else tqdm(unit=" rows", dynamic_ncols=True, disable=None, leave=False)
+    normalized = _normalized(picked, filters, normalize)
+    bar = _progress_bar(quiet, lambda: count_frames(picked, filters) if normalized is None
+                        else normalized.count(),
+                        unit=" rows" if normalized is None else " frames")
 
     def progress(rows):
         if bar is not None:
@@ -1012,16 +1033,17 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
 
     try:
         rows = convert(picked, filters, fmt, output, force=force, level=level,
-                       stdout=sys.stdout.buffer, progress=progress)
+                       stdout=sys.stdout.buffer, progress=progress,
+                       data_as_string=data_as_string, normalized=normalized)
     except BrokenPipeError:
         return
     finally:
         if bar is not None:
             bar.close()
     if not quiet and output not in (None, "-"):
-        click.echo(f"wrote {rows:,} rows to {output}", err=True)
-    if rows == 0:
-        click.echo(f"warning: no row written: {why_empty(picked, filters)}", err=True)
+        what = "rows" if normalized is None else f"{normalized.table} rows"
+        click.echo(f"wrote {rows:,} {what} to {output}", err=True)
+    _warn_empty(rows, normalized, picked, filters, "no row written")
 
 
 @cli.command("import")
@@ -1032,9 +1054,10 @@ def convert_cmd(sessions, fmt, output, force, level, start, end, channels, symbo
               help="jsonl (wsrec's envelope), lines ('<timestamp> <message>', optionally "
                    ".gz/.zst) or har [default: detected].")
 @click.option("--strict", is_flag=True, help="Fail at the first unreadable line.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @data_option
 @json_option
-def import_cmd(file, venue, fmt, strict, data, as_json):
+def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
     """Build a session from another capture: wsrec JSON lines, timestamped lines, or a HAR
     file saved from a browser's developer tools.
 
@@ -1044,7 +1067,20 @@ def import_cmd(file, venue, fmt, strict, data, as_json):
         wsrec import trades.txt.zst --venue hyperliquid --format lines
         wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
     """
-    result = import_file(file, venue, data, fmt, strict)
+    bar = _progress_bar(quiet or as_json, lambda: None, unit="B", unit_scale=True,
+                        unit_divisor=1024)
+
+    def progress(done, total):
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        result = import_file(file, venue, data, fmt, strict, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     if result.bad:
         shown = ", ".join(map(str, result.bad[:10]))
         more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
@@ -1052,7 +1088,7 @@ def import_cmd(file, venue, fmt, strict, data, as_json):
                    f"{shown}{more}", err=True)
     if as_json:
         _json({"path": str(result.path), "rows": result.rows, "bad_lines": result.bad})
-    else:
+    elif not quiet:
         click.echo(f"imported {result.rows:,} rows into {result.path}", err=True)
 
 

@@ -2,9 +2,13 @@
 and HAR files from a browser's developer tools.
 
 * ``jsonl``: the envelope that ``wsrec convert --format jsonl`` (and ``replay --format
-  envelope``) writes. ``payload``, ``ts``, ``mono_ns``, ``dir``, ``kind``, ``conn``,
-  ``stream``, ``channels`` and ``symbols`` come back exactly (``seq`` is renumbered
-  from 0).
+  envelope``) writes, ``data`` as a value or as a string (``--data-as-string``).
+  ``payload``, ``ts``, ``mono_ns``, ``dir``, ``kind``, ``conn``, ``stream``, ``channels``
+  and ``symbols`` come back exactly (``seq`` is renumbered from 0). Lines in the form
+  wsrec writes are read a block (16 MiB) at a time as Arrow columns, in a thread
+  (``wsrec.store.lines.decode_envelope_block``, which checks every piece of them); any
+  other line goes through ``decode_envelope`` on its own, with the same checks and the
+  same one-line reasons.
 * ``lines``: ``<timestamp> <message>`` per line, the layout tardis.dev and many collectors
   use; the timestamp is ISO 8601 or epoch seconds, milliseconds, microseconds or
   nanoseconds (told apart by magnitude).
@@ -15,7 +19,8 @@ Any of them may be gzip or zstd compressed (told by the first bytes); a compress
 that ends early is an error ("truncated zstd stream at byte N"), never a silently short
 import. The input is read once, front to back, so it may also be a FIFO or a character
 device (``/dev/stdin``): it is read as a stream. A directory, a socket or a file that
-can't be read is an error.
+can't be read is an error. ``progress(done, total)`` hears how many bytes of the file
+are read, of its size (None for a stream).
 
 Sources without a monotonic clock use the timestamp as ``mono_ns`` (never decreasing), so
 replays pace them by time. Rows stream into the new session as they are read (HAR files,
@@ -38,20 +43,23 @@ import os
 import shutil
 import stat
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import zstandard
 
 from wsrec.errors import UsageError, WsrecError
-from wsrec.store.lines import b64_field, decode_envelope
+from wsrec.store.lines import b64_field, decode_envelope, decode_envelope_block, newline_ends
 from wsrec.store.manifest import new_session_id
 from wsrec.store.schema import DIRECTIONS
 from wsrec.store.roots import data_root
 from wsrec.timefmt import MAX_NS, MIN_NS, check_ns, parse_time
-from wsrec.venues import classifier
+from wsrec.venues import VENUES, classifier
 from wsrec.store.writer import SessionWriter, check_name
 
 __all__ = ["import_file", "ImportResult", "IMPORT_FORMATS", "detect_format", "epoch_ns"]
@@ -59,7 +67,8 @@ __all__ = ["import_file", "ImportResult", "IMPORT_FORMATS", "detect_format", "ep
 IMPORT_FORMATS = ("jsonl", "lines", "har")
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
-_MAX_LINE = 256 << 20        # characters: a longer line is skipped, never held whole
+_MAX_LINE = 256 << 20        # bytes: a longer line is skipped, never held whole
+_BLOCK = 16 << 20            # bytes of lines read (and, for jsonl, decoded) at a time
 _PROBLEMS = 10               # reasons kept in ImportResult.problems
 _TOO_LONG = f"line longer than {_MAX_LINE >> 20} MiB"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -180,26 +189,32 @@ class _Decompressed(io.RawIOBase):
 
 
 class _Input:
-    """The input as text, read once: format detection keeps the lines it looked at."""
+    """The input as lines of bytes, read once: format detection keeps the lines it looked
+    at. ``consumed`` is how many bytes of the file were read so far (compressed ones for a
+    compressed file), ``size`` the file's size (None for a FIFO or a device)."""
 
     def __init__(self, path: Path):
         self.path = path
         raw = _open_input(path)
         try:
             head = raw.read(4)  # blocks until 4 bytes or the end (a FIFO too)
+            mode = os.fstat(raw.fileno()).st_mode
         except OSError as exc:
             raw.close()
             raise WsrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        source = _Prefixed(head, raw)
+        self.size = os.fstat(raw.fileno()).st_size if stat.S_ISREG(mode) else None
+        self.source = _Prefixed(head, raw)
         kind = "gzip" if head[:2] == _GZIP_MAGIC else "zstd" if head == _ZSTD_MAGIC else None
-        binary = io.BufferedReader(_Decompressed(source, kind, path) if kind else source,
-                                   1 << 16)
-        self.text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape",
-                                     newline="\n")
-        self.seen: list[str] = []
+        self.binary = io.BufferedReader(_Decompressed(self.source, kind, path) if kind
+                                        else self.source, 1 << 16)
+        self.seen: list[bytes] = []
+
+    @property
+    def consumed(self) -> int:
+        return self.source.consumed
 
     def close(self) -> None:
-        self.text.close()
+        self.binary.close()
 
     def __enter__(self) -> "_Input":
         return self
@@ -210,54 +225,104 @@ class _Input:
         except OSError:
             pass
 
-    def _cut(self, line: str) -> bool:
-        """Whether ``line`` is the first ``_MAX_LINE`` characters of a longer one; if so
-        the rest of it is read and dropped (never held whole)."""
-        if len(line) < _MAX_LINE or line.endswith("\n"):
+    def _cut(self, line: bytes) -> bool:
+        """Whether ``line`` is the first ``_MAX_LINE`` bytes of a longer one; if so the
+        rest of it is read and dropped (never held whole)."""
+        if len(line) < _MAX_LINE or line.endswith(b"\n"):
             return False
+        self._drop_line()
+        return True
+
+    def _drop_line(self) -> None:
+        """Read up to the next newline, keeping nothing."""
         while True:
-            rest = self.text.readline(_MAX_LINE)
-            if not rest or rest.endswith("\n"):
-                return True
+            rest = self.binary.readline(_MAX_LINE)
+            if not rest or rest.endswith(b"\n"):
+                return
 
     def detect(self) -> str:
         """The format by the first non-blank line (a very long one: by its beginning);
         WsrecError when there is none."""
         while True:
-            line = self.text.readline(_MAX_LINE)
+            line = self.binary.readline(_MAX_LINE)
             if not line:
                 raise WsrecError(f"{self.path}: empty, nothing to import")
             self.seen.append(line)
-            text = line.strip()
+            text = line.decode("utf-8", errors="surrogateescape").strip()
             if text:
                 return _format_of(text)
 
-    def lines(self) -> Iterator[tuple[int, str | None]]:
-        """(number, line) from the first line, the ones ``detect`` read included; None
-        for a line longer than ``_MAX_LINE``."""
-        number = 0
+    def blocks(self) -> Iterator[tuple[int, bytes | None]]:
+        """(number of the first line, whole lines with their newlines) from the first
+        line, the ones ``detect`` read included (the input's last line may lack its
+        newline); (number, None) for a line of ``_MAX_LINE`` bytes or more, which is read
+        and dropped, never held whole."""
+        number = 1
         seen, self.seen = self.seen, []
         for line in seen:
-            number += 1
             yield number, None if self._cut(line) else line
+            number += 1
+        size = min(_BLOCK, _MAX_LINE)  # so only a block's first line can be too long
+        pending: list[bytes] = []  # the start of a line, read in pieces
+        held = 0
         while True:
-            line = self.text.readline(_MAX_LINE)
-            if not line:
+            data = self.binary.read(size)
+            if not data:
+                if held:
+                    yield number, b"".join(pending)
                 return
-            number += 1
-            yield number, None if self._cut(line) else line
+            first = data.find(b"\n")
+            if first < 0:
+                if held + len(data) >= _MAX_LINE:
+                    self._drop_line()
+                    yield number, None
+                    number += 1
+                    pending, held = [], 0
+                else:
+                    pending.append(data)
+                    held += len(data)
+                continue
+            if pending:
+                if held + first >= _MAX_LINE:
+                    yield number, None
+                    number += 1
+                    data = data[first + 1:]
+                else:
+                    pending.append(data)
+                    data = b"".join(pending)
+                pending, held = [], 0
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                pending, held = [data[end:]], len(data) - end
+                data = data[:end]
+            if data:
+                yield number, data
+                number += data.count(b"\n")
+
+    def lines(self) -> Iterator[tuple[int, str | None]]:
+        """(number, line as text) from the first line; None for a line too long."""
+        for number, block in self.blocks():
+            if block is None:
+                yield number, None
+                continue
+            for line in block.split(b"\n")[:-1] if block.endswith(b"\n") else \
+                    block.split(b"\n"):
+                yield number, line.decode("utf-8", errors="surrogateescape")
+                number += 1
 
     def read_all(self) -> str:
-        text = "".join(self.seen) + self.text.read()
+        text = b"".join(self.seen) + self.binary.read()
         self.seen = []
-        return text
+        return text.decode("utf-8", errors="surrogateescape")
 
 
 class _Prefixed(io.RawIOBase):
-    """``head`` (bytes already read) followed by the rest of ``raw``."""
+    """``head`` (bytes already read) followed by the rest of ``raw``; ``consumed``
+    counts what was handed out."""
 
     def __init__(self, head: bytes, raw):
         self.head, self.raw = head, raw
+        self.consumed = 0
 
     def readable(self) -> bool:
         return True
@@ -267,10 +332,12 @@ class _Prefixed(io.RawIOBase):
             n = min(len(buffer), len(self.head))
             buffer[:n] = self.head[:n]
             self.head = self.head[n:]
+            self.consumed += n
             return n
         data = self.raw.read1(len(buffer)) if hasattr(self.raw, "read1") else \
             self.raw.read(len(buffer))
         buffer[:len(data)] = data
+        self.consumed += len(data)
         return len(data)
 
     def read(self, size: int = -1) -> bytes:
@@ -381,24 +448,16 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:36] + "..."
 
 
-def _load(text: str):
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise _Bad("JSON nested too deeply") from None
-    except ValueError as exc:
-        raise _Bad(f"not JSON ({exc})") from None
-
-
 # -- the new session ------------------------------------------------------------------------
 
 class _Rows:
     """Streams rows into a new session (created at the first row, so it starts at that
     row's time), keeping mono_ns non-decreasing; ``abandon`` removes what it created."""
 
-    def __init__(self, venue: str, strict: bool, path: Path, data, args):
+    def __init__(self, venue: str, strict: bool, path: Path, data, args, progress=None):
         self.venue, self.strict, self.path = venue, strict, path
         self.data, self.args = data, args
+        self.report = progress
         self.classify = classifier(venue)
         self.writer: SessionWriter | None = None
         self.folder: Path | None = None     # the session folder, once this import made it
@@ -407,6 +466,14 @@ class _Rows:
         self.last = None
         self.bad: list[int] = []
         self.problems: list[str] = []
+
+    def recorded_by(self, venue) -> None:
+        """The venue an envelope line names: when wsrec knows it, the new session follows
+        its rules (``args.venue``: exchange times, normalized tables), whatever folder
+        ``--venue`` names. The first line's counts."""
+        if self.writer is None and "venue" not in self.args and isinstance(venue, str) \
+                and venue in VENUES:
+            self.args["venue"] = venue
 
     def skip(self, number: int, why: str, message: bool = False) -> None:
         """Line (HAR: WebSocket message) ``number`` can't be used: an error with
@@ -432,6 +499,25 @@ class _Rows:
         self.last = mono
         self.writer.append(payload, ts_ns=ts, mono_ns=mono, **kw)
         self.count += 1
+
+    def add_columns(self, payloads: pa.Array, times: pa.Array, monos: pa.Array,
+                    fields: list[dict], which: pa.Array) -> None:
+        """``add`` for many rows at once, as Arrow columns: each row's checked
+        ``conn`` .. ``symbols`` are ``fields[which[i]]`` (as ``_middle`` gives them)."""
+        if self.writer is None:
+            self._start(times[0].as_py())
+        floor = self.last if self.last is not None else -(2**63)
+        monos = pc.cumulative_max(pc.max_element_wise(pc.coalesce(monos, times), floor))
+        picked = _fields_table(fields).take(which)
+        self.writer.append_columns({"payload": payloads, "ts": times, "mono_ns": monos,
+                                    **{name: picked.column(name) for name in picked.column_names}})
+        self.last = monos[len(monos) - 1].as_py()
+        self.count += len(payloads)
+
+    def progress(self, source: "_Input") -> None:
+        """Tell the progress callback how far into the input the import is."""
+        if self.report is not None:
+            self.report(source.consumed, source.size)
 
     def _start(self, ts: int) -> None:
         venue_dir = data_root(self.data) / self.venue
@@ -494,11 +580,14 @@ def _valid(values) -> tuple[str, ...]:
 
 
 def import_file(path, venue: str, data=None, fmt: str | None = None,
-                strict: bool = False) -> ImportResult:
+                strict: bool = False,
+                progress: Callable[[int, int | None], None] | None = None) -> ImportResult:
     """Build a new session of ``venue`` from ``path``; returns where, rows, bad lines.
 
     ValueError for a bad ``venue`` or ``fmt``; WsrecError (one line, naming the file and
     the line) for anything wrong with the input, after removing whatever was created.
+    ``progress(done, total)``: how many bytes of the file are read, of how many (None
+    for a FIFO or a device), as the import goes.
     """
     check_name("venue", venue)
     if fmt is not None and fmt not in IMPORT_FORMATS:
@@ -512,8 +601,9 @@ def import_file(path, venue: str, data=None, fmt: str | None = None,
             if fmt is None:
                 fmt = "har" if path.name.lower().endswith(".har") else detected
             rows = _Rows(venue, strict, path, data, {"imported_from": path.name,
-                                                      "format": fmt})
+                                                      "format": fmt}, progress)
             {"jsonl": _jsonl, "lines": _lines, "har": _har}[fmt](source, rows)
+            rows.progress(source)
         return rows.finish()
     except OSError as exc:
         if rows is not None:
@@ -526,30 +616,105 @@ def import_file(path, venue: str, data=None, fmt: str | None = None,
 
 
 def _jsonl(source: _Input, rows: _Rows) -> None:
-    for number, line in source.lines():
-        if line is None:
-            rows.skip(number, _TOO_LONG)
-            continue
-        if not line.strip():
-            continue
-        try:
-            payload, ts, mono, kw = _envelope(line)
-        except _Bad as exc:
-            rows.skip(number, f"not a wsrec envelope line: {exc}")
-            continue
-        rows.add(payload, ts, mono, **kw)
+    """Each block of lines: the lines in the form wsrec writes decoded as Arrow columns
+    (``decode_envelope_block``, in a thread, one block ahead of the rows going into the
+    session), the others one by one; every field checked the same way."""
+    with ThreadPoolExecutor(1, thread_name_prefix="wsrec-import") as pool:
+        ahead = None
+        for number, block in source.blocks():
+            decoding = None if block is None else pool.submit(_decode_block, block)
+            if ahead is not None:
+                _add_block(*ahead, rows)
+                rows.progress(source)
+            ahead = (number, decoding)
+        if ahead is not None:
+            _add_block(*ahead, rows)
+
+
+def _decode_block(block: bytes):
+    """The lines of a block, and ``decode_envelope_block``'s reading of them."""
+    lines = _lines_of(block)
+    return lines, decode_envelope_block(lines)
+
+
+def _lines_of(block: bytes) -> pa.Array:
+    """The lines of a block, each with its newline (the last may lack one), as a binary
+    array over the block's own bytes."""
+    ends = [newline_ends(block)]
+    if not block.endswith(b"\n"):
+        ends.append(pa.array([len(block)], pa.int32()))
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), *ends])
+    return pa.Array.from_buffers(pa.binary(), len(offsets) - 1,
+                                 [None, offsets.buffers()[1], pa.py_buffer(block)])
+
+
+def _add_block(number: int, decoding, rows: _Rows) -> None:
+    if decoding is None:
+        rows.skip(number, _TOO_LONG)
+        return
+    lines, (ok, columns) = decoding.result()
+    fields = [_checked_middle(m) for m in columns["middles"]]
+    rows.recorded_by(next((m.get("venue") for m in columns["middles"] if m), None))
+    which = columns["middle"]
+    good = pc.and_(ok, pc.take(pa.array([f is not None for f in fields]), which))
+    flags = good.to_pylist()
+    start = 0
+    while start < len(flags):  # runs of good rows, and the lines between them
+        end = start
+        while end < len(flags) and flags[end]:
+            end += 1
+        if end > start:
+            n = end - start
+            rows.add_columns(columns["payload"].slice(start, n), columns["ts"].slice(start, n),
+                             columns["mono_ns"].slice(start, n), fields, which.slice(start, n))
+        if end < len(flags):
+            _jsonl_line(number + end, lines[end].as_py(), rows)
+        start = end + 1
+
+
+def _fields_table(fields: list[dict | None]) -> pa.Table:
+    """The distinct checked fields of a block's lines as columns (a row per entry; None
+    entries are never taken)."""
+    rows = [f or {} for f in fields]
+    return pa.table({
+        "conn": pa.array([r.get("conn") for r in rows], pa.int32()),
+        "stream": pa.array([r.get("stream") for r in rows], pa.string()),
+        "dir": pa.array([r.get("dir", "in") for r in rows], pa.string()),
+        "kind": pa.array([r.get("kind", "text") for r in rows], pa.string()),
+        "channels": pa.array([list(r.get("channels", ())) for r in rows],
+                             pa.list_(pa.string())),
+        "symbols": pa.array([list(r.get("symbols", ())) for r in rows],
+                            pa.list_(pa.string())),
+    })
+
+
+def _jsonl_line(number: int, text: bytes, rows: _Rows) -> None:
+    line = text.decode("utf-8", errors="surrogateescape")
+    if not line.strip():
+        return
+    try:
+        payload, ts, mono, kw, venue = _envelope(line)
+    except _Bad as exc:
+        rows.skip(number, f"not a wsrec envelope line: {exc}")
+        return
+    rows.recorded_by(venue)
+    rows.add(payload, ts, mono, **kw)
 
 
 def _envelope(line: str):
     try:
-        e = decode_envelope(_load(line))
-    except _Bad:
-        raise
+        e = decode_envelope(line)
     except ValueError as exc:
         raise _Bad(str(exc)) from None
     mono = e["mono_ns"]
     if mono is not None:
         mono = _integer(mono, "mono_ns", _INT64)
+    return e["payload"], e["ts"], mono, _middle(e), e.get("venue")
+
+
+def _middle(e: dict) -> dict:
+    """The checked ``conn`` .. ``symbols`` of an envelope, as ``SessionWriter.append``
+    takes them; _Bad saying what is wrong."""
     conn = e["conn"]
     if conn is not None:
         conn = _integer(conn, "conn", _INT32)
@@ -562,13 +727,26 @@ def _envelope(line: str):
     kind = _text(e["kind"], "kind")
     if not kind:
         raise _Bad("kind is empty")
-    return e["payload"], e["ts"], mono, dict(conn=conn, stream=stream, dir=direction, kind=kind,
-                                             channels=_strings(e["channels"], "channels"),
-                                             symbols=_strings(e["symbols"], "symbols"))
+    return dict(conn=conn, stream=stream, dir=direction, kind=kind,
+                channels=_strings(e["channels"], "channels"),
+                symbols=_strings(e["symbols"], "symbols"))
+
+
+def _checked_middle(middle: dict | None) -> dict | None:
+    """``_middle`` of the members a block decoded, None where a line with them needs
+    reading one by one (which says what is wrong)."""
+    if middle is None:
+        return None
+    try:
+        return _middle(middle)
+    except _Bad:
+        return None
 
 
 def _lines(source: _Input, rows: _Rows) -> None:
     for number, line in source.lines():
+        if not number & 0xFFFF:
+            rows.progress(source)
         if line is None:
             rows.skip(number, _TOO_LONG)
             continue

@@ -7,11 +7,13 @@ WebSocket servers. The CLI's ``wsrec replay`` is a thin layer over both.
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -20,7 +22,8 @@ import pyarrow.compute as pc
 
 from wsrec.errors import UsageError
 from wsrec.store.filters import Filters
-from wsrec.store.lines import encode_envelope, is_msgpack_session, raw_block, raw_line
+from wsrec.store.lines import (ENVELOPE_COLUMNS, chunks, encode_envelope, envelope_block,
+                               is_msgpack_session, raw_block, raw_line)
 from wsrec.replay._pacing import Lateness, Pacer, fine_switching, prefetch
 from wsrec.replay._schedule import Schedule
 from wsrec.store.session import Frame, Session
@@ -28,7 +31,7 @@ from wsrec.timefmt import format_ns
 
 __all__ = ["ReplayOptions", "parse_speed", "replay_to_stream", "frame_lines", "FRAME_COLUMNS",
            "count_frames", "scheduled_frames", "send_paced", "Stopped", "TooLate", "why_empty",
-           "use_lean_memory_pool"]
+           "use_lean_memory_pool", "rendered", "envelope_blocks"]
 
 FRAME_COLUMNS = list(Frame._fields)
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*x?\s*$", re.IGNORECASE)
@@ -174,6 +177,40 @@ def frame_lines(frames: list[Frame], session: Session, fmt: str) -> list[bytes]:
     return [raw_line(f.payload, f.kind, mp) + b"\n" for f in frames]
 
 
+def rendered(items, render: Callable, *, workers: int = 2, ahead: int = 3):
+    """``render(item)`` for each of ``items``, in order, computed ``workers`` at a time in
+    threads up to ``ahead`` items ahead: Arrow's kernels release the GIL, so building the
+    lines of several batches uses several cores while the caller writes."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="wsrec-render")
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(render, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # a consumer gone (a closed pipe): let the threads finish what they are in
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except RuntimeError:  # closed by the garbage collector in one of them
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def envelope_blocks(batches, data_as_string: bool = False):
+    """(batch, session) -> (the envelope lines of the batch or a piece of it, rows), in
+    order: ``envelope_block`` over at most 64 MiB of payload at a time, built in
+    threads."""
+    def render(item):
+        batch, session = item
+        return envelope_block(batch, session.venue, session.id,
+                              is_msgpack_session(session.manifest), data_as_string), \
+            batch.num_rows
+
+    pieces = ((piece, session) for batch, session in batches for piece in chunks(batch))
+    yield from rendered(pieces, render)
+
+
 class Stopped(Exception):
     """``send_paced``: its ``stop`` event was set."""
 
@@ -221,19 +258,21 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
     """Write the replay to ``out`` (a binary file); returns the frames written.
 
     Paced: each line is written (one ``write`` call) when due. At ``speed=None`` lines go
-    out in large blocks, and raw-format batches of plain text are written straight from
-    Arrow's buffers. A closed pipe raises BrokenPipeError for the caller to handle.
+    out in large blocks straight from Arrow's buffers: raw-format batches of plain text as
+    they are, envelope lines built as Arrow columns in threads (``envelope_blocks``). A
+    closed pipe raises BrokenPipeError for the caller to handle.
     """
     written = 0
     if options.speed is None:
-        for batch, session in prefetch(_max_batches(sessions, filters, options), depth=2):
-            if options.format == "raw":
-                out.write(raw_block(batch, is_msgpack_session(session.manifest)))
-            else:
-                out.write(b"".join(frame_lines(batch_frames(batch), session, "envelope")))
-            written += batch.num_rows
-            if progress:
-                progress(written, 0)
+        batches = prefetch(_max_batches(sessions, filters, options), depth=2)
+        blocks = envelope_blocks(batches) if options.format == "envelope" else \
+            ((raw_block(b, is_msgpack_session(s.manifest)), b.num_rows) for b, s in batches)
+        with closing(blocks):  # the threads rendering them stopped here, whatever happens
+            for block, rows in blocks:
+                out.write(block)
+                written += rows
+                if progress:
+                    progress(written, 0)
         out.flush()
         return written
     rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
@@ -258,7 +297,7 @@ def _max_batches(sessions, filters, options):
     """At full speed: batches in merged order, looped, each with its session. One session
     needs no schedule: only the columns the format needs are read."""
     by_id = {s.id: s for s in sessions}
-    columns = ["payload", "kind"] if options.format == "raw" else FRAME_COLUMNS
+    columns = ["payload", "kind"] if options.format == "raw" else ENVELOPE_COLUMNS
     iteration = 0
     while options.loop == 0 or iteration < options.loop:
         any_rows = False

@@ -125,8 +125,10 @@ class Flusher:
             if self.failure is not None:
                 break
 
-    def drain(self) -> None:
-        """Journal (and fsync) every row waiting now; rotate the part when it is due."""
+    def drain(self, batch=None) -> None:
+        """Journal (and fsync) every row waiting now, then ``batch`` if given (journal
+        schema, seq assigned: ``SessionWriter.append_columns``, on the caller's thread);
+        rotate the part when it is due."""
         with self._io_lock:
             if self.failure is not None:
                 return
@@ -134,7 +136,9 @@ class Flusher:
             dirty = self.book.take_dirty()
             try:
                 if chunk[-1]:
-                    self._write_rows(chunk)
+                    self._write_batch(columns_to_batch(chunk))
+                if batch is not None:
+                    self._write_batch(batch)
                 if self._part_due():
                     self._rotate()
                 elif dirty:
@@ -151,8 +155,7 @@ class Flusher:
         self.failure = exc
         self._on_failure()
 
-    def _write_rows(self, columns: list[list]) -> None:
-        batch = columns_to_batch(columns)
+    def _write_batch(self, batch) -> None:
         if self._journal is None:
             self._journal = JournalWriter(self.folder / journal_name(self._part_index))
         self._journal.write(batch)

@@ -23,13 +23,16 @@ import re
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from wsrec._version import __version__
 from wsrec.errors import StorageError, UsageError, WsrecError
 from wsrec.store._flusher import Flusher, SessionBook
 from wsrec.store._lock import SessionLock
 from wsrec.store._rows import ColumnBuffer
 from wsrec.store.manifest import FORMAT_VERSION, new_session_id, save_manifest
-from wsrec.store.schema import DIRECTIONS
+from wsrec.store.schema import DIRECTIONS, JOURNAL_SCHEMA
 from wsrec.secrets import redact
 from wsrec.store.roots import data_root
 from wsrec.timefmt import format_ns
@@ -196,6 +199,51 @@ class SessionWriter:
         if size > 65_536 or not len(self._payloads) & 1023:
             self._flusher.nudge(self._bytes_in)  # wake it; wait while it is far behind
         return seq
+
+    def append_columns(self, columns: dict) -> int:
+        """Add many rows at once (an import): Arrow arrays of equal length named as
+        ``wsrec.store.schema.JOURNAL_SCHEMA``'s columns except ``seq`` (assigned here):
+        ``ts`` and ``mono_ns`` (int64 ns), ``conn``, ``stream``, ``dir``, ``kind``,
+        ``channels``, ``symbols``, ``payload``. The rules of ``append`` hold (``mono_ns``
+        never goes back, ``dir`` is known; event rows update connections and gaps); the
+        rows are journaled and added to the open part before this returns, on the
+        caller's thread, with no per-row Python. Returns the first row's ``seq``."""
+        if self._stopped:
+            self._raise_closed()
+        columns = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v
+                   for k, v in columns.items()}
+        n = len(columns["payload"])
+        first = self._seq
+        if not n:
+            return first
+        mono = columns["mono_ns"].cast(pa.int64())
+        if pc.min(mono).as_py() < self._last_mono or (n > 1 and not pc.all(pc.greater_equal(
+                mono.slice(1), mono.slice(0, n - 1))).as_py()):
+            raise UsageError("mono_ns goes back: rows must be appended in receive order")
+        dirs = columns["dir"]
+        known = pc.is_in(dirs, pa.array(DIRECTIONS))
+        if not pc.all(pc.fill_null(known, False)).as_py():
+            raise UsageError(f"dir must be one of {', '.join(DIRECTIONS)}")
+        ts = columns["ts"].cast(pa.int64())
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(range(first, first + n), pa.int64()),
+             ts.cast(JOURNAL_SCHEMA.field("ts").type), mono,
+             *(columns[name].cast(JOURNAL_SCHEMA.field(name).type) for name in
+               ("conn", "stream", "dir", "kind", "channels", "symbols", "payload"))],
+            schema=JOURNAL_SCHEMA)
+        events = pc.equal(dirs, "event")
+        if pc.any(events).as_py():
+            picked = [a.filter(events).to_pylist() for a in
+                      (batch.column("kind"), batch.column("conn"), batch.column("stream"), ts,
+                       mono, batch.column("payload"))]
+            for kind, conn, stream, ts_ns, mono_ns, payload in zip(*picked):
+                self._book.feed(kind, conn, stream, ts_ns, mono_ns, payload)
+        self._seq = first + n
+        self._last_mono = mono[n - 1].as_py()
+        self._flusher.drain(batch)
+        if self._flusher.failure is not None:
+            raise self._flusher.failure
+        return first
 
     def event(self, kind: str, *, conn: int | None = 0, stream: str | None = None,
               ts_ns: int | None = None, mono_ns: int | None = None, **info) -> int:
