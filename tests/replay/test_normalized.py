@@ -114,3 +114,24 @@ def test_convert_normalize_writes_a_file_and_reports(data, tmp_path):
     r = run(data, "convert", "hyperliquid", "--normalize", "trades", "--format", "csv",
             "--end", "2026-08-20T03:04:06Z")
     assert r.exit_code == 0 and "no frame of the channels" in r.stderr
+
+
+def test_json_lines_escape_strings_and_keep_floats_floats():
+    from wsrec.venues.normalize import schema as schema_of
+    s = schema_of("actions")
+    batch = pa.RecordBatch.from_pylist([
+        {"local_ts": 1, "exch_ts": None, "venue": "dfuse", "height": 7, "block_id": "b",
+         "tx_id": 'say "hi"\n\\', "type": "transfer", "account": "eosio.token",
+         "data": '{"memo":"é"}', "seq": 3}], schema=s)
+    line = json_lines(batch)[0]
+    assert line.endswith(b"}\n")
+    row = json.loads(line)
+    assert row["tx_id"] == 'say "hi"\n\\' and row["data"] == '{"memo":"é"}'
+    assert row["exch_ts"] is None and row["local_ts"] == "1970-01-01T00:00:00.000000001Z"
+    quotes = pa.RecordBatch.from_pylist([
+        {"local_ts": 0, "exch_ts": 0, "venue": "v", "symbol": "X", "bid_px": 69170.0,
+         "bid_sz": 1e-05, "ask_px": None, "ask_sz": -0.0, "seq": 1}], schema=schema_of("quotes"))
+    text = json_lines(quotes)[0].decode()
+    assert '"bid_px":69170.0' in text and '"ask_px":null' in text
+    back = json.loads(text)
+    assert back["bid_sz"] == 1e-05 and isinstance(back["bid_px"], float)

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import zstandard
 
+from wsrec.store.lines import buffer_view
 from wsrec.store.normalized import Normalized
 from wsrec.replay._pacing import Lateness, Pacer, fine_switching, prefetch
 from wsrec.replay.stdout import ReplayOptions, send_paced
@@ -32,14 +33,44 @@ _COMPRESSION = dict(compression="zstd", compression_level=6)
 
 def json_lines(batch: pa.RecordBatch) -> list[bytes]:
     """Each row of a normalized batch as one JSON line (with its newline)."""
-    columns = []
-    for column in batch.columns:
-        if pa.types.is_timestamp(column.type):
-            column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
-        columns.append(column.to_pylist())
-    names = batch.schema.names
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    return [(dumps(dict(zip(names, row))) + "\n").encode() for row in zip(*columns)]
+    return json_block(batch).cast(pa.binary()).to_pylist()
+
+
+def json_block(batch: pa.RecordBatch) -> pa.Array:
+    """The rows of a normalized batch as JSON lines (with their newlines), built as Arrow
+    columns: each value's JSON text, joined with the member names, no Python per row
+    (only strings that need escaping go through ``json.dumps``, one by one)."""
+    parts: list = []
+    for i, (field, column) in enumerate(zip(batch.schema, batch.columns)):
+        parts.append(("{" if i == 0 else ",") + json.dumps(field.name) + ":")
+        parts.append(pc.fill_null(_json_values(column), "null"))
+    parts.append("}\n")
+    return pc.binary_join_element_wise(*parts, "")
+
+
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+def _json_values(column: pa.Array) -> pa.Array:
+    """Each value's JSON text (null stays null)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        return _quoted(pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ"))
+    if pa.types.is_floating(kind):   # shortest round-trip digits; ".0" keeps it a float
+        text = column.cast(pa.string())
+        return pc.if_else(pc.match_substring_regex(text, "[.eEn]"), text,
+                          pc.binary_join_element_wise(text, ".0", ""))
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return column.cast(pa.string())
+    text = column.cast(pa.string())
+    if not pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+        return _quoted(text)
+    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False)
+                     for v in text.to_pylist()], pa.string())
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise('"', text, '"', "")
 
 
 def write_normalized(rows: Normalized, fmt: str, sink, *, level: int | None = None,
@@ -71,7 +102,8 @@ def write_normalized(rows: Normalized, fmt: str, sink, *, level: int | None = No
     out = zstandard.ZstdCompressor(level=level or 3).stream_writer(sink, closefd=False) \
         if fmt == "jsonl.zst" else sink
     for batch in rows:
-        out.write(b"".join(json_lines(batch)))
+        if batch.num_rows:
+            out.write(buffer_view(json_block(batch).cast(pa.binary())))
         written += batch.num_rows
         if progress:
             progress(rows.frames)
