@@ -72,7 +72,7 @@ def test_record_to_a_full_disk(data):
     out = wsrec_full("record", "alpaca", "-s", "FAKEPACA", "--sim", "--sim-rate", "2000",
                      "--duration", "20s", "--flush-interval", "0.05", "--data", data, "-q")
     one_line_error(out, "disk full")
-    [folder] = list((data / "alpaca").iterdir())
+    [folder] = list(data.glob("venue=alpaca/date=*/*"))
     session = wsrec.open_session(folder)
     assert session.status in ("failed", "recording")
     assert session.rows() > 10            # what was flushed stays readable

@@ -449,9 +449,10 @@ def test_failure_keeps_folders_that_were_there(tmp_path):
     folder, _ = write_session(data, n=5, venue="v")
     path = jsonl_file(tmp_path, envelope_line({"dir": "sideways"}))
     assert_one_line_error(run("import", path, "--venue", "v", "--data", data, "--strict"))
-    assert [p.name for p in (data / "v").iterdir()] == [folder.name]
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
     assert_one_line_error(run("import", path, "--venue", "w", "--data", data, "--strict"))
-    assert sorted(p.name for p in data.iterdir()) == ["v"]  # w, made by the import, is gone
+    # venue=w, made by the import, is gone
+    assert sorted(p.name for p in data.iterdir()) == ["venue=v"]
 
 
 def test_writer_failure_mid_import_leaves_nothing(tmp_path, monkeypatch):

@@ -79,7 +79,7 @@ def test_python_example_runs(workdir):
     out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert (cwd / "wsrec-data" / "myvenue").is_dir()
+    assert list((cwd / "wsrec-data" / "venue=myvenue").glob("date=*/*/session.json"))
 
 
 def test_live_examples_run_against_the_simulators(workdir):

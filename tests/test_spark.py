@@ -47,22 +47,33 @@ def test_format_md_spark_example(local_only, tmp_path):
     write_session(data, n=700, venue="hyperliquid", seed=3, row_group_rows=100)
     [block] = re.findall(r"```python spark\n(.*?)```", (DOCS / "FORMAT.md").read_text(),
                          flags=re.S)
+    folders = sorted(data.glob("venue=*/date=*/*"))
+    [day] = {folder.parent.name[len("date="):] for folder in folders}
     # the JVM keeps the directory it started in: give the root as an absolute path
     block = block.replace('root = "wsrec-data"', f'root = "{data}"', 1)
     ns: dict = {}
-    exec(compile(block, "FORMAT.md", "exec"), ns)
-    expected_hours, expected_aapl = {}, 0
-    for folder in sorted(data.glob("*/*")):
-        for f in wsrec.open_session(folder).frames(direction="in"):
-            key = (folder.parent.name, f.ts // 3_600_000_000_000 * 3600)
+    exec(compile(block.replace("2026-11-22", day), "FORMAT.md", "exec"), ns)
+    expected_hours, expected_aapl, per_symbol = {}, 0, {}
+    for folder in folders:
+        session = wsrec.open_session(folder)
+        for f in session.frames(direction="all"):
+            if session.venue == "alpaca" and "trades" in f.channels and f.symbol is not None:
+                per_symbol[f.symbol] = per_symbol.get(f.symbol, 0) + 1
+            if f.dir != "in":
+                continue
+            key = (session.venue, f.ts // 3_600_000_000_000 * 3600)
             expected_hours[key] = expected_hours.get(key, 0) + 1
             expected_aapl += "AAPL" in f.symbols
     got = {(r.venue, int(r.hour.timestamp())): r.frames for r in ns["per_venue_hour"]}
     assert got == expected_hours
     assert ns["aapl"] == expected_aapl
+    assert [(r.symbol, r.frames) for r in ns["trades_per_symbol"]] == sorted(per_symbol.items())
+    plan = ns["frames"].where("venue = 'alpaca' AND date = DATE'%s'" % day)._jdf \
+        .queryExecution().executedPlan().toString()
+    assert "PartitionFilters" in plan and "alpaca" in plan   # pruned by the folders
     # exact nanoseconds, payload bytes, nullable conn, lists
     spark_rows = {(r.session, r.seq): r for r in ns["frames"].collect()}
-    for folder in data.glob("*/*"):
+    for folder in folders:
         for f in wsrec.open_session(folder).frames(direction="all"):
             r = spark_rows[(folder.name, f.seq)]
             assert (r.ts, bytes(r.payload), r.conn, r.stream, list(r.symbols)) == \

@@ -8,7 +8,7 @@ anything else is a bug and keeps its traceback.
 
     WsrecError
     ├── UsageError             an argument no call can honour (also a ValueError)
-    │   ├── UnsupportedDataRoot  a data root that is not a local folder
+    │   ├── UnsupportedDataRoot  a data root wsrec can't use (a URL of another scheme)
     │   ├── InvalidURL         (wsrec.urls; also a ConnectError) a URL that can't be used
     │   └── SpeedTooSlow       (wsrec.replay._schedule) due times past int64
     ├── SessionNotFound        no session matches a reference
@@ -19,8 +19,12 @@ anything else is a bug and keeps its traceback.
     ├── ConnectError           a connection could not be opened
     │   └── HandshakeRejected  the server answered the upgrade with another HTTP status
     ├── ScheduleOverflow       (wsrec.replay._schedule) clocks spanning more than int64
-    └── StorageError           a write to the data root failed
-        └── DiskFull           ENOSPC, EDQUOT or EFBIG while writing
+    └── StorageError           the data root could not be written or read
+        ├── DiskFull           ENOSPC, EDQUOT or EFBIG while writing
+        ├── RootNotFound       (wsrec.store.location) the bucket doesn't exist
+        ├── RootAccessDenied   (wsrec.store.location) the store refused the credentials
+        └── StorageUnavailable (wsrec.store.location) the store can't be reached or
+                               failed for now (network, 5xx, throttling): try again
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ __all__ = [
     "HandshakeRejected",
     "StorageError",
     "DiskFull",
+    "RootNotFound",
+    "RootAccessDenied",
+    "StorageUnavailable",
     "storage_error",
 ]
 
@@ -84,7 +91,8 @@ class OutdatedFormat(WsrecError):
 
 
 class UnsupportedDataRoot(UsageError):
-    """A data root that is not a local folder (s3://, file://, ...)."""
+    """A data root wsrec can't use: a URL of another scheme (http://, ...), or a
+    remote root where a command needs a local folder."""
 
 
 class StorageError(WsrecError):
@@ -93,6 +101,20 @@ class StorageError(WsrecError):
 
 class DiskFull(StorageError):
     pass
+
+
+class RootNotFound(StorageError):
+    """The data root's bucket does not exist (permanent until someone creates it)."""
+
+
+class RootAccessDenied(StorageError):
+    """The store refused the request: missing, wrong or expired credentials, or no
+    permission (permanent until the credentials are fixed)."""
+
+
+class StorageUnavailable(StorageError):
+    """The store could not be reached or failed for now: network, timeouts, 5xx,
+    throttling. Transient: retrying later may succeed."""
 
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

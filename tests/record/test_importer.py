@@ -37,10 +37,10 @@ def test_lines_with_classification(data, tmp_path, suffix, pack):
     frames = list(wsrec.open_session(result.path).frames())
     assert [(f.channel, f.symbol) for f in frames] == [("trades", "BTC"), ("l2Book", "ETH")]
     assert frames[1].mono_ns - frames[0].mono_ns == 500_000_000  # paced by time
-    before = sorted(p.name for p in (data / "hyperliquid").iterdir())
+    before = sorted(p.name for p in result.path.parent.iterdir())   # venue=/date= folder
     with pytest.raises(WsrecError, match=":2: not '<timestamp> <message>'"):
         import_file(path, "hyperliquid", data, strict=True)
-    assert sorted(p.name for p in (data / "hyperliquid").iterdir()) == before  # nothing left
+    assert sorted(p.name for p in result.path.parent.iterdir()) == before  # nothing left
 
 
 def test_har(data, tmp_path):

@@ -33,6 +33,7 @@ from click.testing import CliRunner
 
 import wsrec
 from wsrec.cli.commands import cli
+from wsrec.store.layout import session_rel
 from wsrec.store.manifest import MAX_MANIFEST_BYTES
 from wsrec.timefmt import format_ns
 
@@ -92,7 +93,7 @@ def _no_path(row: dict) -> dict:
 def _copy(pristine, tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
     shutil.copytree(pristine[0], data)
-    return data, data / "victim" / VICTIM
+    return data, data / session_rel("victim", VICTIM)
 
 
 def _run(data: Path, *args):
@@ -230,7 +231,7 @@ def test_a_part_name_outside_the_session_is_never_opened(pristine, tmp_path):
     shutil.copytree(folder, other / "victim" / VICTIM)
     manifest = json.loads((folder / "session.json").read_text())
     for name in (str(other / "victim" / VICTIM / "part-000000.parquet"),
-                 f"../../../other/victim/{VICTIM}/part-000000.parquet"):
+                 f"../../../../other/victim/{VICTIM}/part-000000.parquet"):
         manifest["parts"][0]["file"] = name
         (folder / "session.json").write_text(json.dumps(manifest))
         for args in (["replay", VICTIM, "--speed", "max"], ["verify", VICTIM],
@@ -500,7 +501,7 @@ def test_part_byte_flips_in_processes(flip_root, tmp_path):
     data, folder, part, _ = flip_root
     work = tmp_path / "data"
     shutil.copytree(data, work)
-    copy_part = work / "flip" / FLIP_ID / part.name
+    copy_part = work / session_rel("flip", FLIP_ID) / part.name
     size, footer = part.stat().st_size, _footer_start(part)
     pristine = _cli("replay", FLIP_ID, "--speed", "max", "--format", "envelope",
                     "--direction", "all", data=work)

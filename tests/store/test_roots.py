@@ -43,7 +43,7 @@ def test_resolve_path(root):
     assert resolve(str(folder), root) == folder
     assert resolve(folder) == folder
     with pytest.raises(SessionNotFound, match="not a session folder"):
-        resolve(str(root / "alpaca"), root)
+        resolve(str(folder.parent), root)  # venue=alpaca/date=...: not a session
 
 
 def test_resolve_errors(root, tmp_path):
@@ -58,8 +58,8 @@ def test_resolve_errors(root, tmp_path):
 # -- sessions that can't be read are listed, never hidden, never fatal ----------------------
 
 def test_folders_without_a_manifest_but_with_data_are_listed(root):
-    stray = root / "alpaca" / "20260105T000000Z-nnnn"
-    stray.mkdir()
+    stray = root / "alpaca" / "20260105T000000Z-nnnn"   # the layout before venue=/date=
+    stray.mkdir(parents=True)
     (stray / "part-000000.parquet").write_bytes(b"x")
     (root / "alpaca" / "not-a-session").mkdir()          # nothing in it: not listed
     (root / "alpaca" / ".upgrade-x").mkdir()             # hidden: not listed
@@ -71,8 +71,7 @@ def test_folders_without_a_manifest_but_with_data_are_listed(root):
 
 
 def test_last_and_venue_skip_unreadable_sessions_with_a_warning(root):
-    newest = root / "flow" / "20260109T000000Z-eeee"
-    write_session(root, n=5, venue="flow", session_id=newest.name)
+    newest, _ = write_session(root, n=5, venue="flow", session_id="20260109T000000Z-eeee")
     text = (newest / "session.json").read_text()
     (newest / "session.json").write_text(text.replace('"started": "', '"started": "garbage'))
     warnings = []
@@ -82,9 +81,10 @@ def test_last_and_venue_skip_unreadable_sessions_with_a_warning(root):
                                       for w in warnings)
     # named explicitly, it is what the user asked for: opening it gives the error
     assert resolve("20260109", root) == newest
-    (root / "flow" / "20260103T000000Z-cccc" / "session.json").write_text("[]")
-    (root / "flow" / "20260101T000000Z-dddd" / "session.json").unlink()
-    (root / "flow" / "20260101T000000Z-dddd" / "part-000000.parquet").unlink()  # empty now
+    flow = root / "venue=flow"
+    (flow / "date=2026-01-03" / "20260103T000000Z-cccc" / "session.json").write_text("[]")
+    (flow / "date=2026-01-01" / "20260101T000000Z-dddd" / "session.json").unlink()
+    (flow / "date=2026-01-01" / "20260101T000000Z-dddd" / "part-000000.parquet").unlink()
     with pytest.raises(SessionNotFound, match="venue 'flow' has no readable session"):
         resolve("flow", root, warn=warnings.append)
 
@@ -92,7 +92,7 @@ def test_last_and_venue_skip_unreadable_sessions_with_a_warning(root):
 def test_an_unlistable_venue_is_a_warning(root, monkeypatch):
     import os
     real = os.scandir
-    denied = str(root / "flow")
+    denied = str(root / "venue=flow")
 
     def scandir(path="."):
         if str(path) == denied:

@@ -9,6 +9,7 @@ a bug and keeps its traceback.
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import json
 import os
@@ -25,13 +26,15 @@ from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.store.info import details, summary
 from wsrec.store.repair import find_session, repair as repair_session
 from wsrec.store.session import Session
-from wsrec.store.roots import ENV_DATA, check_root, data_root, resolve, session_folders
+from wsrec.store.roots import ENV_DATA, check_root, resolve, session_folders
+from wsrec.store.location import is_remote_url, open_root, parse_endpoint
 from wsrec.record.recorder import RecordOptions, ignore_sighup, record
 from wsrec.secrets import redact_url
 from wsrec.record.request import build_request
 from wsrec.sim import SIMULATORS, SimOptions, serve_sim
 from wsrec.replay.convert import FORMATS, convert
 from wsrec.store.filters import Filters
+from wsrec.store.layout import venue_of
 from wsrec.record.importer import IMPORT_FORMATS, import_file
 from wsrec.replay._pacing import Lateness
 from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
@@ -224,11 +227,39 @@ def cli():
     """
 
 
+#: commands that write into the data root: they need a local folder in this version
+_WRITES = ("record", "import", "repair")
+
+
 def data_option(f):
-    return click.option("--data", metavar="DIR", envvar=ENV_DATA, default=None,
+    """--data and --s3-endpoint. Commands that read get ``data`` as a ``Root``
+    (``wsrec.store.location.open_root``); the writing ones (``_WRITES``) get the local
+    folder as given, and a usage error for a bucket."""
+    @functools.wraps(f)
+    def command(*args, data=None, s3_endpoint=None, **kwargs):
+        name = click.get_current_context().info_name
+        if name in _WRITES:
+            if data is not None and is_remote_url(data) or \
+                    data is None and is_remote_url(os.environ.get(ENV_DATA) or ""):
+                raise UsageError(f"{name} writes to a local data root; s3:// and gs:// "
+                                 f"roots are read-only in this version", param="data")
+            return f(*args, data=data, **kwargs)
+        return f(*args, data=open_root(data, endpoint=s3_endpoint), **kwargs)
+
+    command = click.option(
+        "--s3-endpoint", metavar="URL", default=None, callback=_parsed_by(_endpoint),
+        help="S3 endpoint of an s3:// data root: MinIO, Ceph, R2, ... [env "
+             "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default: AWS].")(command)
+    return click.option("--data", metavar="DIR|URL", envvar=ENV_DATA, default=None,
                         callback=_parsed_by(check_root),
-                        help=f"Data root, a local folder [env {ENV_DATA}; default "
-                             f"./wsrec-data].")(f)
+                        help=f"Data root: a local folder, or s3://bucket/prefix to read "
+                             f"sessions from object storage [env {ENV_DATA}; default "
+                             f"./wsrec-data].")(command)
+
+
+def _endpoint(text: str) -> str:
+    parse_endpoint(text)
+    return text
 
 
 def json_option(f):
@@ -242,6 +273,9 @@ def repair_option(f):
 
 def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session:
     folder = resolve(ref, data)
+    if do_repair and not isinstance(folder, Path):
+        raise UsageError(f"--repair: {folder} is in object storage, which is read-only in "
+                         f"this version; repair it where it was recorded", param="do_repair")
     if do_repair:
         for line in repair_session(folder):
             click.echo(f"repair: {line}", err=True)
@@ -306,7 +340,7 @@ def ls_cmd(venue, data, as_json):
         except (WsrecError, OSError) as exc:
             warn(exc if isinstance(exc, WsrecError) else f"{folder}: {exc}")
             state = "no manifest" if getattr(exc, "missing", False) else "unreadable"
-            rows.append({"venue": folder.parent.name, "id": folder.name, "path": str(folder),
+            rows.append({"venue": venue_of(folder), "id": folder.name, "path": str(folder),
                          "start": None, "end": None, "duration_ns": None, "frames": None,
                          "bytes": None, "status": state, "state": state,
                          "live": False, "crashed": False, "problem": str(exc)})
@@ -315,7 +349,7 @@ def ls_cmd(venue, data, as_json):
         return
     if not rows:
         where = f"venue {venue!r} under " if venue else ""
-        click.echo(f"no sessions for {where}{data_root(data)}", err=True)
+        click.echo(f"no sessions for {where}{data.url}", err=True)
         return
     table = [["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE", "STATUS"]]
     for r in rows:
@@ -463,7 +497,7 @@ def repair_cmd(sessions, upgrade, every, data):
     folders = session_folders(data) if every else [find_session(ref, data) for ref in sessions]
     failed = 0
     for folder in folders:
-        name = f"{folder.parent.name}/{folder.name}"
+        name = f"{venue_of(folder)}/{folder.name}"
         try:
             actions = repair_session(folder, upgrade=upgrade)
         except SessionBusy:
@@ -593,6 +627,10 @@ class _Progress:
 @click.option("--flush-interval", type=_Finite(0.01, 60.0), default=1.0, show_default=True,
               metavar="SECONDS",
               help="Journal fsync interval: the most a crash can lose.")
+@click.option("--rotate", type=click.Choice(["1h", "1d", "never"]), default="1d",
+              show_default=True,
+              help="Roll into a new session at each UTC hour or midnight (the connection "
+                   "stays open), or never.")
 @click.option("--max-retries", type=click.IntRange(min=0), metavar="N",
               help="Give up after N consecutive failed reconnects [default: never].")
 @click.option("--backoff", type=_Finite(0, 86400, min_open=True), default=0.5,
@@ -614,7 +652,7 @@ class _Progress:
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
-               max_retries, backoff, backoff_max, backoff_reset, watchdog, heartbeat,
+               rotate, max_retries, backoff, backoff_max, backoff_reset, watchdog, heartbeat,
                max_message_size, quiet, as_json):
     """Record a venue's stream into a new session until stopped.
 
@@ -628,6 +666,10 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
         wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
         wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
         wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
+
+    A long recording is several sessions, one per UTC day (--rotate 1d) or hour (1h),
+    each continuing the one before it ('wsrec replay VENUE --start ... --end ...' plays
+    them as one).
     """
     if url and venue != "url":
         raise click.UsageError(f"unexpected argument {redact_url(url)!r} (only 'record url' "
@@ -639,7 +681,7 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             backoff_initial=backoff, backoff_max=backoff_max,
                             backoff_reset=backoff_reset, watchdog=watchdog,
                             heartbeat=heartbeat, max_message_size=max_message_size,
-                            flush_interval=flush_interval)
+                            flush_interval=flush_interval, rotate=rotate)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
     result = record(planned.venue, planned.request, data=data, options=options,

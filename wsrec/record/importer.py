@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 import zstandard
 
 from wsrec.errors import UsageError, WsrecError
+from wsrec.store.layout import session_rel
 from wsrec.store.lines import b64_field, decode_envelope, decode_envelope_block, newline_ends
 from wsrec.store.manifest import new_session_id
 from wsrec.store.schema import DIRECTIONS
@@ -520,17 +521,17 @@ class _Rows:
             self.report(source.consumed, source.size)
 
     def _start(self, ts: int) -> None:
-        venue_dir = data_root(self.data) / self.venue
-        missing, folder = [], venue_dir
+        root = data_root(self.data)
+        for _ in range(100):
+            sid = new_session_id(ts)
+            if not os.path.lexists(root / session_rel(self.venue, sid, ts)):
+                break
+        self.folder = root / session_rel(self.venue, sid, ts)
+        missing, folder = [], self.folder.parent   # venue=<v>/date=<d>, and above
         while not os.path.lexists(folder) and folder.parent != folder:
             missing.append(folder)
             folder = folder.parent
-        for _ in range(100):
-            sid = new_session_id(ts)
-            if not os.path.lexists(venue_dir / sid):
-                break
         self.created = missing
-        self.folder = venue_dir / sid
         self.writer = SessionWriter(self.venue, self.data, args=self.args, started_ns=ts,
                                     session_id=sid)
 

@@ -2,7 +2,10 @@
 
 For each ``Stream`` (one per connection the venue needs) a slot connects, runs the
 opening exchange, and stores every message in both directions and every connection
-event through one ``SessionWriter``. It reconnects on any non-fatal loss with
+event through one ``RollingWriter`` (a ``SessionWriter`` that rolls into a new session at
+each ``rotate`` boundary: UTC midnight by default on the command line, decided by each
+row's own time and by a timer for a quiet stream; the connections stay open across a
+roll). It reconnects on any non-fatal loss with
 exponential backoff and full jitter, resumes where the stream knows how, watches for
 silence, sends keepalives, respects the venue's send and connect rate limits, and
 stops cleanly on a signal, ``duration``, ``max_frames`` or a fatal error.
@@ -47,7 +50,7 @@ from wsrec.record._connection import ConnectError, connect, url_problem
 from wsrec.errors import UsageError, WsrecError
 from wsrec.secrets import Redactor
 from wsrec.venues.base import NONE, Request, Step, Stream, Venue
-from wsrec.store.writer import SessionWriter
+from wsrec.store.rolling import Rotation, RollingWriter, parse_rotation
 
 __all__ = ["Recorder", "RecordOptions", "RecordResult", "record", "check_options",
            "backoff_delay", "handshake_verdict", "ignore_sighup", "MIN_HEARTBEAT",
@@ -62,6 +65,8 @@ CLOSE_TIMEOUT = 0.5
 STOP_GRACE = CLOSE_TIMEOUT + 1.0
 #: the duration timer re-reads the clock at least this often (seconds)
 CLOCK_POLL = 0.25
+#: the rotation timer sleeps at least this long (seconds) between checks
+ROLL_POLL_MIN = 0.005
 #: the shortest keepalive interval (seconds); 0 turns keepalives off
 MIN_HEARTBEAT = 0.1
 #: at most one ``ping`` event row per connection this often (seconds); it counts the rest
@@ -85,6 +90,8 @@ class RecordOptions:
     compression: bool = True
     flush_interval: float = 1.0
     writer_settings: dict = field(default_factory=dict)
+    rotate: str | int | None = None        # "1h", "1d", None/"never", or ns (tests); the
+                                           # boundaries are UTC (``wsrec record``: 1d)
 
 
 @dataclass
@@ -101,6 +108,7 @@ class RecordResult:
     reconnects: int
     seconds: float
     stopped_by: str
+    sessions: list = field(default_factory=list)   # every session's folder, oldest first
 
 
 class _RateLimit:
@@ -387,14 +395,16 @@ class Recorder:
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
-                 mono_ns=None, sleep=None, rng=None):
+                 mono_ns=None, sleep=None, rng=None, wall_ns=None):
         self.venue = venue
         # the timing, injectable (tests drive it with a fake clock): ``clock`` (seconds)
         # measures the duration and paces the rate limits; ``mono_ns`` is the clock the
         # connection stamps messages with (the watchdog's silence, a healthy connection,
         # the ping rows); ``sleep`` the coroutine that waits (backoff, keepalives, the
-        # watchdog, the rate limits); ``rng`` the backoff's jitter (``random.Random``)
+        # watchdog, the rate limits); ``rng`` the backoff's jitter (``random.Random``);
+        # ``wall_ns`` the wall clock (ns) the rotation timer rolls a quiet session on
         self.clock = clock or time.monotonic
+        self.wall_ns = wall_ns or _time_ns
         self.now_ns = mono_ns or _monotonic_ns
         self._sleep = sleep or asyncio.sleep
         self.rng = rng or random.Random()
@@ -423,7 +433,8 @@ class Recorder:
         args = dict(args or {})
         if any(s.binary_in for s in self.streams):
             args["binary"] = "msgpack"  # how replay knows to decode binary frames
-        self.writer = SessionWriter(name or venue.name, data, args=self._redact_args(args),
+        self.writer = RollingWriter(name or venue.name, data, args=self._redact_args(args),
+                                    rotation=Rotation(opts.rotate), now_ns=self.wall_ns,
                                     flush_interval=opts.flush_interval,
                                     **opts.writer_settings)
         self.send_limit = _RateLimit(venue.send_limit, clock=self.clock, sleep=self._sleep)
@@ -440,6 +451,7 @@ class Recorder:
         self.deadline: float | None = None   # on ``clock``: when ``duration`` is up
         self.slots: list[_Slot] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._roll_timer: asyncio.TimerHandle | None = None
 
     # -- secrets -------------------------------------------------------------------------
 
@@ -629,6 +641,7 @@ class Recorder:
                       for name, s in zip(stream_names(self.streams), self.streams)]
         tasks = [asyncio.create_task(slot.run()) for slot in self.slots]
         ticker = asyncio.create_task(self._tick()) if self.progress else None
+        self._roll_check()
         waiter = asyncio.create_task(self.done_event.wait())
         try:
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -646,6 +659,8 @@ class Recorder:
                 ticker.cancel()
             if self._timer:
                 self._timer.cancel()
+            if self._roll_timer:
+                self._roll_timer.cancel()
             for sig in handled:
                 loop.remove_signal_handler(sig)
             # let the cancelled streams run their ``finally`` (close events) before the
@@ -663,7 +678,7 @@ class Recorder:
         return RecordResult(self.writer.folder, self.writer.venue, self.writer.id, status,
                             self.error, self.frames_in, self.frames_out, self.events,
                             self.bytes_in, self.reconnects, time.monotonic() - started,
-                            self.stopped_by)
+                            self.stopped_by, [w.folder for w in self.writer.sessions])
 
     def _last_cause(self, tasks) -> str:
         """Why the last stream ended: what it raised, else the last connection error."""
@@ -687,6 +702,21 @@ class Recorder:
         else:
             self._timer = asyncio.get_running_loop().call_later(min(left, CLOCK_POLL),
                                                                 self._check_deadline)
+
+    def _roll_check(self) -> None:
+        """Roll the session at the rotation boundary even when no row comes (a loop
+        timer, on ``wall_ns``); rows at or past it roll it by themselves."""
+        self._roll_timer = None
+        if self.done or self.writer.next_roll is None:
+            return
+        try:
+            self.writer.roll_if_due(self.wall_ns(), self.now_ns())
+        except WsrecError as exc:
+            self.fail(str(exc))
+            return
+        left = (self.writer.next_roll - self.wall_ns()) / 1e9
+        self._roll_timer = asyncio.get_running_loop().call_later(
+            min(max(left, ROLL_POLL_MIN), CLOCK_POLL), self._roll_check)
 
     async def _tick(self) -> None:
         while True:
@@ -712,6 +742,7 @@ def check_options(opts: RecordOptions) -> None:
     finite("heartbeat", opts.heartbeat, zero_ok=True)
     finite("open_timeout", opts.open_timeout, none_ok=False)
     finite("flush_interval", opts.flush_interval, none_ok=False)
+    parse_rotation(opts.rotate)
     if opts.heartbeat and opts.heartbeat < MIN_HEARTBEAT:
         raise UsageError(f"heartbeat must be 0 (off) or at least {MIN_HEARTBEAT:g} s, "
                          f"not {opts.heartbeat:g}")

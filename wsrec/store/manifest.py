@@ -11,9 +11,12 @@ import stat
 import time
 from pathlib import Path
 
-from wsrec.errors import CorruptData, first_line, storage_error
+from pyarrow.fs import FileType
+
+from wsrec.errors import CorruptData, StorageError, first_line, storage_error
 from wsrec.store._part import part_index
 from wsrec.store.atomic import write_atomic
+from wsrec.store.location import RootPath
 from wsrec.timefmt import parse_time
 
 __all__ = [
@@ -64,28 +67,20 @@ class ManifestError(CorruptData):
         self.missing = missing
 
 
-def load_manifest(folder: Path) -> dict:
-    """Read and validate ``folder/session.json`` (see ``check_manifest``).
+def load_manifest(folder) -> dict:
+    """Read and validate ``folder/session.json`` (see ``check_manifest``); ``folder`` is
+    a local ``Path`` or a ``RootPath`` in a bucket (``wsrec.store.location``).
 
     Raises ManifestError (a CorruptData) with a one-line message naming the file, the
-    field and what to do. Never reads more than ``MAX_MANIFEST_BYTES``.
+    field and what to do. Never reads more than ``MAX_MANIFEST_BYTES``. On a remote
+    root, the store failing is the store's error (``RootAccessDenied``, ...).
     """
-    path = Path(folder) / MANIFEST
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ManifestError(f"{path}: manifest is not a regular file; {_hint(path)}",
-                                path=path)
-        if info.st_size > MAX_MANIFEST_BYTES:
-            raise _too_large(path, info.st_size)
-        with open(path, "rb") as f:
-            text = f.read(MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError:
-        raise _missing(path) from None
-    except OSError as exc:
-        reason = exc.strerror or first_line(exc)
-        raise ManifestError(f"{path}: cannot read manifest ({reason}); check the permissions "
-                            f"of the file and its folders", path=path) from None
+    if isinstance(folder, RootPath):
+        path = folder / MANIFEST
+        text = _read_remote(path)
+    else:
+        path = Path(folder) / MANIFEST
+        text = _read_local(path)
     if len(text) > MAX_MANIFEST_BYTES:  # grew while we looked
         raise _too_large(path, len(text))
     try:
@@ -97,12 +92,51 @@ def load_manifest(folder: Path) -> dict:
     return data
 
 
-def _missing(path: Path) -> ManifestError:
+def _read_local(path: Path) -> bytes:
     try:
-        names = os.listdir(path.parent)
-    except OSError:
-        names = []
-    data = [n for n in names if part_index(n) is not None]
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ManifestError(f"{path}: manifest is not a regular file; {_hint(path)}",
+                                path=path)
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise _too_large(path, info.st_size)
+        with open(path, "rb") as f:
+            return f.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except OSError as exc:
+        reason = exc.strerror or first_line(exc)
+        raise ManifestError(f"{path}: cannot read manifest ({reason}); check the permissions "
+                            f"of the file and its folders", path=path) from None
+
+
+def _read_remote(path: RootPath) -> bytes:
+    """The manifest object's bytes: its size asked first (the cap), then one GET."""
+    info = path.root.info(path.rel)
+    if info.type == FileType.NotFound:
+        raise _missing(path)
+    if info.type != FileType.File:
+        raise ManifestError(f"{path}: manifest is not a file; {_hint(path)}", path=path)
+    if info.size is not None and info.size > MAX_MANIFEST_BYTES:
+        raise _too_large(path, info.size)
+    try:
+        return path.root.read_bytes(path.rel, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:  # deleted since
+        raise _missing(path) from None
+
+
+def _names(folder) -> list[str]:
+    """The file names in a session folder, local or remote ([] when it can't be listed)."""
+    try:
+        if isinstance(folder, RootPath):
+            return [i.base_name for i in folder.root.list(folder.rel)]
+        return os.listdir(folder)
+    except (OSError, StorageError):
+        return []
+
+
+def _missing(path) -> ManifestError:
+    data = [n for n in _names(path.parent) if part_index(n) is not None]
     if data:
         return ManifestError(f"{path}: missing manifest, but the folder holds {len(data)} "
                              f"part or journal file(s); {REBUILD_HINT}", path=path,
@@ -117,15 +151,16 @@ def _too_large(path: Path, size: int) -> ManifestError:
                          f"{_hint(path)}", path=path)
 
 
-def _hint(path: Path) -> str:
+def _hint(path) -> str:
     """What to do about a bad manifest: rebuild it, when there is something to rebuild
     it from."""
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
+    if any(part_index(n) is not None for n in _names(path.parent)):
         return REBUILD_HINT
-    if any(part_index(n) is not None for n in names):
-        return REBUILD_HINT
+    if not isinstance(path, RootPath):
+        try:
+            os.listdir(path.parent)
+        except OSError:
+            return REBUILD_HINT
     return "the folder holds no part or journal to rebuild it from: fix it or remove the folder"
 
 
@@ -189,7 +224,7 @@ def check_manifest(data, path: Path) -> None:
     listed once, in ``seq`` order; ``sha256`` 64 hex digits) and the ``connections`` and
     ``gaps`` entries. Fields wsrec does not read are left alone.
     """
-    path = Path(path)
+    path = path if isinstance(path, RootPath) else Path(path)
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: manifest is not a JSON object; {_hint(path)}",
                             path=path)
@@ -216,6 +251,11 @@ def _check(data: dict, version: int) -> None:
         value = data.get(key, _MISSING)
         if not isinstance(value, str) or not _FOLDER_NAME.fullmatch(value):
             raise _Invalid(key, _is(value, "a name of letters, digits, '.', '_' or '-'"))
+    for key in ("continues", "continued_by"):   # rotation (wsrec.store.rolling): optional
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str)
+                                  or not _FOLDER_NAME.fullmatch(value)):
+            raise _Invalid(key, _is(value, "a session id or null"))
     status = data.get("status", _MISSING)
     if not isinstance(status, str) or status not in STATUSES:
         raise _Invalid("status", _is(status, f"one of {', '.join(STATUSES)}"))

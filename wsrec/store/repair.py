@@ -41,6 +41,7 @@ from wsrec.store.manifest import (FORMAT_VERSION, MANIFEST, MAX_MANIFEST_BYTES, 
 from wsrec.store._part import (PartSpan, PartWriter, file_sha256, journal_name, part_index,
                                part_name)
 from wsrec.store.atomic import fsync_dir
+from wsrec.store.layout import venue_of
 from wsrec.store.schema import is_part_schema
 from wsrec.store.session import Session
 from wsrec.store.roots import resolve
@@ -450,7 +451,7 @@ def _rebuild_manifest(folder: Path, why: str, actions: list[str]) -> None:
             continue
         entries.append(entry)
         ids = ids or found
-    venue, session = ids or (folder.parent.name, folder.name)
+    venue, session = ids or (venue_of(folder), folder.name)
     manifest = {
         "format_version": FORMAT_VERSION,
         "venue": venue,

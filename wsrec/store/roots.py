@@ -1,49 +1,65 @@
 """The data root and how a SESSION reference finds a session folder.
 
-Layout: ``<root>/<venue>/<session id>/session.json``. The root is ``--data``, else
-``$WSREC_DATA``, else ``./wsrec-data``. Session ids begin with their UTC start
-time, so sorting ids sorts sessions by start.
+Layout (``wsrec.store.layout``): ``<root>/venue=<venue>/date=<YYYY-MM-DD>/<session
+id>/session.json``; sessions written before it lie at ``<root>/<venue>/<session id>/``
+and are read all the same. The root is ``--data``, else ``$WSREC_DATA``, else
+``./wsrec-data``: a local folder or a bucket (``wsrec.store.location``). Session ids
+begin with their UTC start time, so sorting ids sorts sessions by start.
 
 A reference is, in the order tried: a path to a session folder; ``last`` (the
 newest session of all); a venue name (that venue's newest); ``venue/prefix``; a
 session id or a prefix that matches exactly one session.
+
+Session folders are ``Path`` objects on a local root and ``RootPath`` objects on a
+remote one; ``Session`` opens either.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Callable
 
+import pyarrow.fs as pafs
+
 from wsrec.errors import AmbiguousSession, CorruptData, SessionNotFound, UnsupportedDataRoot
+from wsrec.store.layout import parse_date_dir, parse_rel, parse_venue_dir, venue_dir
+from wsrec.store.location import (DEFAULT_DATA, ENV_DATA, Root, RootPath, check_data,
+                                  is_remote_url, open_root)
 from wsrec.store.manifest import MANIFEST, load_manifest
 from wsrec.store._part import part_index
 
 __all__ = ["data_root", "check_root", "session_folders", "resolve", "print_warning",
-           "DEFAULT_DATA", "ENV_DATA"]
-
-DEFAULT_DATA = "wsrec-data"
-ENV_DATA = "WSREC_DATA"
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+           "folder_label", "DEFAULT_DATA", "ENV_DATA"]
 
 
 def check_root(data) -> str:
-    """``data`` if it names a local folder, else UnsupportedDataRoot (a URL such as
-    ``s3://bucket/x``; a local path may contain ``:``)."""
-    text = os.fspath(data)
-    if _URL.match(text):
-        raise UnsupportedDataRoot(
-            f"data root {text!r} is a URL; only local folders are supported (mount the "
-            f"storage, or give a local path)")
-    return text
+    """``data`` if it can name a data root: a local folder (whose path may contain
+    ``:``), ``file:///abs/path``, ``s3://bucket/prefix`` or ``gs://bucket/prefix``; else
+    UnsupportedDataRoot. Nothing is contacted."""
+    return check_data(os.fspath(data))
 
 
 def data_root(data=None) -> Path:
-    if data is None or data == "":
-        data = os.environ.get(ENV_DATA) or DEFAULT_DATA
-    return Path(check_root(data)).expanduser()
+    """The local folder of the data root, for the commands that write (a remote root is
+    read-only in this version: UnsupportedDataRoot)."""
+    if isinstance(data, Root):
+        if not data.local:
+            raise _read_only(data.url)
+        return Path(data.base)
+    text = os.fspath(data) if data is not None and data != "" else \
+        os.environ.get(ENV_DATA) or DEFAULT_DATA
+    if is_remote_url(text):
+        raise _read_only(text)
+    return Path(open_root(text).base)
+
+
+def _read_only(url: str) -> UnsupportedDataRoot:
+    if "@" in url:
+        url = url.split("://")[0] + "://..."  # never show credentials
+    return UnsupportedDataRoot(f"{url}: writing needs a local data root; s3:// and gs:// "
+                               f"roots are read-only in this version", param="data")
 
 
 Warn = Callable[[str], None]
@@ -54,8 +70,19 @@ def print_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def folder_label(folder) -> str:
+    """``venue/session id`` of a session folder, in either layout."""
+    folder_path = folder if isinstance(folder, (Path, RootPath)) else Path(folder)
+    parent = folder_path.parent
+    if parse_date_dir(parent.name) is not None:
+        venue = parse_venue_dir(parent.parent.name)
+        if venue is not None:
+            return f"{venue}/{folder_path.name}"
+    return f"{parent.name}/{folder_path.name}"
+
+
 def session_folders(data=None, venue: str | None = None, *,
-                    warn: Warn | None = None) -> list[Path]:
+                    warn: Warn | None = None) -> list:
     """Every session folder under the root (or one venue), oldest first.
 
     That includes folders that look like sessions but can't be opened: a folder with
@@ -65,20 +92,62 @@ def session_folders(data=None, venue: str | None = None, *,
     through ``warn`` (default: a line on stderr) and skipped; an unreadable data root
     is an error.
     """
-    root = data_root(data)
+    root = open_root(data)
+    if not root.local:
+        return _remote_folders(root, venue)
+    base = Path(root.base)
     warn = warn or print_warning
-    venues = [root / venue] if venue else _subdirs(root)
+    if venue:
+        tops = [(base / venue_dir(venue), venue, True), (base / venue, venue, False)]
+    else:
+        tops = []
+        for d in _subdirs(base):
+            v = parse_venue_dir(d.name)
+            if v is not None:
+                tops.append((d, v, True))
+            elif "=" not in d.name:
+                tops.append((d, d.name, False))
     found = []
-    for v in venues:
+    for top, v, hive in tops:
         try:
-            folders = _subdirs(v)
+            if hive:
+                folders = []
+                for date in _subdirs(top):
+                    if parse_date_dir(date.name) is not None:
+                        folders.extend(_subdirs(date))
+            else:
+                folders = _subdirs(top)
         except SessionNotFound as exc:
             if venue:
                 raise
             warn(f"{exc}; its sessions are not listed")
             continue
-        found.extend(f for f in folders if _looks_like_session(f))
-    return sorted(found, key=lambda f: (f.name, f.parent.name))
+        found.extend((f.name, v, f) for f in folders if _looks_like_session(f))
+    return [f for _, _, f in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def _remote_folders(root: Root, venue: str | None) -> list[RootPath]:
+    """A bucket's session folders: one recursive listing per venue folder (an object
+    store has no empty folders: a folder is there when an object is under it)."""
+    root.check()
+    if venue:
+        tops = [venue_dir(venue), venue]
+    else:
+        tops = [n for n in root.list_dirs() if parse_venue_dir(n) is not None or "=" not in n]
+    found: dict[str, tuple[str, str]] = {}
+    skip = len(root.base.rstrip("/")) + 1
+    for top in tops:
+        for info in root.list(top, recursive=True):
+            if info.type != pafs.FileType.File:
+                continue
+            folder, _, name = info.path[skip:].rpartition("/")
+            if folder in found or (name != MANIFEST and part_index(name) is None):
+                continue
+            where = parse_rel(folder)
+            if where is None or (venue and where.venue != venue):
+                continue
+            found[folder] = (where.session, where.venue)
+    return [RootPath(root, rel) for rel, _ in sorted(found.items(), key=lambda kv: kv[1])]
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -132,26 +201,40 @@ def _exists(path: Path) -> bool:
         return True  # something is there, we may not look
 
 
-def _readable(folders: list[Path], warn: Warn) -> Path | None:
+def _is_venue(root: Root, name: str) -> bool:
+    """Whether ``name`` is a venue with a folder under the root (in either layout)."""
+    if "=" in name or name in (".", ".."):
+        return False
+    if root.local:
+        base = Path(root.base)
+        return _is_dir(base / venue_dir(name)) or \
+            _is_dir(base / name) and not _exists(base / name / MANIFEST)
+    return any(n in (name, venue_dir(name)) for n in root.list_dirs())
+
+
+def _readable(folders: list, warn: Warn):
     """The newest of ``folders`` whose manifest loads; the others newer than it are
     reported through ``warn``."""
     for folder in reversed(folders):
         try:
             load_manifest(folder)
         except CorruptData as exc:
-            warn(f"skipped {folder.parent.name}/{folder.name}: {exc}")
+            warn(f"skipped {folder_label(folder)}: {exc}")
             continue
         return folder
     return None
 
 
-def resolve(ref, data=None, *, warn: Warn | None = None) -> Path:
-    """The folder of the session ``ref`` names (see the module doc).
+def resolve(ref, data=None, *, warn: Warn | None = None):
+    """The folder of the session ``ref`` names (see the module doc): a ``Path`` on a
+    local root, a ``RootPath`` on a remote one.
 
     ``last`` and a venue name pick the newest session whose manifest can be read,
     reporting the newer ones that can't through ``warn`` (default: a line on stderr).
     """
     warn = warn or print_warning
+    if isinstance(ref, RootPath):
+        return ref
     if isinstance(ref, Path) or _is_file(Path(str(ref)) / MANIFEST) \
             or os.sep in str(ref) and _exists(Path(ref)):
         folder = Path(ref)
@@ -159,36 +242,36 @@ def resolve(ref, data=None, *, warn: Warn | None = None) -> Path:
             return folder  # opening it says what is wrong with it, if anything
         raise SessionNotFound(f"{folder} is not a session folder (no {MANIFEST} in it)")
     ref = str(ref)
-    root = data_root(data)
+    root = open_root(data)
     if not ref:
         raise SessionNotFound("empty session reference")
     if ref == "last":
-        folders = session_folders(data, warn=warn)
+        folders = session_folders(root, warn=warn)
         if not folders:
-            raise SessionNotFound(f"no sessions under {root}; record one or pass --data")
+            raise SessionNotFound(f"no sessions under {root.url}; record one or pass --data")
         found = _readable(folders, warn)
         if found is None:
-            raise SessionNotFound(f"no readable session under {root} ({len(folders)} "
+            raise SessionNotFound(f"no readable session under {root.url} ({len(folders)} "
                                   f"unreadable); see 'wsrec ls'")
         return found
-    if "/" not in ref and _is_dir(root / ref) and not _exists(root / ref / MANIFEST):
-        folders = session_folders(data, ref, warn=warn)
+    if "/" not in ref and _is_venue(root, ref):
+        folders = session_folders(root, ref, warn=warn)
         if not folders:
-            raise SessionNotFound(f"venue {ref!r} has no sessions under {root}")
+            raise SessionNotFound(f"venue {ref!r} has no sessions under {root.url}")
         found = _readable(folders, warn)
         if found is None:
-            raise SessionNotFound(f"venue {ref!r} has no readable session under {root} "
+            raise SessionNotFound(f"venue {ref!r} has no readable session under {root.url} "
                                   f"({len(folders)} unreadable); see 'wsrec ls {ref}'")
         return found
     venue, _, prefix = ref.rpartition("/")
-    folders = session_folders(data, venue or None, warn=warn)
+    folders = session_folders(root, venue or None, warn=warn)
     matches = [f for f in folders if f.name == prefix] or \
               [f for f in folders if f.name.startswith(prefix)]
     if not matches:
-        raise SessionNotFound(f"no session matches {ref!r} under {root} "
+        raise SessionNotFound(f"no session matches {ref!r} under {root.url} "
                               f"(try 'wsrec ls' to see the sessions)")
     if len(matches) > 1:
-        names = ", ".join(f"{f.parent.name}/{f.name}" for f in matches[:5])
+        names = ", ".join(folder_label(f) for f in matches[:5])
         more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
         raise AmbiguousSession(f"{ref!r} matches {len(matches)} sessions ({names}{more}); "
                                f"give more of the id")

@@ -18,10 +18,12 @@ from typing import Callable, Iterator, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from wsrec.errors import CorruptData, OutdatedFormat, UsageError, first_line
 from wsrec.store.filters import Filters, as_filters
+from wsrec.store.location import RootPath, fs_error, storage_failure
 from wsrec.store._journal import journal_rows, read_journal
 from wsrec.store._lock import is_locked
 from wsrec.store.manifest import FORMAT_VERSION, load_manifest
@@ -62,8 +64,16 @@ def open_session(ref, data=None) -> "Session":
 
 
 class Session:
-    def __init__(self, folder: Path):
-        self.path = Path(folder)
+    """A session folder: a local ``Path``, or a ``RootPath`` in a bucket (read-only: no
+    journals, no lock; a remote session whose manifest says ``recording`` shows as
+    ``uploading``, since nothing remote tells a live recorder from a crashed one)."""
+
+    def __init__(self, folder):
+        if isinstance(folder, RootPath) and folder.root.local:
+            folder = Path(folder.root.base) / folder.rel
+        self.path = folder if isinstance(folder, RootPath) else Path(folder)
+        #: a session in an object store (``self.path`` is a ``RootPath``)
+        self.remote = isinstance(self.path, RootPath)
         self.manifest = load_manifest(self.path)
         self.venue: str = self.manifest["venue"]
         #: whose protocol its frames follow (``exch_ts``, normalized tables, gaps)
@@ -71,8 +81,10 @@ class Session:
         self.id: str = self.manifest["session"]
         self.format_version: int = self.manifest["format_version"]
         recording = self.manifest["status"] == "recording"
-        self.live = recording and is_locked(self.path)
-        self.crashed = recording and not self.live
+        self.live = recording and not self.remote and is_locked(self.path)
+        self.crashed = recording and not self.remote and not self.live
+        #: remote and ``recording``: being uploaded, or its recorder stopped
+        self.uploading = recording and self.remote
         #: what ``batches`` does with a damaged part by default: "refuse" (CorruptData) or
         #: "skip" (leave out the row groups that fail their checks, each reported
         #: through ``warn``).
@@ -85,6 +97,11 @@ class Session:
         self.leftover_journals: list[Path] = []  # journals whose part is already listed
         self.orphan_parts: list[Path] = []       # final-named parts the manifest lacks
         self.temp_files: list[Path] = []
+        #: a remote session's file sizes, from one listing
+        self._sizes: dict[str, int] = {}
+        if self.remote:
+            self._list_remote(listed)
+            return
         try:
             names = sorted(self.path.iterdir())
         except OSError as exc:
@@ -103,6 +120,18 @@ class Session:
                 self.temp_files.append(path)
             elif path.name not in listed:
                 self.orphan_parts.append(path)
+
+    def _list_remote(self, listed: set) -> None:
+        """The folder's objects, one listing: parts the manifest lacks are orphans
+        (journals and temporary files never leave the recorder's disk)."""
+        for info in self.path.root.list(self.path.rel):
+            if info.type != pafs.FileType.File:
+                continue
+            self._sizes[info.base_name] = info.size
+            named = part_index(info.base_name)
+            if named is not None and named[1] == "parquet" and info.base_name not in listed:
+                self.orphan_parts.append(self.path / info.base_name)
+        self.orphan_parts.sort(key=str)
 
     def __repr__(self) -> str:
         return f"<Session {self.venue}/{self.id} {self.state}>"
@@ -132,6 +161,8 @@ class Session:
             return "live"
         if self.crashed:
             return "crashed"
+        if self.uploading:
+            return "uploading"
         return self.status
 
     @property
@@ -168,6 +199,8 @@ class Session:
                             if kind == "journal")
 
     def disk_bytes(self) -> int:
+        if self.remote:
+            return sum(self._sizes.values())
         total = 0
         try:
             with os.scandir(self.path) as entries:
@@ -240,7 +273,8 @@ class Session:
         are skipped by their ``ts`` column (nothing else of them is decoded), the rest
         filtered by Arrow kernels. Damage is refused or skipped (see ``batches``)."""
         project = needed != want
-        reader = _PartReader(path, entry, damaged == "skip", self._warn_once, self.rules)
+        reader = _PartReader(path, entry, damaged == "skip", self._warn_once, self.rules,
+                             self._sizes.get(path.name))
         try:
             for b in reader.batches(f, needed, batch_size, lean):
                 b = f.apply(b)
@@ -330,8 +364,13 @@ class _PartReader:
     its ``exch_ts`` is computed from its payloads as it is read.
     """
 
-    def __init__(self, path: Path, entry: dict | None, skip: bool, warn, venue: str = ""):
+    def __init__(self, path, entry: dict | None, skip: bool, warn, venue: str = "",
+                 size: int | None = None):
         self.path, self.entry, self.skip, self.warn = path, entry, skip, warn
+        #: in an object store: read with range requests, pre-buffered one row group at a
+        #: time (a few requests per row group instead of one per 8 KiB)
+        self.remote = isinstance(path, RootPath)
+        self._size = size
         self.venue = venue
         self.computed_exch_ts = False
         self.rows = entry.get("rows") if entry else None
@@ -391,10 +430,31 @@ class _PartReader:
             return ""
         return f", seq {self.seq_first}..{self.seq_first + self.rows - 1}"
 
+    def _source(self) -> pa.NativeFile:
+        if self.remote:
+            return self.path.root.open_input(self.path.rel)
+        return pa.OSFile(str(self.path))
+
+    def _store_failed(self, exc: BaseException) -> None:
+        """Raise the store's error when reading failed because of the store (network,
+        credentials), not because of the bytes: that is no damage."""
+        if self.remote and storage_failure(exc):
+            raise fs_error(exc, self.path.root, f"reading {self.path}") from None
+
+    def _file_size(self) -> int:
+        if not self.remote:
+            return os.stat(self.path).st_size
+        if self._size is None:
+            info = self.path.root.info(self.path.rel)
+            if info.type == pafs.FileType.NotFound:
+                raise FileNotFoundError(str(self.path))
+            self._size = info.size
+        return self._size
+
     def _open(self) -> list[tuple[int, int]]:
         """The footer, checked: (row group, rows) for each."""
         try:
-            size = os.stat(self.path).st_size
+            size = self._file_size()
         except FileNotFoundError:
             raise _Damage("missing") from None
         except OSError as exc:
@@ -407,7 +467,7 @@ class _PartReader:
                 raise _Damage(resized)
         what = None
         try:
-            with pa.OSFile(str(self.path)) as source:
+            with self._source() as source:
                 pf = pq.ParquetFile(source)
                 meta, schema = pf.metadata, pf.schema_arrow
             # (not the column chunks' metadata: on a damaged footer some of pyarrow's
@@ -421,7 +481,10 @@ class _PartReader:
                 said = f"the manifest says {self.rows:,}" if self.rows is not None else \
                     f"its footer says {meta.num_rows:,}"
                 what = f"its row groups hold {total:,} rows, {said}"
+        except FileNotFoundError:
+            raise _Damage("missing") from None
         except _READ_ERRORS as exc:
+            self._store_failed(exc)
             what = f"unreadable footer: {first_line(exc)}"
         if what is not None:
             raise _Damage(what if resized is None else f"{resized}; {what}")
@@ -459,7 +522,7 @@ class _PartReader:
     def _file(self) -> pq.ParquetFile:
         local = self._local
         if not hasattr(local, "pf"):
-            local.pf = pq.ParquetFile(pa.OSFile(str(self.path)), pre_buffer=False,
+            local.pf = pq.ParquetFile(self._source(), pre_buffer=self.remote,
                                       page_checksum_verification=True)
         return local.pf
 
@@ -467,8 +530,12 @@ class _PartReader:
         """Like ``_read``, but each row group ``batch_size`` rows at a time: (group, rows,
         first seq, a table of one batch, or _Damage); the same checks, made as the batches
         come (rows already given stay given: each was checked before)."""
-        pf = pq.ParquetFile(pa.OSFile(str(self.path)), pre_buffer=False, buffer_size=1 << 13,
-                            page_checksum_verification=True)
+        if self.remote:  # one row group's column chunks per request, not 8 KiB
+            pf = pq.ParquetFile(self._source(), pre_buffer=True,
+                                page_checksum_verification=True)
+        else:
+            pf = pq.ParquetFile(pa.OSFile(str(self.path)), pre_buffer=False,
+                                buffer_size=1 << 13, page_checksum_verification=True)
         for group, n, seq in groups:
             got, expect = 0, seq
             try:
@@ -487,6 +554,7 @@ class _PartReader:
             except _Damage as damage:
                 yield group, n, seq, damage
             except _READ_ERRORS as exc:
+                self._store_failed(exc)
                 yield group, n, seq, _Damage(first_line(exc), group)
 
     def _read(self, groups, columns):
@@ -498,6 +566,7 @@ class _PartReader:
             try:
                 table = self._file().read_row_group(group, columns=columns)
             except _READ_ERRORS as exc:
+                self._store_failed(exc)
                 return _Damage(first_line(exc), group)
             if table.num_rows != n:
                 return _Damage(f"{table.num_rows:,} rows read, its footer says {n:,}", group)

@@ -64,8 +64,7 @@ def upgrade(folder) -> list[str]:
         venue, sid = manifest["venue"], manifest["session"]
         staging = folder.parent / f".upgrade-{folder.name}"
         shutil.rmtree(staging, ignore_errors=True)  # what an interrupted upgrade left
-        rows = _rewrite(folder, manifest, staging)
-        new = staging / venue / sid
+        rows, new = _rewrite(folder, manifest, staging)
         final = load_manifest(new)
         status = manifest["status"]
         final.update(status="recovered" if status == "recording" else status,
@@ -87,7 +86,8 @@ def upgrade(folder) -> list[str]:
                 f"({rows:,} rows)"]
 
 
-def _rewrite(folder: Path, manifest: dict, staging: Path) -> int:
+def _rewrite(folder: Path, manifest: dict, staging: Path) -> tuple[int, Path]:
+    """The rows rewritten and the new session's folder (under ``staging``)."""
     venue = manifest["venue"]
     kind_of_venue = (manifest.get("args") or {}).get("venue") or venue
     classify = None
@@ -120,7 +120,7 @@ def _rewrite(folder: Path, manifest: dict, staging: Path) -> int:
                 if is_event and row["kind"] == "close":
                     physical[old] = None
                 count += 1
-    return count
+    return count, writer.folder
 
 
 def _v1_batches(folder: Path, manifest: dict) -> Iterator[pa.RecordBatch]:

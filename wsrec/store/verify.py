@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from wsrec.errors import CorruptData, first_line
 from wsrec.store._journal import Damage, scan_journal
+from wsrec.store.location import RootPath, fs_error, storage_failure
 from wsrec.store._part import file_sha256
 from wsrec.store.schema import is_part_schema, to_part
 from wsrec.store.session import Session
@@ -46,7 +48,7 @@ def verify(session: Session) -> list[str]:
         if not session.live:
             problems.append(f"{journal}: rows only in the journal, no part yet; {_FIX}")
         _check_journal(session, journal, checker, problems)
-    if not session.live:
+    if not session.live and not session.uploading:
         for path in session.leftover_journals:
             problems.append(f"{path}: leftover journal of a listed part; {_FIX}")
         for path in session.temp_files:
@@ -94,8 +96,13 @@ def _check_part(session: Session, entry: dict, checker: "_SequenceChecker",
                 problems: list[str]) -> None:
     path = session.path / str(entry.get("file"))
     try:
-        _check_part_file(path, entry, checker, problems)
+        if isinstance(path, RootPath):
+            _check_remote_part(path, entry, checker, problems)
+        else:
+            _check_part_file(path, entry, checker, problems)
     except OSError as exc:  # an I/O error reading the file itself
+        if isinstance(path, RootPath) and storage_failure(exc):
+            raise fs_error(exc, path.root, f"verifying {path}") from None
         problems.append(f"{path}: cannot read ({first_line(exc)})")
 
 
@@ -126,6 +133,46 @@ def _check_part_file(path, entry: dict, checker: "_SequenceChecker",
                 batch.validate(full=True)
                 checker.feed(path.name, batch)
         except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            problems.append(f"{path}: undecodable data ({first_line(exc)})")
+            checker.reset()
+
+
+def _check_remote_part(path: RootPath, entry: dict, checker: "_SequenceChecker",
+                       problems: list[str]) -> None:
+    """The same checks on an object: its size (one HEAD), its sha256 (streamed, one
+    GET), then the decode, one row group at a time (pre-buffered: a few range requests
+    per row group, memory bounded by one row group)."""
+    root = path.root
+    info = root.info(path.rel)
+    if info.type != pafs.FileType.File:
+        problems.append(f"{path}: listed in the manifest but missing")
+        return
+    if "bytes" in entry and info.size != entry["bytes"]:
+        problems.append(f"{path}: {info.size} bytes, the manifest says {entry['bytes']} "
+                        f"(truncated or modified)")
+    elif "sha256" in entry and root.sha256(path.rel) != entry["sha256"]:
+        problems.append(f"{path}: checksum mismatch (bit rot or modified since written)")
+    with root.open_input(path.rel) as source:
+        try:
+            pf = pq.ParquetFile(source, pre_buffer=True, page_checksum_verification=True)
+            schema, rows = pf.schema_arrow, pf.metadata.num_rows
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            if storage_failure(exc):
+                raise
+            problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
+            return
+        if not is_part_schema(schema):
+            problems.append(f"{path}: schema differs from the session format")
+        if rows != entry.get("rows"):
+            problems.append(f"{path}: {rows} rows, the manifest says {entry.get('rows')}")
+        try:
+            for group in range(pf.num_row_groups):
+                for batch in pf.iter_batches(batch_size=65_536, row_groups=[group]):
+                    batch.validate(full=True)
+                    checker.feed(path.name, batch)
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            if storage_failure(exc):
+                raise
             problems.append(f"{path}: undecodable data ({first_line(exc)})")
             checker.reset()
 

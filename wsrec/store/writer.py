@@ -31,6 +31,7 @@ from wsrec.errors import StorageError, UsageError, WsrecError
 from wsrec.store._flusher import Flusher, SessionBook
 from wsrec.store._lock import SessionLock
 from wsrec.store._rows import ColumnBuffer
+from wsrec.store.layout import session_rel
 from wsrec.store.manifest import FORMAT_VERSION, new_session_id, save_manifest
 from wsrec.store.schema import DIRECTIONS, JOURNAL_SCHEMA
 from wsrec.secrets import redact
@@ -63,7 +64,11 @@ def check_name(what: str, value: str) -> str:
 
 
 class SessionWriter:
-    """Record rows into a new session under ``data/venue/<session id>/``.
+    """Record rows into a new session under ``data/venue=<venue>/date=<YYYY-MM-DD>/<id>/``
+    (``wsrec.store.layout``; the date is the UTC date of the start).
+
+    ``continues``: the id of the session this one continues (a rotation,
+    ``wsrec.store.rolling``); ``continue_as`` tells the manifest which one continues it.
 
     Example::
 
@@ -73,7 +78,9 @@ class SessionWriter:
     """
 
     def __init__(self, venue: str, data=None, *, args: dict | None = None,
-                 session_id: str | None = None, started_ns: int | None = None, **settings):
+                 session_id: str | None = None, started_ns: int | None = None,
+                 continues: str | None = None, ended_by_clock: bool | None = None,
+                 **settings):
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown SessionWriter setting(s): {', '.join(sorted(unknown))}")
@@ -81,18 +88,14 @@ class SessionWriter:
         if self.settings["flush_interval"] <= 0:
             raise UsageError("flush_interval must be positive")
         self.venue = check_name("venue", venue)
+        if continues is not None:
+            check_name("session id", continues)
         root = data_root(data)
-        venue_dir = root / venue
-        try:
-            venue_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {venue_dir}: {exc.strerror or exc}; "
-                               f"choose a writable --data or WSREC_DATA") from exc
         # Recording: the session starts now. Building one from other data (an import, a
         # sample): pass its first timestamp; the end is then the newest row's time.
-        self._clock = started_ns is None
+        self._clock = started_ns is None if ended_by_clock is None else ended_by_clock
         started = time.time_ns() if started_ns is None else started_ns
-        self.id, self.folder = self._make_folder(venue_dir, session_id, started)
+        self.id, self.folder = self._make_folder(root, venue, session_id, started)
         self._lock_file = SessionLock(self.folder)
         self.manifest = {
             "format_version": FORMAT_VERSION,
@@ -109,6 +112,8 @@ class SessionWriter:
             "connections": [],
             "gaps": [],
         }
+        if continues is not None:
+            self.manifest["continues"] = continues
         save_manifest(self.folder, self.manifest)
         self._book = SessionBook(self.manifest)
 
@@ -127,10 +132,18 @@ class SessionWriter:
         self._flusher.start()
 
     @staticmethod
-    def _make_folder(venue_dir: Path, session_id: str | None, started: int):
+    def _make_folder(root: Path, venue: str, session_id: str | None, started: int):
+        parent = None
         for _ in range(100):
             sid = check_name("session id", session_id) if session_id else new_session_id(started)
-            folder = venue_dir / sid
+            folder = root / session_rel(venue, sid, started)
+            if folder.parent != parent:
+                parent = folder.parent
+                try:
+                    parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StorageError(f"cannot create {parent}: {exc.strerror or exc}; "
+                                       f"choose a writable --data or WSREC_DATA") from exc
             try:
                 folder.mkdir()
             except FileExistsError:
@@ -142,7 +155,7 @@ class SessionWriter:
                 raise StorageError(f"cannot create {folder}: {exc.strerror or exc}; "
                                    f"choose a writable --data or WSREC_DATA") from exc
             return sid, folder
-        raise StorageError(f"cannot find a free session id under {venue_dir}")
+        raise StorageError(f"cannot find a free session id under {parent}")
 
     # -- the caller's side: cheap ------------------------------------------------------
 
@@ -271,6 +284,19 @@ class SessionWriter:
         """Rows appended so far (the next ``seq``)."""
         return self._seq
 
+    def carry(self) -> dict:
+        """The connections open and the streams down now, for the next session's
+        ``rotate`` row (``wsrec.store._connections``)."""
+        with self._book.lock:
+            return self._book._tracker.carry()
+
+    def continue_as(self, session_id: str) -> None:
+        """Name the session that continues this one (``continued_by`` in the manifest,
+        written at the latest when it closes)."""
+        check_name("session id", session_id)
+        with self._book.lock:
+            self.manifest["continued_by"] = session_id
+
     def _raise_closed(self):
         if self._flusher.failure is not None:
             raise self._flusher.failure
@@ -282,19 +308,22 @@ class SessionWriter:
 
     # -- ending ------------------------------------------------------------------------
 
-    def close(self, status: str = "complete", error: str | None = None) -> dict:
+    def close(self, status: str = "complete", error: str | None = None, *,
+              at_last_row: bool = False) -> dict:
         """Finish the open part, set the final status, release the lock.
 
         ``status`` is ``complete`` or ``failed`` (with ``error`` saying why). After a
         storage failure the session is marked ``failed`` whatever ``status`` says,
         and the failure is raised once the manifest is written. Returns the manifest.
+        ``ended`` is now, or the newest row's time for a session built from other data
+        or with ``at_last_row`` (a session closed by a rotation).
         """
         if status not in ("complete", "failed"):
             raise UsageError(f"status must be 'complete' or 'failed', not {status!r}")
         if self._closed:
             return self.manifest
         self._closed = self._stopped = True  # no row gets in after this point
-        failure = self._flusher.finish(status, error, self._clock)
+        failure = self._flusher.finish(status, error, self._clock and not at_last_row)
         self._lock_file.release()
         if failure is not None:
             raise failure
