@@ -26,7 +26,8 @@ from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.store.info import details, summary
 from wsrec.store.repair import find_session, repair as repair_session
 from wsrec.store.session import Session
-from wsrec.store.roots import ENV_DATA, check_root, resolve, session_folders
+from wsrec.store.roots import (ENV_DATA, check_root, resolve, resolve_range, session_folders,
+                               sessions_between)
 from wsrec.store.location import is_remote_url, open_root, parse_endpoint
 from wsrec.record.recorder import RecordOptions, ignore_sighup, record
 from wsrec.secrets import redact_url
@@ -39,7 +40,7 @@ from wsrec.record.importer import IMPORT_FORMATS, import_file
 from wsrec.replay._pacing import Lateness
 from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
                                  use_lean_memory_pool, why_empty)
-from wsrec.timefmt import format_duration, format_ns, parse_duration
+from wsrec.timefmt import format_duration, format_ns, is_offset, parse_duration, parse_time
 from wsrec.venues import VENUES
 from wsrec.store.gaps import describe_gap, venue_gaps
 from wsrec.store.verify import verify as verify_session
@@ -318,23 +319,31 @@ def _table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
 
 @cli.command("ls")
 @click.argument("venue", required=False)
+@click.option("--since", metavar="TIME", callback=_parsed_by(parse_time),
+              help="Only sessions with rows at or after TIME (ISO 8601, UTC).")
+@click.option("--until", metavar="TIME", callback=_parsed_by(parse_time),
+              help="Only sessions that began before TIME.")
 @data_option
 @json_option
-def ls_cmd(venue, data, as_json):
-    """List sessions, oldest first.
+def ls_cmd(venue, since, until, data, as_json):
+    """List sessions, oldest first. With --since/--until, only the date folders of the
+    range are listed, and only the manifests of sessions begun before --since are read.
 
     Example:
 
         wsrec ls
         wsrec ls alpaca --json | jq '.[].id'
+        wsrec ls hyperliquid --since 2026-11-20 --until 2026-11-22
     """
     rows = []
 
     def warn(message):
         click.echo(f"warning: {message}", err=True)
 
+    folders = session_folders(data, venue, warn=warn) if since is None and until is None \
+        else sessions_between(data, venue, since, until, warn=warn)
     # one session that can't be read is one warning and one row, never the end of the list
-    for folder in session_folders(data, venue, warn=warn):
+    for folder in folders:
         try:
             rows.append(summary(Session(folder)))
         except (WsrecError, OSError) as exc:
@@ -814,7 +823,10 @@ def filter_options(f):
 
 
 def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, do_repair):
-    sessions = [_open(ref, data, do_repair, warn=False) for ref in refs]
+    # a venue name with absolute --start/--end: every session of the venue in the range
+    start_ns, end_ns = (_absolute(v) for v in (start, end))
+    folders = [f for ref in refs for f in resolve_range(ref, data, start_ns, end_ns)]
+    sessions = [_open(folder, data, do_repair, warn=False) for folder in folders]
     seen = set()
     for s in sessions:
         if s.path in seen:
@@ -831,6 +843,17 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
                                    symbols=symbols, direction=direction)
     _check_speed(sessions)
     return sessions, filters
+
+
+def _absolute(value) -> int | None:
+    """``--start``/``--end`` as ns when it is an absolute time (an offset, or a bad value
+    that the filters then report, is None)."""
+    if value is None or is_offset(value):
+        return None
+    try:
+        return parse_time(value)
+    except UsageError:
+        return None
 
 
 def normalize_option(f):

@@ -23,12 +23,15 @@ from typing import Callable
 
 import pyarrow.fs as pafs
 
-from wsrec.errors import AmbiguousSession, CorruptData, SessionNotFound, UnsupportedDataRoot
-from wsrec.store.layout import parse_date_dir, parse_rel, parse_venue_dir, venue_dir
+from wsrec.errors import (AmbiguousSession, CorruptData, SessionNotFound, UnsupportedDataRoot,
+                          WsrecError)
+from wsrec.store.layout import (DAY_NS, date_dir, dates_between, parse_date_dir, parse_rel,
+                                parse_venue_dir, start_of, venue_dir)
 from wsrec.store.location import (DEFAULT_DATA, ENV_DATA, Root, RootPath, check_data,
                                   is_remote_url, open_root)
 from wsrec.store.manifest import MANIFEST, load_manifest
 from wsrec.store._part import part_index
+from wsrec.timefmt import format_ns, parse_time
 
 __all__ = ["data_root", "check_root", "session_folders", "resolve", "print_warning",
            "folder_label", "DEFAULT_DATA", "ENV_DATA"]
@@ -82,7 +85,7 @@ def folder_label(folder) -> str:
 
 
 def session_folders(data=None, venue: str | None = None, *,
-                    warn: Warn | None = None) -> list:
+                    warn: Warn | None = None, dates: set[str] | None = None) -> list:
     """Every session folder under the root (or one venue), oldest first.
 
     That includes folders that look like sessions but can't be opened: a folder with
@@ -90,11 +93,12 @@ def session_folders(data=None, venue: str | None = None, *,
     them (``Session``) raises CorruptData saying why, so a caller can report them
     instead of losing sight of them. A venue folder that can't be listed is reported
     through ``warn`` (default: a line on stderr) and skipped; an unreadable data root
-    is an error.
+    is an error. ``dates``: only these ``date=`` folders of the partitioned layout (the
+    legacy layout has none: all of its sessions).
     """
     root = open_root(data)
     if not root.local:
-        return _remote_folders(root, venue)
+        return _remote_folders(root, venue, dates)
     base = Path(root.base)
     warn = warn or print_warning
     if venue:
@@ -113,7 +117,8 @@ def session_folders(data=None, venue: str | None = None, *,
             if hive:
                 folders = []
                 for date in _subdirs(top):
-                    if parse_date_dir(date.name) is not None:
+                    day = parse_date_dir(date.name)
+                    if day is not None and (dates is None or day in dates):
                         folders.extend(_subdirs(date))
             else:
                 folders = _subdirs(top)
@@ -126,14 +131,19 @@ def session_folders(data=None, venue: str | None = None, *,
     return [f for _, _, f in sorted(found, key=lambda t: (t[0], t[1]))]
 
 
-def _remote_folders(root: Root, venue: str | None) -> list[RootPath]:
-    """A bucket's session folders: one recursive listing per venue folder (an object
-    store has no empty folders: a folder is there when an object is under it)."""
+def _remote_folders(root: Root, venue: str | None,
+                    dates: set[str] | None = None) -> list[RootPath]:
+    """A bucket's session folders: one recursive listing per venue folder, or per date
+    folder with ``dates`` (an object store has no empty folders: a folder is there when
+    an object is under it)."""
     root.check()
     if venue:
         tops = [venue_dir(venue), venue]
     else:
         tops = [n for n in root.list_dirs() if parse_venue_dir(n) is not None or "=" not in n]
+    if dates is not None:
+        tops = [f"{top}/{date_dir(d)}" if parse_venue_dir(top) else top
+                for top in tops for d in (sorted(dates) if parse_venue_dir(top) else [None])]
     found: dict[str, tuple[str, str]] = {}
     skip = len(root.base.rstrip("/")) + 1
     for top in tops:
@@ -223,6 +233,61 @@ def _readable(folders: list, warn: Warn):
             continue
         return folder
     return None
+
+
+def sessions_between(data, venue: str | None, start: int | None, end: int | None, *,
+                     warn: Warn | None = None) -> list:
+    """The sessions (of ``venue``, or all) that may hold rows in [start, end) (ns; None:
+    open), oldest first, without reading every manifest: only the ``date=`` folders from
+    the day before ``start`` to ``end``'s are listed (a session rotated daily starts at
+    most a day before a row it holds; one recorded with ``--rotate never`` that started
+    earlier is missed), a session whose id (its start time) is at or after ``end`` is left
+    out, and only the manifests of sessions that started before ``start`` are read, to see
+    whether they ended before it."""
+    dates = dates_between(start - DAY_NS if start is not None else None, end)
+    folders = session_folders(data, venue, warn=warn,
+                              dates=set(dates) if dates is not None else None)
+    chosen = []
+    for folder in folders:
+        began = start_of(folder.name)
+        if began is not None and end is not None and began >= end:
+            continue
+        if start is not None and (began is None or began < start) and \
+                _ended_before(folder, start):
+            continue
+        chosen.append(folder)
+    return chosen
+
+
+def _ended_before(folder, start: int) -> bool:
+    """Whether the session in ``folder`` ended before ``start`` (by its manifest; False
+    when it can't be read: opening it reports why)."""
+    try:
+        ended = load_manifest(folder).get("ended")
+        return ended is not None and parse_time(ended) < start
+    except (WsrecError, ValueError):
+        return False
+
+
+def resolve_range(ref, data=None, start: int | None = None, end: int | None = None, *,
+                  warn: Warn | None = None) -> list:
+    """The folders ``ref`` names for a replay or conversion of [start, end): a venue name
+    with a time range is every session of that venue in the range
+    (``sessions_between``); anything else, or no range, is ``resolve``'s one folder."""
+    ref_text = str(ref)
+    if (start is None and end is None) or isinstance(ref, (Path, RootPath)) or \
+            "/" in ref_text or ref_text in ("", "last") or os.sep in ref_text:
+        return [resolve(ref, data, warn=warn)]
+    root = open_root(data)
+    if not _is_venue(root, ref_text):
+        return [resolve(ref, data, warn=warn)]
+    folders = sessions_between(root, ref_text, start, end, warn=warn)
+    if not folders:
+        raise SessionNotFound(f"venue {ref_text!r} has no session between "
+                              f"{format_ns(start) or 'the start'} and "
+                              f"{format_ns(end) or 'the end'} under {root.url}; see "
+                              f"'wsrec ls {ref_text}'")
+    return folders
 
 
 def resolve(ref, data=None, *, warn: Warn | None = None):
