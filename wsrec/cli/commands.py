@@ -229,7 +229,7 @@ def cli():
 
 
 #: commands that write into the data root: they need a local folder in this version
-_WRITES = ("record", "import", "repair")
+_WRITES = ("record", "import", "repair", "migrate")
 
 
 def data_option(f):
@@ -527,6 +527,31 @@ def repair_cmd(sessions, upgrade, every, data):
             click.echo("nothing to repair", err=True)
     if failed:
         raise click.ClickException(f"{failed} session(s) could not be repaired")
+
+
+@cli.command("migrate")
+@click.option("--dry-run", is_flag=True, help="Say what would move; move nothing.")
+@data_option
+def migrate_cmd(dry_run, data):
+    """Move sessions of the older layout (ROOT/VENUE/SESSION) into the partitioned one
+    (ROOT/venue=VENUE/date=DAY/SESSION), one rename each, no byte changed.
+
+    Sessions being recorded are left where they are. Run it once after upgrading, so
+    that engines read the whole root as one partitioned table.
+
+    Example:
+
+        wsrec migrate --dry-run
+        wsrec migrate && wsrec ls
+    """
+    from wsrec.store.migrate import migrate
+    moved, left = migrate(data, dry_run=dry_run)
+    for line in moved:
+        click.echo(("would move " if dry_run else "moved ") + line)
+    for line in left:
+        click.echo(f"warning: {line}", err=True)
+    if not moved and not left:
+        click.echo("nothing to migrate: every session is in the partitioned layout", err=True)
 
 
 # -- recording ------------------------------------------------------------------------------
