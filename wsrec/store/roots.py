@@ -31,7 +31,7 @@ from wsrec.store.location import (DEFAULT_DATA, ENV_DATA, Root, RootPath, check_
                                   is_remote_url, open_root)
 from wsrec.store.manifest import MANIFEST, load_manifest
 from wsrec.store._part import part_index
-from wsrec.timefmt import format_ns, parse_time
+from wsrec.timefmt import parse_time
 
 __all__ = ["data_root", "check_root", "session_folders", "resolve", "print_warning",
            "folder_label", "DEFAULT_DATA", "ENV_DATA"]
@@ -272,8 +272,8 @@ def _ended_before(folder, start: int) -> bool:
 def resolve_range(ref, data=None, start: int | None = None, end: int | None = None, *,
                   warn: Warn | None = None) -> list:
     """The folders ``ref`` names for a replay or conversion of [start, end): a venue name
-    with a time range is every session of that venue in the range
-    (``sessions_between``); anything else, or no range, is ``resolve``'s one folder."""
+    with a time range is every session of that venue in the range (``sessions_between``;
+    its newest when none is); anything else, or no range, is ``resolve``'s one folder."""
     ref_text = str(ref)
     if (start is None and end is None) or isinstance(ref, (Path, RootPath)) or \
             "/" in ref_text or ref_text in ("", "last") or os.sep in ref_text:
@@ -281,13 +281,9 @@ def resolve_range(ref, data=None, start: int | None = None, end: int | None = No
     root = open_root(data)
     if not _is_venue(root, ref_text):
         return [resolve(ref, data, warn=warn)]
-    folders = sessions_between(root, ref_text, start, end, warn=warn)
-    if not folders:
-        raise SessionNotFound(f"venue {ref_text!r} has no session between "
-                              f"{format_ns(start) or 'the start'} and "
-                              f"{format_ns(end) or 'the end'} under {root.url}; see "
-                              f"'wsrec ls {ref_text}'")
-    return folders
+    # none in the range: its newest, whose filters then say what the session spans
+    return sessions_between(root, ref_text, start, end, warn=warn) or \
+        [resolve(ref, data, warn=warn)]
 
 
 def resolve(ref, data=None, *, warn: Warn | None = None):
