@@ -173,8 +173,7 @@ def test_a_server_that_is_down_is_one_line(local, bucket, s3):  # noqa: F811
     assert run("ls", "--data", bucket).exit_code == 0
 
 
-@pytest.mark.parametrize("command", [
-    ["record", "alpaca", "-s", "FAKEPACA", "--sim", "--max-frames", "5"],
+@pytest.mark.parametrize("command", [   # record writes to a bucket: tests/test_faults_s3.py
     ["import", "x.jsonl", "--venue", "v"], ["repair", "last"],
 ])
 def test_write_commands_refuse_a_bucket(tmp_path, monkeypatch, command):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from wsrec._version import __version__
 from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.store.info import details, summary
-from wsrec.store.repair import find_session, repair as repair_session
+from wsrec.store.repair import find_session, repair as repair_session, repair_spool
 from wsrec.store.session import Session
 from wsrec.store.roots import (ENV_DATA, check_root, resolve, resolve_range, session_folders,
                                sessions_between)
@@ -229,7 +229,8 @@ def cli():
 
 
 #: commands that write into the data root: they need a local folder in this version
-_WRITES = ("record", "import", "repair", "migrate")
+#: (``record`` writes to a bucket through its spool: ``wsrec.store.spool``)
+_WRITES = ("import", "repair", "migrate")
 
 
 def data_option(f):
@@ -239,12 +240,19 @@ def data_option(f):
     @functools.wraps(f)
     def command(*args, data=None, s3_endpoint=None, **kwargs):
         name = click.get_current_context().info_name
-        if name in _WRITES:
+        if name == "repair":
+            kwargs["s3_endpoint"] = s3_endpoint   # --spool uploads
+        if name in _WRITES and kwargs.get("spool") is None:
             if data is not None and is_remote_url(data) or \
                     data is None and is_remote_url(os.environ.get(ENV_DATA) or ""):
                 raise UsageError(f"{name} writes to a local data root; s3:// and gs:// "
                                  f"roots are read-only in this version", param="data")
             return f(*args, data=data, **kwargs)
+        if name in _WRITES:
+            return f(*args, data=data, **kwargs)
+        if name == "record" and not (is_remote_url(data) or data is None and is_remote_url(
+                os.environ.get(ENV_DATA) or "")):
+            return f(*args, data=data, **kwargs)   # a local root: as given
         return f(*args, data=open_root(data, endpoint=s3_endpoint), **kwargs)
 
     command = click.option(
@@ -489,8 +497,12 @@ def verify_cmd(session, deep, data, as_json, do_repair):
 @click.option("--upgrade", is_flag=True,
               help="Also migrate sessions written in an older format (lossless).")
 @click.option("--all", "every", is_flag=True, help="Every session under the data root.")
+@click.option("--spool", metavar="DIR", is_flag=False, flag_value="", default=None,
+              help="Finish the recordings to a bucket that a crash left in the spool "
+                   "(default spool: $WSREC_SPOOL, else ~/.cache/wsrec/spool): repair, upload, "
+                   "verify, then delete the local copy.")
 @data_option
-def repair_cmd(sessions, upgrade, every, data):
+def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
     """Rebuild a crashed session's open part from its journal and mark it recovered;
     with --upgrade, migrate sessions of an older format to the current one.
 
@@ -500,7 +512,21 @@ def repair_cmd(sessions, upgrade, every, data):
 
         wsrec repair last && wsrec verify last
         wsrec repair --upgrade --all
+        wsrec repair --spool
     """
+    if spool is not None:
+        if sessions or every or upgrade:
+            raise click.UsageError("--spool takes no SESSION, --all or --upgrade")
+        lines = []
+        for line in repair_spool(spool or None, endpoint=s3_endpoint):
+            click.echo(line)
+            lines.append(line)
+        if not lines:
+            click.echo("nothing in the spool", err=True)
+        kept = sum("spool copy is kept" in line for line in lines)
+        if kept:
+            raise click.ClickException(f"{kept} session(s) stay in the spool")
+        return
     if every == bool(sessions):
         raise click.UsageError("give SESSION... or --all")
     folders = session_folders(data) if every else [find_session(ref, data) for ref in sessions]
@@ -576,6 +602,20 @@ class _Finite(click.FloatRange):
         if number != number or number in (float("inf"), float("-inf")):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000 ** 2, "mb": 1000 ** 2,
+          "mib": 1024 ** 2, "g": 1000 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3,
+          "t": 1000 ** 4, "tb": 1000 ** 4, "tib": 1024 ** 4}
+
+
+def _size_option(value: str) -> int:
+    """``1GiB``, ``500MB``, ``0``, ``1048576``: a number of bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _UNITS:
+        raise UsageError(f"{value!r} is not a size (e.g. 1GiB, 500MB, 0)")
+    return int(float(m.group(1)) * _UNITS[unit])
 
 
 def _heartbeat(ctx, param, value):
@@ -665,6 +705,16 @@ class _Progress:
               show_default=True,
               help="Roll into a new session at each UTC hour or midnight (the connection "
                    "stays open), or never.")
+@click.option("--spool", metavar="DIR", envvar="WSREC_SPOOL", default=None,
+              help="With an s3:// or gs:// --data: the local folder sessions are written to "
+                   "until uploaded [env WSREC_SPOOL; default: ~/.cache/wsrec/spool].")
+@click.option("--spool-min-free", metavar="SIZE", callback=_parsed_by(_size_option),
+              help="With a bucket: fail the recording when the spool's disk has less free "
+                   "(1GiB, 500MB) [default: 1 GiB, or 5% of the disk if less].")
+@click.option("--upload-timeout", type=_Finite(0, 86400), default=60.0, show_default=True,
+              metavar="SECONDS",
+              help="With a bucket: how long the end waits for the uploads; what is left "
+                   "stays in the spool for 'wsrec repair --spool'.")
 @click.option("--max-retries", type=click.IntRange(min=0), metavar="N",
               help="Give up after N consecutive failed reconnects [default: never].")
 @click.option("--backoff", type=_Finite(0, 86400, min_open=True), default=0.5,
@@ -686,8 +736,9 @@ class _Progress:
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
-               rotate, max_retries, backoff, backoff_max, backoff_reset, watchdog, heartbeat,
-               max_message_size, quiet, as_json):
+               rotate, spool, spool_min_free, upload_timeout, max_retries, backoff,
+               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, quiet,
+               as_json):
     """Record a venue's stream into a new session until stopped.
 
     Every frame in both directions is stored byte-exact with its receive time;
@@ -715,7 +766,8 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             backoff_initial=backoff, backoff_max=backoff_max,
                             backoff_reset=backoff_reset, watchdog=watchdog,
                             heartbeat=heartbeat, max_message_size=max_message_size,
-                            flush_interval=flush_interval, rotate=rotate)
+                            flush_interval=flush_interval, rotate=rotate, spool=spool,
+                            spool_min_free=spool_min_free, upload_timeout=upload_timeout)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
     result = record(planned.venue, planned.request, data=data, options=options,
@@ -733,8 +785,11 @@ def _report_recording(result, quiet: bool, as_json: bool) -> None:
                "bytes_in": result.bytes_in, "reconnects": result.reconnects,
                "seconds": round(result.seconds, 3), "stopped_by": result.stopped_by})
     if result.status != "complete":
+        upload = f"; {result.upload}" if result.upload else ""
         raise click.ClickException(f"{result.error or 'recording failed'} (session "
-                                   f"{result.venue}/{result.session} marked failed)")
+                                   f"{result.venue}/{result.session} marked failed){upload}")
+    if result.upload:
+        raise click.ClickException(result.upload)
     if not quiet:
         click.echo(f"{result.status}: {result.frames_in:,} frames in "
                    f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "

@@ -47,10 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsrec.record._connection import ConnectError, connect, url_problem
-from wsrec.errors import UsageError, WsrecError
+from wsrec.errors import StorageUnavailable, UsageError, WsrecError
+from wsrec.retry import backoff_delay
 from wsrec.secrets import Redactor
 from wsrec.venues.base import NONE, Request, Step, Stream, Venue
+from wsrec.store.location import Root, RootPath, is_remote_url, open_root
+from wsrec.store.roots import print_warning
 from wsrec.store.rolling import Rotation, RollingWriter, parse_rotation
+from wsrec.store.spool import Uploader, target_folder
 
 __all__ = ["Recorder", "RecordOptions", "RecordResult", "record", "check_options",
            "backoff_delay", "handshake_verdict", "ignore_sighup", "MIN_HEARTBEAT",
@@ -92,6 +96,12 @@ class RecordOptions:
     writer_settings: dict = field(default_factory=dict)
     rotate: str | int | None = None        # "1h", "1d", None/"never", or ns (tests); the
                                            # boundaries are UTC (``wsrec record``: 1d)
+    # a remote data root (s3://, gs://): sessions are written to a local spool and
+    # uploaded part by part (``wsrec.store._uploader``)
+    spool: str | None = None               # None: $WSREC_SPOOL, else the user's cache dir
+    spool_min_free: int | None = None      # bytes; None: 1 GiB or 5% of the disk if less
+    upload_timeout: float = 60.0           # seconds the end waits for the uploads
+    s3_endpoint: str | None = None
 
 
 @dataclass
@@ -109,6 +119,7 @@ class RecordResult:
     seconds: float
     stopped_by: str
     sessions: list = field(default_factory=list)   # every session's folder, oldest first
+    upload: str | None = None    # what was not uploaded to the bucket and how to finish
 
 
 class _RateLimit:
@@ -137,13 +148,6 @@ class _RateLimit:
     async def wait(self) -> None:
         while (delay := self.take(self.clock())) > 0:
             await self.sleep(delay)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): exponential backoff with full
-    jitter, uniform in [0, min(cap, base * 2 ** (attempt - 1))]; ``rng`` is a
-    ``random.Random`` (or anything with its ``uniform``)."""
-    return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
 def handshake_verdict(venue: str, error: str, status: int | None = None) -> str | None:
@@ -395,7 +399,7 @@ class Recorder:
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
-                 mono_ns=None, sleep=None, rng=None, wall_ns=None):
+                 mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None):
         self.venue = venue
         # the timing, injectable (tests drive it with a fake clock): ``clock`` (seconds)
         # measures the duration and paces the rate limits; ``mono_ns`` is the clock the
@@ -433,10 +437,25 @@ class Recorder:
         args = dict(args or {})
         if any(s.binary_in for s in self.streams):
             args["binary"] = "msgpack"  # how replay knows to decode binary frames
+        # a bucket: the sessions go to the spool, the uploader takes each sealed part;
+        # ``upload``: more ``Uploader`` arguments (tests: backoff, disk_usage)
+        self.root, self.uploader, hooks = None, None, {}
+        if is_remote_url(data) or isinstance(data, Root) and not data.local:
+            self.root = open_root(data, endpoint=opts.s3_endpoint)
+            try:
+                self.root.check()
+            except StorageUnavailable as exc:
+                print_warning(f"{exc}; recording into the spool until it is back")
+            spool = target_folder(self.root, opts.spool)
+            self.uploader = Uploader(self.root, spool, min_free=opts.spool_min_free,
+                                     warn=print_warning, **(upload or {}))
+            self.uploader.check_space()
+            data = spool
+            hooks = dict(on_sealed=self.uploader.sealed, on_closed=self.uploader.closed)
         self.writer = RollingWriter(name or venue.name, data, args=self._redact_args(args),
                                     rotation=Rotation(opts.rotate), now_ns=self.wall_ns,
                                     flush_interval=opts.flush_interval,
-                                    **opts.writer_settings)
+                                    **opts.writer_settings, **hooks)
         self.send_limit = _RateLimit(venue.send_limit, clock=self.clock, sleep=self._sleep)
         self.connect_limit = _RateLimit(venue.connect_limit, clock=self.clock,
                                         sleep=self._sleep)
@@ -612,7 +631,10 @@ class Recorder:
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> RecordResult:
-        """Record until stopped; the session is closed when this returns."""
+        """Record until stopped; the session is closed when this returns (and, to a
+        bucket, uploaded, or ``RecordResult.upload`` says what is left)."""
+        if self.uploader is not None and not self.uploader.thread.is_alive():
+            self.uploader.start()
         hup = ignore_sighup()   # until the session is closed, not only while running
         try:
             return await self._run()
@@ -668,17 +690,29 @@ class Recorder:
             pending = [t for t in tasks if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        if self.uploader is not None and self.uploader.failure is not None and not self.error:
+            self.error = self.redact(f"uploads stopped: {self.uploader.failure}")
         status = "failed" if self.error else "complete"
         try:
             self.writer.close(status, self.error)
         except WsrecError as exc:
             status, self.error = "failed", self.error or self.redact(str(exc))
+        upload = None
+        if self.uploader is not None:
+            upload = self.uploader.close(self.options.upload_timeout)
         if self.progress:
             self.progress(self, final=True)
-        return RecordResult(self.writer.folder, self.writer.venue, self.writer.id, status,
-                            self.error, self.frames_in, self.frames_out, self.events,
-                            self.bytes_in, self.reconnects, time.monotonic() - started,
-                            self.stopped_by, [w.folder for w in self.writer.sessions])
+        return RecordResult(self._where(self.writer.folder), self.writer.venue,
+                            self.writer.id, status, self.error, self.frames_in,
+                            self.frames_out, self.events, self.bytes_in, self.reconnects,
+                            time.monotonic() - started, self.stopped_by,
+                            [self._where(w.folder) for w in self.writer.sessions], upload)
+
+    def _where(self, folder: Path):
+        """A session's folder: in the bucket (``RootPath``) when recording to one."""
+        if self.uploader is None:
+            return folder
+        return RootPath(self.root, folder.relative_to(self.uploader.spool).as_posix())
 
     def _last_cause(self, tasks) -> str:
         """Why the last stream ended: what it raised, else the last connection error."""

@@ -84,8 +84,12 @@ class Flusher:
     """Journals and seals the parts of one session from the rows in ``rows``."""
 
     def __init__(self, folder: Path, venue: str, session_id: str, settings: dict,
-                 rows: ColumnBuffer, book: SessionBook, on_failure: Callable[[], None]):
+                 rows: ColumnBuffer, book: SessionBook, on_failure: Callable[[], None],
+                 on_sealed: Callable[[Path, dict], None] | None = None):
         self.folder, self.venue, self.session_id = folder, venue, session_id
+        # told of each part once it is published and listed (an upload queue: it must not
+        # wait; a WsrecError it raises, e.g. DiskFull, fails the session)
+        self._on_sealed = on_sealed
         self.settings, self.rows, self.book = settings, rows, book
         self._on_failure = on_failure
         self.failure: WsrecError | None = None
@@ -189,6 +193,8 @@ class Flusher:
             fsync_dir(self.folder)
             self._journal = None
         self._part_index += 1
+        if entry is not None and self._on_sealed is not None:
+            self._on_sealed(self.folder, entry)
 
     def finish(self, status: str, error: str | None, clock: bool) -> WsrecError | None:
         """Stop the thread, journal what waits, seal the open part and write the final

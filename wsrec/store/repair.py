@@ -47,7 +47,7 @@ from wsrec.store.session import Session
 from wsrec.store.roots import resolve
 from wsrec.store.upgrade import upgrade as migrate
 
-__all__ = ["repair", "find_session"]
+__all__ = ["repair", "find_session", "repair_spool"]
 
 #: a session.json larger than this is not read to decide whether it can be rebuilt
 _ENTRY_COLUMNS = ["ts", "mono_ns", "seq", "payload", "venue", "session"]
@@ -524,3 +524,100 @@ def _lost_parts(entries: list[dict], unreadable: list[tuple[int, Path]]) -> list
         lost.append({"file": aside.name, "offset": 0, "bytes": aside.stat().st_size,
                      "rows": rows, "seq_first": first, "seq_last": last})
     return lost
+
+
+# -- a recording to a bucket, left in its spool ------------------------------------------------
+
+def repair_spool(spool=None, *, endpoint: str | None = None):
+    """Finish and upload what a crash left in the spool (``wsrec.store.spool``): for each
+    session of each remote root, bring back the parts already uploaded (a crash between
+    upload and removal), ``repair`` it locally, upload each part the bucket lacks (a part
+    already there is checked, never sent twice) and then the manifest, ``verify`` the
+    bucket's copy, and only then delete the spool copy. Yields one line per session (a
+    session still being recorded is skipped). ``endpoint``: the S3 endpoint, else the
+    one the recording used."""
+    from wsrec.errors import SessionBusy
+    from wsrec.store._lock import is_locked
+    from wsrec.store.location import open_root
+    from wsrec.store.spool import sessions, targets
+
+    for target in targets(spool):
+        root = open_root(target.url, endpoint=endpoint or target.endpoint)
+        found = sessions(target.folder)
+        if found:
+            root.check()
+        for folder in found:
+            name = f"{venue_of(folder)}/{folder.name}"
+            if is_locked(folder):
+                yield f"{name}: skipped, still being recorded"
+                continue
+            try:
+                yield f"{name}: " + _finish_spooled(root, target.folder, folder)
+            except SessionBusy:
+                yield f"{name}: skipped, still being recorded"
+
+
+def _finish_spooled(root, base: Path, folder: Path) -> str:
+    from wsrec.store._uploader import remote_matches, remove_spooled, upload_part
+    from wsrec.store.location import RootPath
+    from wsrec.store.verify import verify
+
+    rel = folder.relative_to(base).as_posix()
+    fetched = _fetch_uploaded(root, rel, folder)
+    actions = repair(folder)
+    manifest = load_manifest(folder)
+    sent = 0
+    for entry in manifest["parts"]:
+        where = f"{rel}/{entry['file']}"
+        if (folder / entry["file"]).exists() and not remote_matches(root, where, entry):
+            upload_part(root, folder / entry["file"], where, entry)
+            sent += 1
+    root.put_bytes(f"{rel}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")
+    problems = verify(Session(RootPath(root, rel)))
+    if problems:
+        return (f"uploaded to {root.show(rel)} but it does not verify ({problems[0]}); the "
+                f"spool copy is kept in {folder}")
+    for entry in manifest["parts"]:
+        try:
+            os.unlink(folder / entry["file"])
+        except FileNotFoundError:
+            pass
+    remove_spooled(folder, parents=True)
+    what = "; ".join(actions) or "sound"
+    return (f"{what}; {sent} part(s) uploaded ({fetched} already there), verified, "
+            f"spool copy removed -> {root.show(rel)}")
+
+
+def _fetch_uploaded(root, rel: str, folder: Path) -> int:
+    """Bring back the listed parts that were uploaded and removed locally, so the local
+    repair sees a whole session; returns how many."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_bytes())
+        entries = [p for p in manifest.get("parts", []) if isinstance(p, dict)]
+    except (OSError, ValueError):
+        return 0
+    count = 0
+    for entry in entries:
+        name = entry.get("file")
+        if not isinstance(name, str) or "/" in name or (folder / name).exists():
+            continue
+        tmp = folder / (name + ".fetch")
+        try:
+            with root.fs.open_input_stream(root.path(rel, name)) as src, open(tmp, "wb") as out:
+                while chunk := src.read(8 << 20):
+                    out.write(chunk)
+            if file_sha256(tmp) != entry.get("sha256"):
+                os.unlink(tmp)
+                continue
+            os.replace(tmp, folder / name)
+            count += 1
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            from wsrec.store.location import fs_error
+            if tmp.exists():
+                os.unlink(tmp)
+            raise fs_error(exc, root, f"reading {root.show(rel)}/{name}") from None
+    if count:
+        fsync_dir(folder)
+    return count

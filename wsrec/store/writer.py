@@ -70,6 +70,11 @@ class SessionWriter:
     ``continues``: the id of the session this one continues (a rotation,
     ``wsrec.store.rolling``); ``continue_as`` tells the manifest which one continues it.
 
+    ``on_sealed(folder, entry)`` is called on the flush thread after each part is
+    published and listed, ``on_closed(folder, manifest)`` once the session is closed and
+    unlocked (a recording to a bucket queues uploads with them: ``wsrec.store._uploader``).
+    Neither may wait; a ``WsrecError`` from ``on_sealed`` (``DiskFull``) fails the session.
+
     Example::
 
         with SessionWriter("alpaca", data="wsrec-data") as w:
@@ -80,7 +85,7 @@ class SessionWriter:
     def __init__(self, venue: str, data=None, *, args: dict | None = None,
                  session_id: str | None = None, started_ns: int | None = None,
                  continues: str | None = None, ended_by_clock: bool | None = None,
-                 **settings):
+                 on_sealed=None, on_closed=None, **settings):
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown SessionWriter setting(s): {', '.join(sorted(unknown))}")
@@ -127,8 +132,9 @@ class SessionWriter:
         self._last_mono = -(1 << 63)
         self._closed = False
         self._stopped = False              # closed or failed: append refuses
+        self._on_closed = on_closed
         self._flusher = Flusher(self.folder, venue, self.id, self.settings, self._rows,
-                                self._book, on_failure=self._on_failure)
+                                self._book, on_failure=self._on_failure, on_sealed=on_sealed)
         self._flusher.start()
 
     @staticmethod
@@ -325,6 +331,8 @@ class SessionWriter:
         self._closed = self._stopped = True  # no row gets in after this point
         failure = self._flusher.finish(status, error, self._clock and not at_last_row)
         self._lock_file.release()
+        if self._on_closed is not None:
+            self._on_closed(self.folder, self.manifest)
         if failure is not None:
             raise failure
         return self.manifest
