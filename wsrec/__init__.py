@@ -19,24 +19,31 @@ start with ``_`` are internal)::
       recorder    the connection loop          stdout     paced lines to a file
       request     what to record, checked      serve      WebSocket, TCP, Unix servers
       importer    jsonl, lines and HAR in       convert    Parquet, CSV, jsonl, Arrow out
-      _connection the WebSocket client          _schedule  merged, timed rows
+      _connection the WebSocket client          normalized typed rows out, paced or to files
+                                                _schedule  merged, timed rows
                                                 _pacing    waiting to the microsecond
                                                 _emulate   a venue's server side, driven
     sim/        each venue's simulator: asyncio and synthetic data over its server side
       serve       serving one until stopped
-    store/      sessions on disk
+    store/      sessions on disk or in a bucket
       session     reading a session            writer     writing one (journal, parts)
       manifest    session.json                 schema     the row schema, Parquet options
       filters     the row predicate            lines      the envelope and raw line forms
       repair      finishing crashed sessions   verify     checking parts and journals
       info        a session's summary          upgrade    format 1 to format 2
       roots       data roots and references    atomic     tmp, fsync, rename: whole files
+      location    local folders and buckets    layout     venue=/date= session folders
+      rolling     one session per day or hour  migrate    older layouts moved in
+      spool       where bucket sessions wait   normalized a session's typed rows
+      gaps        venue sequence gaps
       _rows, _flusher  the writer's row buffer and flush thread
-      _journal, _part, _lock, _connections
+      _journal, _part, _lock, _connections, _uploader
     venues/     each venue's whole protocol, no I/O: Venue and Stream (the client
-                side, classification), Server (the venue's side), constants
+                side, classification, exchange times, normalized rows, sequence
+                checks), Server (the venue's side), constants
+      normalize   the normalized tables, shared by every venue
     urls        WebSocket URLs checked before anything connects
-    timefmt, secrets, lists    times, redaction, comma lists
+    timefmt, secrets, lists, retry    times, redaction, comma lists, backoff
     errors      the one error tree (see docs/DEVELOPMENT.md)
 """
 
