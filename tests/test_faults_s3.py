@@ -5,6 +5,7 @@ drains, nothing lost or doubled); a recorder killed while uploading, finished by
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 from conftest import assert_recorded_what_was_sent, record_from_sim
 from s3 import s3  # noqa: F401
@@ -35,7 +37,6 @@ def options(spool, seconds=1.5, **more):
 
 def remote_keys(s3, prefix):  # noqa: F811
     client = s3.filesystem()
-    import pyarrow.fs as pafs
     return sorted(i.path for i in client.get_file_info(pafs.FileSelector(prefix, recursive=True))
                   if i.type == pafs.FileType.File)
 
@@ -174,3 +175,52 @@ def test_the_record_command_writes_to_a_bucket_and_says_so(s3, tmp_path):  # noq
                               str(spool)], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "bucket 'nobucket' does not exist" in missing.stderr
+
+
+@pytest.mark.timeout(120)
+def test_import_into_a_bucket_and_a_failed_one_leaves_nothing(tmp_path, s3):  # noqa: F811
+    from conftest import write_session
+    from click.testing import CliRunner
+    from wsrec.cli import cli
+    s3.bucket("bkt")
+    folder, _ = write_session(tmp_path / "local", n=300, venue="alpaca")
+    jsonl = tmp_path / "s.jsonl"
+    runner = CliRunner()
+    env = {"WSREC_SPOOL": str(tmp_path / "spool")}
+    assert runner.invoke(cli, ["convert", str(folder), "--format", "jsonl", "-o", str(jsonl),
+                               "--direction", "all", "-q"]).exit_code == 0
+    r = runner.invoke(cli, ["import", str(jsonl), "--venue", "copy", "--data", "s3://bkt/x",
+                            "--json", "-q"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["path"].startswith("s3://bkt/x/venue=copy/date=")
+    r = runner.invoke(cli, ["verify", "copy", "--data", "s3://bkt/x"])
+    assert r.exit_code == 0 and r.output.startswith("ok: copy/"), r.output
+    remote = wsrec.open_session("copy", data="s3://bkt/x")
+    assert [f.payload for f in remote.frames(direction="all")] == \
+        [f.payload for f in wsrec.open_session(folder).frames(direction="all")]
+    assert not list((tmp_path / "spool").rglob("*.parquet"))
+    # a failed import (strict, a bad line at the end) leaves no session in the bucket
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(jsonl.read_bytes() + b'{"not": "an envelope"}\n')
+    r = runner.invoke(cli, ["import", str(bad), "--venue", "gone", "--data", "s3://bkt/x",
+                            "--strict", "-q"], env=env)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    listed = runner.invoke(cli, ["ls", "--json", "--data", "s3://bkt/x"])
+    assert [row["venue"] for row in json.loads(listed.stdout)] == ["copy"]
+
+
+@pytest.mark.timeout(60)
+def test_an_abandoned_import_removes_what_it_uploaded(tmp_path, s3):  # noqa: F811
+    from wsrec.record.importer import _Rows
+    s3.bucket("bkt")
+    rows = _Rows("v", False, Path("x.jsonl"), "s3://bkt/x", {}, spool=tmp_path / "spool")
+    rows.add(b'{"a":1}', 1_795_000_000_000_000_000, kind="text")
+    rel = rows.folder.relative_to(rows.uploader.spool).as_posix()
+    fs = s3.filesystem()
+    for name in ("part-000000.parquet", "session.json"):   # as if uploaded before a failure
+        with fs.open_output_stream(f"bkt/x/{rel}/{name}") as out:
+            out.write(b"x")
+    rows.abandon()
+    left = fs.get_file_info(pafs.FileSelector("bkt/x", recursive=True, allow_not_found=True))
+    assert [i.path for i in left if i.type == pafs.FileType.File] == []
+    assert not rows.folder.exists()

@@ -173,8 +173,8 @@ def test_a_server_that_is_down_is_one_line(local, bucket, s3):  # noqa: F811
     assert run("ls", "--data", bucket).exit_code == 0
 
 
-@pytest.mark.parametrize("command", [   # record writes to a bucket: tests/test_faults_s3.py
-    ["import", "x.jsonl", "--venue", "v"], ["repair", "last"],
+@pytest.mark.parametrize("command", [   # record and import write to a bucket through a
+    ["repair", "last"], ["migrate"],      # spool: tests/test_faults_s3.py
 ])
 def test_write_commands_refuse_a_bucket(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)

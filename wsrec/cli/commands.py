@@ -229,8 +229,8 @@ def cli():
 
 
 #: commands that write into the data root: they need a local folder in this version
-#: (``record`` writes to a bucket through its spool: ``wsrec.store.spool``)
-_WRITES = ("import", "repair", "migrate")
+#: (``record`` and ``import`` write to a bucket through a spool: ``wsrec.store.spool``)
+_WRITES = ("repair", "migrate")
 
 
 def data_option(f):

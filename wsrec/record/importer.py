@@ -51,14 +51,17 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import zstandard
 
-from wsrec.errors import UsageError, WsrecError
+from wsrec.errors import StorageError, UsageError, WsrecError
 from wsrec.store.layout import session_rel
 from wsrec.store.lines import b64_field, decode_envelope, decode_envelope_block, newline_ends
-from wsrec.store.manifest import new_session_id
+from wsrec.store.location import Root, RootPath, is_remote_url, open_root
+from wsrec.store.manifest import MANIFEST, new_session_id
 from wsrec.store.schema import DIRECTIONS
-from wsrec.store.roots import data_root
+from wsrec.store.roots import data_root, print_warning
+from wsrec.store.spool import Uploader, target_folder
 from wsrec.timefmt import MAX_NS, MIN_NS, check_ns, parse_time
 from wsrec.venues import VENUES, classifier
 from wsrec.store.writer import SessionWriter, check_name
@@ -455,9 +458,19 @@ class _Rows:
     """Streams rows into a new session (created at the first row, so it starts at that
     row's time), keeping mono_ns non-decreasing; ``abandon`` removes what it created."""
 
-    def __init__(self, venue: str, strict: bool, path: Path, data, args, progress=None):
+    def __init__(self, venue: str, strict: bool, path: Path, data, args, progress=None,
+                 spool=None):
         self.venue, self.strict, self.path = venue, strict, path
         self.data, self.args = data, args
+        # a bucket: the session is built in the spool and uploaded part by part, as a
+        # recording is (``wsrec.store.spool``)
+        self.uploader: Uploader | None = None
+        if is_remote_url(data) or isinstance(data, Root) and not data.local:
+            root = open_root(data)
+            root.check()
+            self.uploader = Uploader(root, target_folder(root, spool), warn=print_warning)
+            self.uploader.check_space()
+            self.data = self.uploader.spool
         self.report = progress
         self.classify = classifier(venue)
         self.writer: SessionWriter | None = None
@@ -532,14 +545,25 @@ class _Rows:
             missing.append(folder)
             folder = folder.parent
         self.created = missing
+        hooks = {}
+        if self.uploader is not None:
+            self.uploader.start()
+            hooks = dict(on_sealed=self.uploader.sealed, on_closed=self.uploader.closed)
         self.writer = SessionWriter(self.venue, self.data, args=self.args, started_ns=ts,
-                                    session_id=sid)
+                                    session_id=sid, **hooks)
 
     def finish(self) -> ImportResult:
         if self.writer is None:
             raise WsrecError(self._nothing())
         self.writer.close()
-        return ImportResult(self.writer.folder, self.count, self.bad, self.problems)
+        folder = self.writer.folder
+        if self.uploader is not None:
+            left = self.uploader.close(_UPLOAD_TIMEOUT)
+            if left is not None:
+                raise StorageError(left)
+            folder = RootPath(self.uploader.root,
+                              folder.relative_to(self.uploader.spool).as_posix())
+        return ImportResult(folder, self.count, self.bad, self.problems)
 
     def _nothing(self) -> str:
         if not self.bad:
@@ -551,7 +575,10 @@ class _Rows:
                 f"first: {first})")
 
     def abandon(self) -> None:
-        """A failed import leaves no half-built session behind, nor the folders it made."""
+        """A failed import leaves no half-built session behind, nor the folders it made
+        (in a bucket: nor what it uploaded)."""
+        if self.uploader is not None:
+            self.uploader.close(0)   # first: the writer's last part is not for the bucket
         if self.writer is not None:
             try:
                 self.writer.close("failed", "import failed")
@@ -559,11 +586,32 @@ class _Rows:
                 pass
         if self.folder is not None and (self.writer is not None or self.folder.exists()):
             shutil.rmtree(self.folder, ignore_errors=True)
+        if self.uploader is not None:
+            self._abandon_remote()
         for folder in self.created:  # only if empty: another writer may have come meanwhile
             try:
                 os.rmdir(folder)
             except OSError:
                 break
+
+    def _abandon_remote(self) -> None:
+        """Stop uploading, and remove what this import put in the bucket (its manifest
+        first, so no reader sees a session without its parts)."""
+        uploader = self.uploader
+        if self.folder is None:
+            return
+        rel = self.folder.relative_to(uploader.spool).as_posix()
+        try:
+            names = sorted((i.path.rpartition("/")[2] for i in uploader.root.list(rel)
+                            if i.type == pafs.FileType.File), key=lambda n: n != MANIFEST)
+            for name in names:
+                uploader.root.delete(f"{rel}/{name}")
+        except WsrecError:
+            pass  # what can't be removed now is a session marked recording: ls shows it
+
+
+#: seconds an import into a bucket waits for its last uploads
+_UPLOAD_TIMEOUT = 600.0
 
 
 def _valid(values) -> tuple[str, ...]:
@@ -582,8 +630,11 @@ def _valid(values) -> tuple[str, ...]:
 
 def import_file(path, venue: str, data=None, fmt: str | None = None,
                 strict: bool = False,
-                progress: Callable[[int, int | None], None] | None = None) -> ImportResult:
+                progress: Callable[[int, int | None], None] | None = None,
+                spool=None) -> ImportResult:
     """Build a new session of ``venue`` from ``path``; returns where, rows, bad lines.
+    ``data`` may be a bucket: the session is built in the spool (``spool``, see
+    ``wsrec.store.spool``) and uploaded as it is written.
 
     ValueError for a bad ``venue`` or ``fmt``; WsrecError (one line, naming the file and
     the line) for anything wrong with the input, after removing whatever was created.
@@ -602,7 +653,7 @@ def import_file(path, venue: str, data=None, fmt: str | None = None,
             if fmt is None:
                 fmt = "har" if path.name.lower().endswith(".har") else detected
             rows = _Rows(venue, strict, path, data, {"imported_from": path.name,
-                                                      "format": fmt}, progress)
+                                                      "format": fmt}, progress, spool)
             {"jsonl": _jsonl, "lines": _lines, "har": _har}[fmt](source, rows)
             rows.progress(source)
         return rows.finish()
