@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from wsrec.errors import UsageError, WsrecError
-from wsrec.store.writer import SessionWriter
+from wsrec.store.writer import ClosingOnExit, SessionWriter
 
 __all__ = ["Rotation", "RollingWriter", "parse_rotation", "PERIODS", "MAX_ROLL_FAILURES"]
 
@@ -85,7 +85,7 @@ def _label(text, period: int | None) -> str:
     return next((k for k, v in PERIODS.items() if v == period), f"{period}ns")
 
 
-class RollingWriter:
+class RollingWriter(ClosingOnExit):
     """A ``SessionWriter`` that rolls into a new session at each ``rotation`` boundary.
 
     Example::
@@ -190,18 +190,6 @@ class RollingWriter:
         if failure is not None:
             raise failure
         return manifest
-
-    def __enter__(self) -> "RollingWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None or issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self.close()
-            return
-        try:
-            self.close("failed", f"{exc_type.__name__}: {exc}")
-        except WsrecError:
-            pass
 
     # -- the roll ------------------------------------------------------------------------
 

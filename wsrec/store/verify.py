@@ -96,10 +96,7 @@ def _check_part(session: Session, entry: dict, checker: "_SequenceChecker",
                 problems: list[str]) -> None:
     path = session.path / str(entry.get("file"))
     try:
-        if isinstance(path, RootPath):
-            _check_remote_part(path, entry, checker, problems)
-        else:
-            _check_part_file(path, entry, checker, problems)
+        _check_part_file(path, entry, checker, problems)
     except OSError as exc:  # an I/O error reading the file itself
         if isinstance(path, RootPath) and storage_failure(exc):
             raise fs_error(exc, path.root, f"verifying {path}") from None
@@ -108,56 +105,32 @@ def _check_part(session: Session, entry: dict, checker: "_SequenceChecker",
 
 def _check_part_file(path, entry: dict, checker: "_SequenceChecker",
                      problems: list[str]) -> None:
-    if not path.is_file():
+    """A part's size and sha256 against the manifest, then its decode, one row group at a
+    time. A part in a bucket (a ``RootPath``): its size by one HEAD, its sha256 streamed
+    in one GET, its row groups pre-buffered (a few range requests each, memory bounded
+    by one row group); errors reaching the bucket are raised, not counted as damage."""
+    remote = isinstance(path, RootPath)
+    if remote:
+        info = path.root.info(path.rel)
+        exists, size = info.type == pafs.FileType.File, info.size
+    else:
+        exists = path.is_file()
+        size = path.stat().st_size if exists else None
+    if not exists:
         problems.append(f"{path}: listed in the manifest but missing")
         return
-    size = path.stat().st_size
     if "bytes" in entry and size != entry["bytes"]:
         problems.append(f"{path}: {size} bytes, the manifest says {entry['bytes']} "
                         f"(truncated or modified)")
-    elif "sha256" in entry and file_sha256(path) != entry["sha256"]:
+    elif "sha256" in entry and (path.root.sha256(path.rel) if remote else file_sha256(path)) \
+            != entry["sha256"]:
         problems.append(f"{path}: checksum mismatch (bit rot or modified since written)")
-    with pa.OSFile(str(path)) as source:
+    with (path.root.open_input(path.rel) if remote else pa.OSFile(str(path))) as source:
         try:
-            pf = pq.ParquetFile(source, page_checksum_verification=True)
+            pf = pq.ParquetFile(source, pre_buffer=remote, page_checksum_verification=True)
             schema, rows = pf.schema_arrow, pf.metadata.num_rows
         except (pa.ArrowException, OSError, ValueError) as exc:
-            problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
-            return
-        if not is_part_schema(schema):
-            problems.append(f"{path}: schema differs from the session format")
-        if rows != entry.get("rows"):
-            problems.append(f"{path}: {rows} rows, the manifest says {entry.get('rows')}")
-        try:
-            for batch in pf.iter_batches(batch_size=65_536):
-                batch.validate(full=True)
-                checker.feed(path.name, batch)
-        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
-            problems.append(f"{path}: undecodable data ({first_line(exc)})")
-            checker.reset()
-
-
-def _check_remote_part(path: RootPath, entry: dict, checker: "_SequenceChecker",
-                       problems: list[str]) -> None:
-    """The same checks on an object: its size (one HEAD), its sha256 (streamed, one
-    GET), then the decode, one row group at a time (pre-buffered: a few range requests
-    per row group, memory bounded by one row group)."""
-    root = path.root
-    info = root.info(path.rel)
-    if info.type != pafs.FileType.File:
-        problems.append(f"{path}: listed in the manifest but missing")
-        return
-    if "bytes" in entry and info.size != entry["bytes"]:
-        problems.append(f"{path}: {info.size} bytes, the manifest says {entry['bytes']} "
-                        f"(truncated or modified)")
-    elif "sha256" in entry and root.sha256(path.rel) != entry["sha256"]:
-        problems.append(f"{path}: checksum mismatch (bit rot or modified since written)")
-    with root.open_input(path.rel) as source:
-        try:
-            pf = pq.ParquetFile(source, pre_buffer=True, page_checksum_verification=True)
-            schema, rows = pf.schema_arrow, pf.metadata.num_rows
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            if storage_failure(exc):
+            if remote and storage_failure(exc):
                 raise
             problems.append(f"{path}: not a readable Parquet file ({first_line(exc)})")
             return
@@ -171,7 +144,7 @@ def _check_remote_part(path: RootPath, entry: dict, checker: "_SequenceChecker",
                     batch.validate(full=True)
                     checker.feed(path.name, batch)
         except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
-            if storage_failure(exc):
+            if remote and storage_failure(exc):
                 raise
             problems.append(f"{path}: undecodable data ({first_line(exc)})")
             checker.reset()

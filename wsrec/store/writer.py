@@ -63,7 +63,24 @@ def check_name(what: str, value: str) -> str:
     return value
 
 
-class SessionWriter:
+class ClosingOnExit:
+    """A writer as a context manager: ``close()`` on leaving, ``close("failed", why)``
+    when an exception leaves the block (it is the one reported)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None or issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            self.close()
+            return
+        try:
+            self.close("failed", f"{exc_type.__name__}: {exc}")
+        except WsrecError:
+            pass  # the original exception is the one to report
+
+
+class SessionWriter(ClosingOnExit):
     """Record rows into a new session under ``data/venue=<venue>/date=<YYYY-MM-DD>/<id>/``
     (``wsrec.store.layout``; the date is the UTC date of the start).
 
@@ -336,15 +353,3 @@ class SessionWriter:
         if failure is not None:
             raise failure
         return self.manifest
-
-    def __enter__(self) -> "SessionWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None or issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self.close()
-            return
-        try:
-            self.close("failed", f"{exc_type.__name__}: {exc}")
-        except WsrecError:
-            pass  # the original exception is the one to report
