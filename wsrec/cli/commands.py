@@ -32,6 +32,7 @@ from wsrec.store.location import is_remote_url, open_root, parse_endpoint
 from wsrec.record.recorder import RecordOptions, ignore_sighup, record
 from wsrec.secrets import redact_url
 from wsrec.record.request import build_request
+from wsrec.record.units import parse_seconds, parse_size
 from wsrec.sim import SIMULATORS, SimOptions, serve_sim
 from wsrec.replay.convert import FORMATS, convert
 from wsrec.store.filters import Filters
@@ -40,7 +41,7 @@ from wsrec.record.importer import IMPORT_FORMATS, import_file
 from wsrec.replay._pacing import Lateness
 from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
                                  use_lean_memory_pool, why_empty)
-from wsrec.timefmt import format_duration, format_ns, is_offset, parse_duration, parse_time
+from wsrec.timefmt import format_duration, format_ns, is_offset, parse_time
 from wsrec.venues import VENUES
 from wsrec.store.gaps import describe_gap, venue_gaps
 from wsrec.store.verify import verify as verify_session
@@ -582,16 +583,9 @@ def migrate_cmd(dry_run, data):
 
 # -- recording ------------------------------------------------------------------------------
 
-_MAX_DURATION = 10 * 366 * 86400   # seconds: --duration is at most ten years
-
-
 def _seconds(value: str) -> float:
     """--duration: more than 0 and at most ten years, in seconds."""
-    seconds = parse_duration(value) / 1e9
-    if not 0 < seconds <= _MAX_DURATION:
-        raise UsageError(f"{value!r} must be more than 0 and at most 10 years "
-                         f"(omit --duration to record until stopped)")
-    return seconds
+    return parse_seconds(value, "--duration")
 
 
 class _Finite(click.FloatRange):
@@ -604,18 +598,7 @@ class _Finite(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000 ** 2, "mb": 1000 ** 2,
-          "mib": 1024 ** 2, "g": 1000 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3,
-          "t": 1000 ** 4, "tb": 1000 ** 4, "tib": 1024 ** 4}
-
-
-def _size_option(value: str) -> int:
-    """``1GiB``, ``500MB``, ``0``, ``1048576``: a number of bytes."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
-    unit = m.group(2).lower() if m else None
-    if not m or unit not in _UNITS:
-        raise UsageError(f"{value!r} is not a size (e.g. 1GiB, 500MB, 0)")
-    return int(float(m.group(1)) * _UNITS[unit])
+_size_option = parse_size   # --spool-min-free: 1GiB, 500MB, 0, 1048576
 
 
 def _heartbeat(ctx, param, value):
@@ -670,8 +653,12 @@ class _Progress:
 
 
 @cli.command("record")
-@click.argument("venue", type=click.Choice(sorted(VENUES)), metavar="VENUE")
+@click.argument("venue", type=click.Choice(sorted(VENUES)), metavar="VENUE", required=False)
 @click.argument("url", required=False)
+@click.option("--config", "config", metavar="FILE", type=click.Path(path_type=Path),
+              help="Record every [[stream]] of this TOML file instead, each into its own "
+                   "sessions (SIGHUP re-reads it); takes only --data, --quiet and --json "
+                   "besides (see 'wsrec config check').")
 @list_options
 @click.option("--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
               help="A venue parameter (repeatable); see 'wsrec venues VENUE'.")
@@ -738,7 +725,7 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
                rotate, spool, spool_min_free, upload_timeout, max_retries, backoff,
                backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, quiet,
-               as_json):
+               as_json, config):
     """Record a venue's stream into a new session until stopped.
 
     Every frame in both directions is stored byte-exact with its receive time;
@@ -746,16 +733,26 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
     session cleanly (exit 0); a fatal error or exhausted retries mark it failed
     (exit 1).
 
+    With --config, every stream of the file records in this one process, each
+    reconnecting on its own; SIGHUP re-reads the file and starts, stops or restarts
+    only the streams whose entries changed. Exit 1 if any stream failed.
+
     Example:
 
         wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
         wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
         wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
+        wsrec record --config wsrec.toml
 
     A long recording is several sessions, one per UTC day (--rotate 1d) or hour (1h),
     each continuing the one before it ('wsrec replay VENUE --start ... --end ...' plays
     them as one).
     """
+    if config is not None:
+        _record_config(config, data, quiet, as_json)
+        return
+    if venue is None:
+        raise click.UsageError("Missing argument 'VENUE' (or give --config FILE).")
     if url and venue != "url":
         raise click.UsageError(f"unexpected argument {redact_url(url)!r} (only 'record url' "
                                f"takes a URL)")
@@ -776,14 +773,26 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
     _report_recording(result, quiet, as_json)
 
 
+def _result_json(result) -> dict:
+    return {"path": str(result.path), "venue": result.venue, "id": result.session,
+            "status": result.status, "error": result.error, "frames_in": result.frames_in,
+            "frames_out": result.frames_out, "events": result.events,
+            "bytes_in": result.bytes_in, "reconnects": result.reconnects,
+            "seconds": round(result.seconds, 3), "stopped_by": result.stopped_by}
+
+
+def _summary_line(result) -> str:
+    return (f"{result.status}: {result.frames_in:,} frames in "
+            f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
+            f"{result.events:,} events, {result.reconnects} reconnects in "
+            f"{format_duration(int(result.seconds * 1e9))} -> "
+            f"{result.venue}/{result.session}")
+
+
 def _report_recording(result, quiet: bool, as_json: bool) -> None:
     """The recording's summary: JSON on stdout, one line on stderr; exit 1 if it failed."""
     if as_json:
-        _json({"path": str(result.path), "venue": result.venue, "id": result.session,
-               "status": result.status, "error": result.error, "frames_in": result.frames_in,
-               "frames_out": result.frames_out, "events": result.events,
-               "bytes_in": result.bytes_in, "reconnects": result.reconnects,
-               "seconds": round(result.seconds, 3), "stopped_by": result.stopped_by})
+        _json(_result_json(result))
     if result.status != "complete":
         upload = f"; {result.upload}" if result.upload else ""
         raise click.ClickException(f"{result.error or 'recording failed'} (session "
@@ -791,11 +800,94 @@ def _report_recording(result, quiet: bool, as_json: bool) -> None:
     if result.upload:
         raise click.ClickException(result.upload)
     if not quiet:
-        click.echo(f"{result.status}: {result.frames_in:,} frames in "
-                   f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
-                   f"{result.events:,} events, {result.reconnects} reconnects in "
-                   f"{format_duration(int(result.seconds * 1e9))} -> "
-                   f"{result.venue}/{result.session}", err=True)
+        click.echo(_summary_line(result), err=True)
+
+
+#: record options that apply with --config (the others come from the file)
+_WITH_CONFIG = {"config", "data", "quiet", "as_json"}
+
+
+def _record_config(config: Path, data, quiet: bool, as_json: bool) -> None:
+    """record --config: every stream of the file; a line per stream at the end (or a
+    JSON list of their results); exit 1 if any failed."""
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if param.name not in _WITH_CONFIG and ctx.get_parameter_source(param.name) \
+                is click.core.ParameterSource.COMMANDLINE:
+            shown = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+            raise click.UsageError(f"--config takes the recording's settings from the file; "
+                                   f"leave out {shown} (set it in the file)")
+    from wsrec.service.supervisor import run_config
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
+    progress = _StreamsProgress(quiet)
+    try:
+        results = run_config(config, data=data, log=progress.write, progress=progress)
+    finally:
+        progress.close()
+    if as_json:
+        _json([{"stream": r.stream, **(_result_json(r.result) if r.result else dict(
+            path=None, venue=None, id=None, status=r.status, error=r.error))}
+            for r in results])
+    failed = [r for r in results if r.status != "complete" or r.result and r.result.upload]
+    if not quiet:
+        for r in results:
+            line = _summary_line(r.result) if r.result else f"failed: {r.error}"
+            error = f" ({r.error})" if r.result and r.error else ""
+            upload = f"; {r.result.upload}" if r.result and r.result.upload else ""
+            click.echo(f"{r.stream}: {line}{error}{upload}", err=True)
+    if failed:
+        names = ", ".join(dict.fromkeys(r.stream for r in failed))
+        raise click.ClickException(f"{len(failed)} of {len(results)} stream recording(s) "
+                                   f"failed: {names}")
+
+
+class _StreamsProgress:
+    """record --config on stderr: the supervisor's log lines, and on a terminal one
+    progress line for all streams (frames in all, then each stream's count)."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None if quiet else tqdm(unit=" frames", dynamic_ncols=True,
+                                           disable=None, leave=False)
+
+    def write(self, line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
+
+    def __call__(self, streams: list, final: bool) -> None:
+        if self.bar is None or self.bar.disable:
+            return
+        self.bar.n = sum(s["frames_in"] for s in streams)
+        self.bar.set_postfix_str(", ".join(
+            f"{s['stream']} {s['frames_in']:,}" if s["state"] == "running"
+            else f"{s['stream']} {s['state']}" for s in streams), refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command("config")
+@click.argument("action", type=click.Choice(["check"]), metavar="check")
+@click.argument("file", type=click.Path(path_type=Path))
+@json_option
+def config_cmd(action, file, as_json):
+    """Check a config file of 'wsrec record --config' as the recording does before it
+    connects, and print the streams it would record, one line each (secrets redacted).
+    Exit 2 naming the line of the first problem.
+
+    Example:
+
+        wsrec config check wsrec.toml
+        wsrec config check wsrec.toml --json | jq '.streams[].name'
+    """
+    from wsrec.service.config import load_config
+    checked = load_config(file, data=os.environ.get(ENV_DATA) or None)
+    if as_json:
+        _json({"config": str(file), "data": str(checked.data),
+               "streams": [s.describe() for s in checked.streams]})
+        return
+    for stream in checked.streams:
+        click.echo(stream.summary())
+    click.echo(f"ok: {len(checked.streams)} stream(s) into {checked.data}", err=True)
 
 
 @cli.command("sim")

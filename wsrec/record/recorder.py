@@ -399,8 +399,12 @@ class Recorder:
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
-                 mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None):
+                 mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None,
+                 signals: bool = True):
         self.venue = venue
+        # ``signals``: SIGINT/SIGTERM stop this recording and SIGHUP is ignored while it
+        # runs; False when the caller owns the signals (``wsrec.service``: many recorders)
+        self.signals = signals
         # the timing, injectable (tests drive it with a fake clock): ``clock`` (seconds)
         # measures the duration and paces the rate limits; ``mono_ns`` is the clock the
         # connection stamps messages with (the watchdog's silence, a healthy connection,
@@ -635,7 +639,8 @@ class Recorder:
         bucket, uploaded, or ``RecordResult.upload`` says what is left)."""
         if self.uploader is not None and not self.uploader.thread.is_alive():
             self.uploader.start()
-        hup = ignore_sighup()   # until the session is closed, not only while running
+        # until the session is closed, not only while running
+        hup = ignore_sighup() if self.signals else _NO_HANDLER
         try:
             return await self._run()
         finally:
@@ -648,7 +653,7 @@ class Recorder:
             self.done_event.set()
         started = time.monotonic()
         handled = []
-        if threading.current_thread() is threading.main_thread():
+        if self.signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
                     loop.add_signal_handler(sig, self.stop)
