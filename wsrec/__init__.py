@@ -15,9 +15,12 @@ start with ``_`` are internal)::
 
     cli/        the ``wsrec`` command: one library call per command
       commands    the click commands     manpages   man pages from them
+    service/    many streams in one process (``record --config``)
+      config      the config file, checked  supervisor the streams: start, reload, stop
     record/     from a venue into a session     replay/     from sessions out
       recorder    the connection loop          stdout     paced lines to a file
       request     what to record, checked      serve      WebSocket, TCP, Unix servers
+      units       durations, sizes, ranges
       importer    jsonl, lines and HAR in       convert    Parquet, CSV, jsonl, Arrow out
       _connection the WebSocket client          normalized typed rows out, paced or to files
                                                 _schedule  merged, timed rows

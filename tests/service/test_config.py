@@ -282,7 +282,7 @@ def test_a_file_that_cannot_be_read(tmp_path):
 def test_changes_name_what_differs():
     a = parse(HL).streams[0]
     b = parse(HL.replace("ETH", "SOL") + "watchdog = 5\n").streams[0]
-    assert a.changes(b) == ["symbols", "options.watchdog"]
+    assert a.changes(b) == ["symbols", "watchdog"]
     assert a == parse("\n\n" + HL).streams[0]   # the line is no change
 
 

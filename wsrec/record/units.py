@@ -53,7 +53,7 @@ def bounded(value, what: str, low: float, high: float, *, low_open: bool = False
             not math.isfinite(value):
         raise UsageError(f"{what}: {value!r} is not a finite number", param=what)
     if value < low or value > high or low_open and value == low:
-        lo = f"more than {low:g}" if low_open else f"at least {low:g}"
-        raise UsageError(f"{what}: {value:g} is out of range ({lo} and at most {high:g})",
+        lo = f"more than {low:.10g}" if low_open else f"at least {low:.10g}"
+        raise UsageError(f"{what}: {value:.10g} is out of range ({lo} and at most {high:.10g})",
                          param=what)
     return value

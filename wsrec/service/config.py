@@ -89,6 +89,7 @@ _OPTION_FIELDS = {"duration": "duration", "max_frames": "max_frames",
                   "flush_interval": "flush_interval", "max_message_size": "max_message_size",
                   "rotate": "rotate", "spool_min_free": "spool_min_free",
                   "upload_timeout": "upload_timeout"}
+_OPTION_KEYS = {field: key for key, field in _OPTION_FIELDS.items()}
 
 
 @dataclass
@@ -147,7 +148,7 @@ class StreamConfig:
         shown = {"name": self.name, "venue": self.venue, "url": self.url,
                  "channels": list(self.channels), "symbols": list(self.symbols),
                  "params": {**self.params, **{p: "***" for p in self.params_env}},
-                 "env": dict(self.env), "folder": self.folder,
+                 "folder": self.folder,
                  "sim": None if self.sim is None else
                  {k: getattr(self.sim, k) for k in SIM_KEYS if k == "rate" or
                   getattr(self.sim, k) != getattr(_SIM_DEFAULTS, k)},
@@ -158,7 +159,8 @@ class StreamConfig:
             shown["params"]["feed"] = self.feed
         if self.send:
             shown["send"] = list(self.send)
-        return redact(shown, names=self.redacted_names, values=[s for s in secrets if s])
+        shown = redact(shown, names=self.redacted_names, values=[s for s in secrets if s])
+        return {**shown, "env": dict(self.env)}   # variables' names: no secret
 
     def summary(self, environ: Mapping[str, str] | None = None) -> str:
         """One line: name, venue, what it subscribes to, where it goes (redacted)."""
@@ -178,18 +180,18 @@ class StreamConfig:
         return f"{self.name}: " + ", ".join(parts)
 
     def changes(self, other: "StreamConfig") -> list[str]:
-        """The keys in which ``other`` differs (``options.X`` for a recorder option)."""
+        """The file's keys in which ``other`` differs."""
         out = []
         for f in fields(self):
             if not f.compare:
                 continue
             a, b = getattr(self, f.name), getattr(other, f.name)
             if f.name == "options":
-                out += [f"options.{o.name}" for o in fields(a)
+                out += [_OPTION_KEYS.get(o.name, o.name) for o in fields(a)
                         if getattr(a, o.name) != getattr(b, o.name)]
             elif a != b:
-                out.append(f.name)
-        return out
+                out.append("params" if f.name == "params_env" else f.name)
+        return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -705,7 +707,7 @@ def _log_format(value, path):
 def _local(path: Path, value: str) -> str:
     """A local path of the file: ``~`` expanded, relative to the file's folder."""
     expanded = Path(os.path.expanduser(value))
-    return str(expanded if expanded.is_absolute() else path.parent / expanded)
+    return str(expanded if expanded.is_absolute() else path.absolute().parent / expanded)
 
 
 def _data(value, path):

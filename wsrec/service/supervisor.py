@@ -255,10 +255,14 @@ class Supervisor:
             self.results.append(StreamResult(name, "failed", error, None))
             self.log(f"{name}: failed: {error}")
         finally:
-            if run.sim is not None:
-                await asyncio.to_thread(run.sim.stop)
             if self.running.get(name) is run:
                 del self.running[name]
+            if run.sim is not None:   # the run waits for it (``_busy``)
+                self._busy += 1
+                try:
+                    await asyncio.to_thread(run.sim.stop)
+                finally:
+                    self._busy -= 1
             self._wake.set()
 
     async def _end(self, run: _Running, why: str) -> None:
