@@ -200,6 +200,27 @@ def test_a_stream_that_cannot_start_fails_alone(cfg, tmp_path):
     assert lines == [f"a: failed to start: {result.error}"]
 
 
+def test_a_bug_in_one_stream_still_closes_the_others_and_is_raised(cfg, tmp_path,
+                                                                   monkeypatch):
+    from wsrec.record.recorder import Recorder
+    real_run = Recorder.run
+
+    async def run(self):
+        if self.writer.venue == "boom":
+            await asyncio.sleep(0.3)
+            raise RuntimeError("a bug")
+        return await real_run(self)
+
+    monkeypatch.setattr(Recorder, "run", run)
+    write(cfg, FLOW.format(name="ok", rate=50), FLOW.format(name="boom", rate=50),
+          top=f"data = '{tmp_path / 'data'}'\n")
+    sup = Supervisor(load_config(cfg), log=lambda line: None)
+    with pytest.raises(RuntimeError, match="a bug"):
+        asyncio.run(sup.run())
+    [ok] = sup.results
+    assert_complete(ok, "signal")
+
+
 def test_stop_and_reload_are_safe_from_another_thread(cfg, tmp_path):
     write(cfg, FLOW.format(name="a", rate=50), top=f"data = '{tmp_path / 'data'}'\n")
     sup = Supervisor(load_config(cfg), log=lambda line: None)
