@@ -709,8 +709,14 @@ class _Progress:
               help="With an s3:// or gs:// --data: the local folder sessions are written to "
                    "until uploaded [env WSREC_SPOOL; default: ~/.cache/wsrec/spool].")
 @click.option("--spool-min-free", metavar="SIZE", callback=_parsed_by(_size_option),
-              help="With a bucket: fail the recording when the spool's disk has less free "
-                   "(1GiB, 500MB) [default: 1 GiB, or 5% of the disk if less].")
+              help="With a bucket: room for the parts waiting to be uploaded: when the "
+                   "spool's disk has less free (1GiB, 500MB), the recording fails as on a "
+                   "full disk [default: 1 GiB, or 5% of the disk if less].")
+@click.option("--min-free", metavar="SIZE", callback=_parsed_by(_size_option),
+              help="Any recording: stop cleanly (status failed, every part sealed) when the "
+                   "disk written to (the data root, or the spool with a bucket) has less "
+                   "free than SIZE (5GB, 500MB), checked every second and after each part; "
+                   "refuse to start below it [default: no floor].")
 @click.option("--upload-timeout", type=_Finite(0, 86400), default=60.0, show_default=True,
               metavar="SECONDS",
               help="With a bucket: how long the end waits for the uploads; what is left "
@@ -736,7 +742,7 @@ class _Progress:
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
-               rotate, spool, spool_min_free, upload_timeout, max_retries, backoff,
+               rotate, spool, spool_min_free, min_free, upload_timeout, max_retries, backoff,
                backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, quiet,
                as_json):
     """Record a venue's stream into a new session until stopped.
@@ -767,7 +773,8 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             backoff_reset=backoff_reset, watchdog=watchdog,
                             heartbeat=heartbeat, max_message_size=max_message_size,
                             flush_interval=flush_interval, rotate=rotate, spool=spool,
-                            spool_min_free=spool_min_free, upload_timeout=upload_timeout)
+                            spool_min_free=spool_min_free, upload_timeout=upload_timeout,
+                            min_free=min_free)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
     result = record(planned.venue, planned.request, data=data, options=options,
