@@ -580,6 +580,50 @@ def migrate_cmd(dry_run, data):
         click.echo("nothing to migrate: every session is in the partitioned layout", err=True)
 
 
+@cli.command("prune")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              callback=_parsed_by(parse_duration),
+              help="Remove the sessions that ended more than AGE ago (30d, 12h, 90m).")
+@click.option("--venue", metavar="VENUE", help="Only this venue's sessions.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option("--include-crashed", is_flag=True,
+              help="Also remove crashed sessions never repaired (and, in a bucket, sessions "
+                   "still marked recording).")
+@data_option
+@json_option
+def prune_cmd(older_than, venue, dry_run, include_crashed, data, as_json):
+    """Delete whole sessions that ended more than AGE ago, one line each on stdout.
+
+    Never a session being recorded; a crashed one only with --include-crashed; a folder
+    holding anything wsrec does not write is reported and left alone. Works on a local
+    data root and in a bucket.
+
+    Example:
+
+        wsrec prune --older-than 30d --dry-run
+        wsrec prune --older-than 12h --venue hyperliquid
+        wsrec prune --older-than 90d --data s3://market-data/raw --json | jq '.removed[].id'
+    """
+    from wsrec.store.prune import prune
+
+    def warn(message):
+        click.echo(f"warning: {message}", err=True)
+
+    report = prune(data, older_than, venue=venue, dry_run=dry_run,
+                   include_crashed=include_crashed, warn=warn)
+    if as_json:
+        _json(report.as_dict())
+    else:
+        for removed in report.removed:
+            click.echo(removed.line(dry_run))
+    for kept in report.kept_for("left", "error"):
+        warn(f"{kept.venue}/{kept.id}: {kept.detail}")
+    click.echo(report.summary(), err=True)
+    failed = report.kept_for("error")
+    if failed:
+        raise click.ClickException(f"{len(failed)} session(s) could not be removed")
+
+
 # -- recording ------------------------------------------------------------------------------
 
 _MAX_DURATION = 10 * 366 * 86400   # seconds: --duration is at most ten years
