@@ -88,11 +88,12 @@ def crashed_session(data, venue="crashy", n=50):
 
 
 def record_from_sim(venue, data, *, sim=None, channels=(), symbols=(), params=None,
-                    options=None, url=None, env=None, name=None):
+                    options=None, url=None, env=None, name=None, recorder=None):
     """Start ``venue``'s simulator on a free port, record from it, stop both.
 
     Returns ``(result, simulator, session)``. ``url`` replaces the simulator's URL
-    (with its path) when given as a function of the simulator URL.
+    (with its path) when given as a function of the simulator URL; ``recorder``: more
+    ``Recorder`` arguments.
     """
     import asyncio
 
@@ -107,9 +108,10 @@ def record_from_sim(venue, data, *, sim=None, channels=(), symbols=(), params=No
                           params=dict(params or {}), url=url(base) if url else base,
                           env=simulator.credentials() if env is None else env)
         try:
-            recorder = Recorder(get_venue(venue), request, data=data,
-                                options=options or RecordOptions(duration=1.0), name=name)
-            result = await asyncio.wait_for(recorder.run(), 60)
+            rec = Recorder(get_venue(venue), request, data=data,
+                           options=options or RecordOptions(duration=1.0), name=name,
+                           **(recorder or {}))
+            result = await asyncio.wait_for(rec.run(), 60)
         finally:
             await simulator.close()
         return result, simulator

@@ -581,6 +581,50 @@ def migrate_cmd(dry_run, data):
         click.echo("nothing to migrate: every session is in the partitioned layout", err=True)
 
 
+@cli.command("prune")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              callback=_parsed_by(parse_duration),
+              help="Remove the sessions that ended more than AGE ago (30d, 12h, 90m).")
+@click.option("--venue", metavar="VENUE", help="Only this venue's sessions.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option("--include-crashed", is_flag=True,
+              help="Also remove crashed sessions never repaired (and, in a bucket, sessions "
+                   "still marked recording).")
+@data_option
+@json_option
+def prune_cmd(older_than, venue, dry_run, include_crashed, data, as_json):
+    """Delete whole sessions that ended more than AGE ago, one line each on stdout.
+
+    Never a session being recorded; a crashed one only with --include-crashed; a folder
+    holding anything wsrec does not write is reported and left alone. Works on a local
+    data root and in a bucket.
+
+    Example:
+
+        wsrec prune --older-than 30d --dry-run
+        wsrec prune --older-than 12h --venue hyperliquid
+        wsrec prune --older-than 90d --data s3://market-data/raw --json | jq '.removed[].id'
+    """
+    from wsrec.store.prune import prune
+
+    def warn(message):
+        click.echo(f"warning: {message}", err=True)
+
+    report = prune(data, older_than, venue=venue, dry_run=dry_run,
+                   include_crashed=include_crashed, warn=warn)
+    if as_json:
+        _json(report.as_dict())
+    else:
+        for removed in report.removed:
+            click.echo(removed.line(dry_run))
+    for kept in report.kept_for("left", "error"):
+        warn(f"{kept.venue}/{kept.id}: {kept.detail}")
+    click.echo(report.summary(), err=True)
+    failed = report.kept_for("error")
+    if failed:
+        raise click.ClickException(f"{len(failed)} session(s) could not be removed")
+
+
 # -- recording ------------------------------------------------------------------------------
 
 def _seconds(value: str) -> float:
@@ -696,8 +740,14 @@ class _Progress:
               help="With an s3:// or gs:// --data: the local folder sessions are written to "
                    "until uploaded [env WSREC_SPOOL; default: ~/.cache/wsrec/spool].")
 @click.option("--spool-min-free", metavar="SIZE", callback=_parsed_by(_size_option),
-              help="With a bucket: fail the recording when the spool's disk has less free "
-                   "(1GiB, 500MB) [default: 1 GiB, or 5% of the disk if less].")
+              help="With a bucket: room for the parts waiting to be uploaded: when the "
+                   "spool's disk has less free (1GiB, 500MB), the recording fails as on a "
+                   "full disk [default: 1 GiB, or 5% of the disk if less].")
+@click.option("--min-free", metavar="SIZE", callback=_parsed_by(_size_option),
+              help="Any recording: stop cleanly (status failed, every part sealed) when the "
+                   "disk written to (the data root, or the spool with a bucket) has less "
+                   "free than SIZE (5GB, 500MB), checked every second and after each part; "
+                   "refuse to start below it [default: no floor].")
 @click.option("--upload-timeout", type=_Finite(0, 86400), default=60.0, show_default=True,
               metavar="SECONDS",
               help="With a bucket: how long the end waits for the uploads; what is left "
@@ -723,7 +773,7 @@ class _Progress:
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
-               rotate, spool, spool_min_free, upload_timeout, max_retries, backoff,
+               rotate, spool, spool_min_free, min_free, upload_timeout, max_retries, backoff,
                backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, quiet,
                as_json, config):
     """Record a venue's stream into a new session until stopped.
@@ -764,7 +814,8 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             backoff_reset=backoff_reset, watchdog=watchdog,
                             heartbeat=heartbeat, max_message_size=max_message_size,
                             flush_interval=flush_interval, rotate=rotate, spool=spool,
-                            spool_min_free=spool_min_free, upload_timeout=upload_timeout)
+                            spool_min_free=spool_min_free, upload_timeout=upload_timeout,
+                            min_free=min_free)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
     result = record(planned.venue, planned.request, data=data, options=options,

@@ -8,7 +8,9 @@ row's own time and by a timer for a quiet stream; the connections stay open acro
 roll). It reconnects on any non-fatal loss with
 exponential backoff and full jitter, resumes where the stream knows how, watches for
 silence, sends keepalives, respects the venue's send and connect rate limits, and
-stops cleanly on a signal, ``duration``, ``max_frames`` or a fatal error.
+stops cleanly on a signal, ``duration``, ``max_frames`` or a fatal error; with
+``min_free``, also (``failed``, every part sealed) once the disk it writes to has less free
+space, looked at every ``DISK_POLL`` seconds and after each sealed part.
 
 The policy is plain code apart from the I/O: ``backoff_delay`` (how long before a retry)
 and ``handshake_verdict`` (retry, or fail with which message) are pure functions, and
@@ -40,6 +42,7 @@ import collections
 import math
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -47,12 +50,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsrec.record._connection import ConnectError, connect, url_problem
-from wsrec.errors import StorageUnavailable, UsageError, WsrecError
+from wsrec.errors import DiskFull, StorageUnavailable, UsageError, WsrecError
 from wsrec.retry import backoff_delay
 from wsrec.secrets import Redactor
 from wsrec.venues.base import NONE, Request, Step, Stream, Venue
+from wsrec.store.disk import below, format_size
 from wsrec.store.location import Root, RootPath, is_remote_url, open_root
-from wsrec.store.roots import print_warning
+from wsrec.store.roots import data_root, print_warning
 from wsrec.store.rolling import Rotation, RollingWriter, parse_rotation
 from wsrec.store.spool import Uploader, target_folder
 
@@ -75,6 +79,8 @@ ROLL_POLL_MIN = 0.005
 MIN_HEARTBEAT = 0.1
 #: at most one ``ping`` event row per connection this often (seconds); it counts the rest
 PING_ROW_INTERVAL = 1.0
+#: seconds between two looks at the free space of the disk recorded to (``min_free``)
+DISK_POLL = 1.0
 #: what a SIGHUP prints (once per signal) instead of ending the recording
 SIGHUP_MESSAGE = "SIGHUP ignored; use SIGTERM to stop"
 
@@ -102,6 +108,9 @@ class RecordOptions:
     spool_min_free: int | None = None      # bytes; None: 1 GiB or 5% of the disk if less
     upload_timeout: float = 60.0           # seconds the end waits for the uploads
     s3_endpoint: str | None = None
+    # bytes the disk recorded to (the data root, or the spool) must keep free: below it the
+    # recording stops, ``failed``, everything written sealed; None: no floor
+    min_free: int | None = None
 
 
 @dataclass
@@ -400,7 +409,7 @@ class Recorder:
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
                  mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None,
-                 signals: bool = True):
+                 signals: bool = True, disk_usage=None):
         self.venue = venue
         # ``signals``: SIGINT/SIGTERM stop this recording and SIGHUP is ignored while it
         # runs; False when the caller owns the signals (``wsrec.service``: many recorders)
@@ -456,6 +465,9 @@ class Recorder:
             self.uploader.check_space()
             data = spool
             hooks = dict(on_sealed=self.uploader.sealed, on_closed=self.uploader.closed)
+        # ``min_free``: a floor of free space where the sessions go; ``disk_usage`` asks it
+        # (``shutil.disk_usage``; tests: a fake disk)
+        hooks = self._disk_floor(data, disk_usage, hooks)
         self.writer = RollingWriter(name or venue.name, data, args=self._redact_args(args),
                                     rotation=Rotation(opts.rotate), now_ns=self.wall_ns,
                                     flush_interval=opts.flush_interval,
@@ -475,6 +487,7 @@ class Recorder:
         self.slots: list[_Slot] = []
         self._timer: asyncio.TimerHandle | None = None
         self._roll_timer: asyncio.TimerHandle | None = None
+        self._disk_timer: asyncio.TimerHandle | None = None
 
     # -- secrets -------------------------------------------------------------------------
 
@@ -669,6 +682,7 @@ class Recorder:
         tasks = [asyncio.create_task(slot.run()) for slot in self.slots]
         ticker = asyncio.create_task(self._tick()) if self.progress else None
         self._roll_check()
+        self._disk_tick()
         waiter = asyncio.create_task(self.done_event.wait())
         try:
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -688,6 +702,8 @@ class Recorder:
                 self._timer.cancel()
             if self._roll_timer:
                 self._roll_timer.cancel()
+            if self._disk_timer:
+                self._disk_timer.cancel()
             for sig in handled:
                 loop.remove_signal_handler(sig)
             # let the cancelled streams run their ``finally`` (close events) before the
@@ -757,6 +773,56 @@ class Recorder:
         self._roll_timer = asyncio.get_running_loop().call_later(
             min(max(left, ROLL_POLL_MIN), CLOCK_POLL), self._roll_check)
 
+    # -- the free-space floor (``min_free``) --------------------------------------------
+
+    def _disk_floor(self, data, disk_usage, hooks: dict) -> dict:
+        """Set up the ``min_free`` checks of the disk the sessions go to (``data``: the
+        local root or the spool): DiskFull, before any session exists, when it is below
+        already; returns the writer's ``hooks`` with a check after each sealed part."""
+        self._disk_usage = disk_usage or shutil.disk_usage
+        self._disk_loop: asyncio.AbstractEventLoop | None = None
+        need = self.options.min_free
+        if not need:
+            return hooks
+        self._disk_path = data_root(data)
+        low = below(self._disk_path, need, disk_usage=self._disk_usage)
+        if low is not None:
+            raise DiskFull(f"cannot start: {self._low_disk(low)}")
+        sealed = hooks.get("on_sealed")
+
+        def on_sealed(folder, entry):   # the flush thread: the check runs on the loop
+            loop = self._disk_loop
+            if loop is not None:
+                try:
+                    loop.call_soon_threadsafe(self._check_disk)
+                except RuntimeError:   # the loop is closed: the recording is over
+                    pass
+            if sealed is not None:
+                sealed(folder, entry)
+        return {**hooks, "on_sealed": on_sealed}
+
+    def _low_disk(self, low) -> str:
+        return (f"{format_size(low.free)} free on {self._disk_path}, below --min-free "
+                f"{format_size(low.need)}; free space or lower --min-free")
+
+    def _check_disk(self) -> None:
+        """Stop the recording, ``failed``, once the disk has less than ``min_free``."""
+        if self.done or not self.options.min_free:
+            return
+        low = below(self._disk_path, self.options.min_free, disk_usage=self._disk_usage)
+        if low is not None:
+            self.fail(f"stopped: {self._low_disk(low)}")
+
+    def _disk_tick(self) -> None:
+        """``_check_disk`` now and every ``DISK_POLL`` seconds (a loop timer)."""
+        self._disk_timer = None
+        if not self.options.min_free:
+            return
+        self._disk_loop = asyncio.get_running_loop()
+        self._check_disk()
+        if not self.done:
+            self._disk_timer = self._disk_loop.call_later(DISK_POLL, self._disk_tick)
+
     async def _tick(self) -> None:
         while True:
             self.progress(self, final=False)
@@ -781,6 +847,9 @@ def check_options(opts: RecordOptions) -> None:
     finite("heartbeat", opts.heartbeat, zero_ok=True)
     finite("open_timeout", opts.open_timeout, none_ok=False)
     finite("flush_interval", opts.flush_interval, none_ok=False)
+    if opts.min_free is not None and (type(opts.min_free) is not int or opts.min_free < 0):
+        raise UsageError(f"min_free must be a number of bytes >= 0, not {opts.min_free!r}",
+                         param="min_free")
     parse_rotation(opts.rotate)
     if opts.heartbeat and opts.heartbeat < MIN_HEARTBEAT:
         raise UsageError(f"heartbeat must be 0 (off) or at least {MIN_HEARTBEAT:g} s, "

@@ -36,6 +36,7 @@ from wsrec.errors import (CorruptData, DiskFull, StorageError, StorageUnavailabl
                           WsrecError)
 from wsrec.retry import backoff_delay
 from wsrec.store._lock import LOCK
+from wsrec.store.disk import below, format_size as _size
 from wsrec.store.location import Root
 from wsrec.store.manifest import MANIFEST
 
@@ -49,14 +50,6 @@ DEFAULT_MIN_FREE = 1 << 30
 
 def min_free_default(total: int) -> int:
     return min(DEFAULT_MIN_FREE, total // 20)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 class _Job:
@@ -116,19 +109,16 @@ class Uploader:
             self._cond.notify()
 
     def check_space(self) -> None:
-        try:
-            usage = self._disk_usage(self.spool)
-        except OSError:
-            return
-        need = self.min_free if self.min_free is not None else min_free_default(usage.total)
-        if usage.free >= need:
+        need = self.min_free if self.min_free is not None else min_free_default
+        low = below(self.spool, need, disk_usage=self._disk_usage)
+        if low is None:
             return
         parts, size = self.backlog()
         why = f"; {self.last_error}" if self.last_error else ""
         if self.failure is not None:
             why = f"; {self.failure}"
-        raise DiskFull(f"spool {self.spool}: {_size(usage.free)} free, below --spool-min-free "
-                       f"{_size(need)}; {parts} part(s) ({_size(size)}) wait for "
+        raise DiskFull(f"spool {self.spool}: {_size(low.free)} free, below --spool-min-free "
+                       f"{_size(low.need)}; {parts} part(s) ({_size(size)}) wait for "
                        f"{self.root.url}{why}")
 
     # -- state -----------------------------------------------------------------------
