@@ -41,7 +41,7 @@ from wsrec.record.importer import IMPORT_FORMATS, import_file
 from wsrec.replay._pacing import Lateness
 from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
                                  use_lean_memory_pool, why_empty)
-from wsrec.timefmt import format_duration, format_ns, is_offset, parse_time
+from wsrec.timefmt import format_duration, format_ns, is_offset, parse_duration, parse_time
 from wsrec.venues import VENUES
 from wsrec.store.gaps import describe_gap, venue_gaps
 from wsrec.store.verify import verify as verify_session
