@@ -94,11 +94,12 @@ min_free = 1000
                                       backoff_initial=0.25, max_retries=3, duration=7200.0,
                                       max_message_size=1 << 20, flush_interval=0.5,
                                       spool="/etc/wsrec/spool",
-                                      s3_endpoint="http://127.0.0.1:9000")
-    assert a.min_free == 5_000_000_000 and a.folder == "a"
+                                      s3_endpoint="http://127.0.0.1:9000",
+                                      min_free=5_000_000_000)
+    assert a.folder == "a"
     assert b.options.rotate == "never" and b.options.watchdog == 0 and \
         b.options.max_retries == 0 and b.options.heartbeat == 5.0
-    assert b.folder == "vega" and b.min_free == 1000
+    assert b.folder == "vega" and b.options.min_free == 1000
     assert b.sim == SimOptions(rate=5, drop_every=10)
 
 

@@ -284,3 +284,30 @@ def test_real_signals_reload_and_stop_a_running_config(tmp_path):
         s = wsrec.open_session(r["path"])
         assert s.status == "complete" and not s.crashed and s.rows() > 3
     assert len(list(data.glob("venue=a/*/*"))) == 1   # a kept its one session
+
+
+def test_min_free_stops_only_the_stream_whose_floor_is_crossed(cfg, tmp_path):
+    """``min_free`` per stream: the stream with the higher floor stops failed, its session
+    sealed; the other goes on."""
+    import types
+
+    def disk(path):   # 5 GB free: above one stream's floor, below the other's
+        return types.SimpleNamespace(free=5_000_000_000, total=100 << 30, used=0)
+
+    write(cfg, FLOW.format(name="low", rate=50) + 'min_free = "1GB"\n',
+          FLOW.format(name="high", rate=50) + 'min_free = "6GB"\n',
+          top=f"backoff = 0.05\ndata = '{tmp_path / 'data'}'\n")
+
+    async def main():
+        sup = Supervisor(load_config(cfg), log=lambda line: None,
+                         recorder=dict(disk_usage=disk))
+        task = asyncio.create_task(sup.run())
+        await until(lambda: any(r.stream == "high" for r in sup.results), what="high ends")
+        await until(lambda: frames(sup, "low") > 3, what="frames")
+        sup.stop()
+        return await asyncio.wait_for(task, 30)
+
+    results = {r.stream: r for r in asyncio.run(main())}
+    assert results["high"].status == "failed" and "below --min-free" in results["high"].error
+    assert results["high"].result is None   # below at the start: no session at all
+    assert_complete(results["low"], "signal")

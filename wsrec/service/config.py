@@ -88,7 +88,7 @@ _OPTION_FIELDS = {"duration": "duration", "max_frames": "max_frames",
                   "watchdog": "watchdog", "heartbeat": "heartbeat",
                   "flush_interval": "flush_interval", "max_message_size": "max_message_size",
                   "rotate": "rotate", "spool_min_free": "spool_min_free",
-                  "upload_timeout": "upload_timeout"}
+                  "upload_timeout": "upload_timeout", "min_free": "min_free"}
 _OPTION_KEYS = {field: key for key, field in _OPTION_FIELDS.items()}
 
 
@@ -114,7 +114,6 @@ class StreamConfig:
     options: RecordOptions = field(default_factory=RecordOptions)
     redact: tuple[str, ...] = ()
     serve: tuple[str, ...] = ()        # live relay targets (``wsrec.replay.relay``)
-    min_free: int | None = None        # bytes of free disk below which the stream stops
     line: int = field(default=0, compare=False)   # of its ``[[stream]]`` in the file
 
     def request(self, environ: Mapping[str, str] | None = None) -> RecordRequest:
@@ -444,7 +443,7 @@ class _Parser:
             options=RecordOptions(spool=settings.get("spool"),
                                   s3_endpoint=settings.get("s3_endpoint"), **options),
             redact=tuple(values.get("redact", ())), serve=tuple(values.get("serve", ())),
-            min_free=values.get("min_free"), line=header or 0)
+            line=header or 0)
         try:
             _check_stream(stream, self.environ)
         except UsageError as exc:

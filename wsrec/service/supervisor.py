@@ -371,11 +371,9 @@ class Supervisor:
     # kept in its dataclasses; they are connected here, and only here.
 
     def _extras(self, cfg: StreamConfig) -> dict:
-        """More ``Recorder`` keywords for ``cfg``'s ``serve`` and ``min_free``."""
-        pending = [k for k, v in (("serve", cfg.serve), ("min_free", cfg.min_free))
-                   if v not in ((), None)]
-        if pending:
-            self.log(f"{cfg.name}: warning: {', '.join(pending)} not active in this build")
+        """More ``Recorder`` keywords for ``cfg``'s ``serve``."""
+        if cfg.serve:
+            self.log(f"{cfg.name}: warning: serve not active in this build")
         return {}
 
     def _integrations(self) -> None:
