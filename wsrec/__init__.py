@@ -35,7 +35,7 @@ start with ``_`` are internal)::
       location    local folders and buckets    layout     venue=/date= session folders
       rolling     one session per day or hour  migrate    older layouts moved in
       spool       where bucket sessions wait   normalized a session's typed rows
-      gaps        venue sequence gaps
+      gaps        venue sequence gaps          follow     a live session, as it grows
       _rows, _flusher  the writer's row buffer and flush thread
       _journal, _part, _lock, _connections, _uploader
     venues/     each venue's whole protocol, no I/O: Venue and Stream (the client
