@@ -14,6 +14,7 @@ anything else is a bug and keeps its traceback.
     ├── SessionNotFound        no session matches a reference
     ├── AmbiguousSession       a prefix matches several sessions
     ├── SessionBusy            the session is being recorded (its lock is held)
+    ├── SessionCrashed         (followed) its recorder died without closing it ('wsrec repair')
     ├── CorruptData            a manifest, part or journal can't be read
     ├── OutdatedFormat         a session in an older format ('wsrec repair --upgrade')
     ├── ConnectError           a connection could not be opened
@@ -37,6 +38,7 @@ __all__ = [
     "SessionNotFound",
     "AmbiguousSession",
     "SessionBusy",
+    "SessionCrashed",
     "CorruptData",
     "OutdatedFormat",
     "UnsupportedDataRoot",
@@ -80,6 +82,11 @@ class AmbiguousSession(WsrecError):
 
 class SessionBusy(WsrecError):
     pass
+
+
+class SessionCrashed(WsrecError):
+    """A session being followed still says ``recording`` but nothing holds its lock any
+    more: its recorder died without closing it (``wsrec repair`` finishes it)."""
 
 
 class CorruptData(WsrecError):

@@ -1045,10 +1045,13 @@ def filter_options(f):
                              "as +30s from the earliest session's start.")(f)
 
 
-def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, do_repair):
-    # a venue name with absolute --start/--end: every session of the venue in the range
+def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, do_repair,
+                          follow: bool = False):
+    # a venue name with absolute --start/--end: every session of the venue in the range;
+    # followed, the one it names (a venue's newest: the follower goes back from it to --start)
     start_ns, end_ns = (_absolute(v) for v in (start, end))
-    folders = [f for ref in refs for f in resolve_range(ref, data, start_ns, end_ns)]
+    folders = [resolve(refs[0], data)] if follow else \
+        [f for ref in refs for f in resolve_range(ref, data, start_ns, end_ns)]
     sessions = [_open(folder, data, do_repair, warn=False) for folder in folders]
     seen = set()
     for s in sessions:
@@ -1056,7 +1059,9 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
             raise click.BadParameter(f"session {s.venue}/{s.id} given twice",
                                      param_hint="SESSION")
         seen.add(s.path)
-        if s.live:
+        if follow:
+            pass  # the follow says how it ends
+        elif s.live:
             click.echo(f"note: {s.venue}/{s.id} is still being recorded; replaying what is "
                        f"flushed so far", err=True)
         elif s.crashed:
@@ -1149,18 +1154,24 @@ def _check_speed(sessions) -> None:
               show_default=True, metavar="BYTES",
               help="WebSocket server: close a client that sends a bigger message (1009).")
 @click.option("--once", is_flag=True, help="Servers: exit after the first client's replay.")
+@click.option("--follow", is_flag=True,
+              help="Keep going as the recorder appends, and on into the sessions that "
+                   "continue it (--rotate), until the recording ends; one SESSION (a venue: "
+                   "its newest).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @read_damaged_option
 @data_option
 @repair_option
 def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target, fmt,
                normalize, loop, skip_gaps, stats, shared_clock, no_emulate, max_lag,
-               max_message_size, once, quiet, read_damaged, data, do_repair):
+               max_message_size, once, follow, quiet, read_damaged, data, do_repair):
     """Play sessions back with their original timing, faster, or at full speed.
 
     To stdout (one line per message, for jq), or as a server a client connects to:
     a WebSocket server that emulates the recorded venue, or TCP / Unix sockets that
-    carry lines. Several sessions are merged by time.
+    carry lines. Several sessions are merged by time. With --follow, a session being
+    recorded is played from its start (or --start) and followed as it grows, like
+    'tail -f', until its recorder stops; Ctrl-C or SIGTERM end it (exit 0).
 
     Example:
 
@@ -1168,16 +1179,25 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
         wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
         wsrec replay hyperliquid --normalize trades --speed 10 | jq -c '[.symbol,.price]'
+        wsrec replay hyperliquid --follow --speed max | jq -c .
     """
     use_lean_memory_pool()
     if normalize and target != "stdout":
         raise click.UsageError("--normalize plays rows to stdout; leave out --to")
     if normalize and (loop != 1 or skip_gaps):
         raise click.UsageError("--loop and --skip-gaps do not apply to --normalize")
+    if follow:
+        if len(sessions) != 1:
+            raise click.UsageError("--follow plays one SESSION (and those that continue it)")
+        if normalize:
+            raise click.UsageError("--normalize does not follow a session; leave out --follow")
+        if loop != 1 or skip_gaps:
+            raise click.UsageError("--loop and --skip-gaps do not apply to --follow")
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
-                                            direction, do_repair)
+                                            direction, do_repair, follow)
     _read_damaged(picked, read_damaged)
-    options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps)
+    options = ReplayOptions(speed=speed, format=fmt, loop=loop, skip_gaps=skip_gaps,
+                            follow=follow)
     if target == "stdout":
         _replay_to_stdout(picked, filters, options, quiet, stats,
                           _normalized(picked, filters, normalize))
@@ -1217,9 +1237,10 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
     on a terminal, the --stats line."""
     bar = None
     if not quiet and sys.stderr.isatty():
-        total = count_frames(picked, filters) if rows is None else rows.count()
-        bar = tqdm(total=total * options.loop if options.loop else None, unit=" frames",
-                   dynamic_ncols=True, leave=False)
+        total = None if options.follow else \
+            count_frames(picked, filters) if rows is None else rows.count()
+        bar = tqdm(total=total * options.loop if options.loop and total is not None else None,
+                   unit=" frames", dynamic_ncols=True, leave=False)
     lateness = Lateness() if stats else None
 
     def progress(done, ts):
@@ -1229,8 +1250,11 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
                 bar.set_postfix_str(format_ns(ts)[:23], refresh=False)
             bar.refresh()
 
+    stopped = False
     try:
-        if rows is None:
+        if options.follow:
+            written, stopped = _follow_to_stdout(picked, filters, options, lateness, progress)
+        elif rows is None:
             written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
                                        lateness=lateness, progress=progress)
         else:
@@ -1248,11 +1272,35 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
     finally:
         if bar is not None:
             bar.close()
-    _warn_empty(written, rows, picked, filters, "nothing replayed")
+    if not stopped:
+        _warn_empty(written, rows, picked, filters, "nothing replayed")
     if stats:
         summary = lateness.summary()
         summary["frames"] = written
         click.echo(_stats_line(summary), err=True)
+
+
+def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progress):
+    """replay --follow to stdout until the recording ends, or until Ctrl-C or SIGTERM
+    (a clean stop, exit 0): (frames written, whether a signal stopped it)."""
+    written = [0]
+
+    def counted(done, ts):
+        written[0] = done
+        progress(done, ts)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        written[0] = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+                                      lateness=lateness, progress=counted)
+        return written[0], False
+    except KeyboardInterrupt:
+        return written[0], True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stats_line(s: dict) -> str:

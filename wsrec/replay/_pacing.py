@@ -98,18 +98,23 @@ _END = object()
 JOIN_SECONDS = 10.0  # how long a stopped prefetch waits for its worker
 
 
-def prefetch(iterable, depth: int = 4, *, pool: Executor | None = None):
+def prefetch(iterable, depth: int = 4, *, pool: Executor | None = None,
+             stop: threading.Event | None = None):
     """Run ``iterable`` in a thread, ``depth`` items ahead (reading and decoding row groups,
     rendering lines), so the pacing thread only waits and writes.
 
     ``pool``: instead of a thread of its own, one item ahead in a thread of ``pool``, an
     executor that many readers share (a server's clients: the threads, and the memory
-    each thread's allocator keeps, don't grow with the number of clients)."""
+    each thread's allocator keeps, don't grow with the number of clients).
+
+    ``stop``: the event set when the consumer goes (default: one of its own); an
+    ``iterable`` that waits (a follower between polls) waits on it, so that it ends at
+    once rather than at its next item."""
     if pool is not None:
         yield from _pooled(iter(iterable), pool)
         return
     q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
 
     def give(item) -> bool:
         """Queue ``item`` unless the consumer has gone: False then."""

@@ -7,17 +7,26 @@ earliest first frame (monotonic clocks of different runs can't be compared); a s
 without ``mono_ns`` (an import) paces by ``ts``. Gaps (disconnects) stay as silence of
 the same length, or collapse to nothing with ``skip_gaps``. Dividing by the speed comes
 last. Everything is computed per Arrow batch, not per row.
+
+Following a live session (``follow``): the rows come from a ``wsrec.store.follow.Follower``
+as the recorder writes them, and the sessions that continue it (a rotation) are anchored
+by their first ``ts`` as merged ones are. A replay faster than the recording catches up
+with it; from then on it can only wait for the recorder: a batch read after its first
+frame was due is moved to the moment it was read, with every due time after it (the
+frames of one flush keep their spacing, and lateness never grows with the hours).
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import time
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from wsrec.errors import UsageError, WsrecError
 from wsrec.store.filters import Filters
+from wsrec.store.follow import Follower
 from wsrec.store.session import Session
 
 __all__ = ["Schedule", "ScheduleOverflow", "down_intervals"]
@@ -56,27 +65,29 @@ def down_intervals(manifest: dict) -> list[tuple[int, int]]:
 
 
 class _SessionSchedule:
-    def __init__(self, session: Session, filters: Filters, columns, skip_gaps: bool,
-                 batch_size: int, lean: bool = False):
+    def __init__(self, session: Session, batches, skip_gaps: bool):
         self.session = session
-        self.iter = session.batches(filters, columns=columns, batch_size=batch_size,
-                                    lean=lean)
+        self.iter = batches
         self.gaps = down_intervals(session.manifest) if skip_gaps else []
         self.first_ts = None
         self.first_clock = None
         self.by_ts = False
+
+    def anchor(self, batch: pa.RecordBatch) -> int:
+        """Take the session's first ``ts`` and clock from its first (non-empty) batch."""
+        self.first_ts = batch.column("ts")[0].value
+        mono = batch.column("mono_ns")
+        self.by_ts = mono.null_count == len(mono)
+        clock = batch.column("ts").cast(pa.int64()) if self.by_ts else mono
+        self.first_clock = clock[0].as_py()
+        return self.first_ts
 
     def peek_first(self):
         """Read the first batch to learn the session's first ``ts`` (None when empty)."""
         for batch in self.iter:
             if batch.num_rows:
                 self.pending = batch
-                self.first_ts = batch.column("ts")[0].value
-                mono = batch.column("mono_ns")
-                self.by_ts = mono.null_count == len(mono)
-                clock = batch.column("ts").cast(pa.int64()) if self.by_ts else mono
-                self.first_clock = clock[0].as_py()
-                return self.first_ts
+                return self.anchor(batch)
         self.pending = None
         return None
 
@@ -110,14 +121,25 @@ class Schedule:
     Iterating yields ``(batch, due)``: a record batch of the selected columns plus
     ``venue``/``session`` bookkeeping, and an int64 array of due times in nanoseconds
     after the replay's start, already divided by ``speed`` (``None``: as fast as
-    possible, due times at speed 1).
+    possible, due times at speed 1). ``by_id``: the sessions by id, those a follow
+    reaches included (each is there before its first batch is yielded).
+
+    ``follow``: follow ``sessions[0]`` (the only one) as it is recorded, and the sessions
+    that continue it, until the last one ends (``Follower``; ``sleep`` is its wait
+    between polls, whose true result ends the follow). ``clock`` (ns, default
+    ``time.monotonic_ns``) is the replay's: it starts when the first batch is yielded.
     """
 
     def __init__(self, sessions: list[Session], filters: Filters | None = None, *,
                  speed: float | None = 1.0, skip_gaps: bool = False, columns=None,
-                 batch_size: int = 65_536, lean: bool = False):
+                 batch_size: int = 65_536, lean: bool = False, follow: bool = False,
+                 sleep: Callable[[float], object] | None = None,
+                 clock: Callable[[], int] | None = None):
         if speed is not None and not speed > 0:
             raise UsageError("speed must be positive")
+        if follow and (len(sessions) != 1 or skip_gaps):
+            raise UsageError("following plays one session (and those that continue it), "
+                             "without skip_gaps")
         self.sessions = sessions
         self.filters = filters or Filters()
         self.speed = speed
@@ -125,10 +147,18 @@ class Schedule:
         self.columns = columns
         self.batch_size = batch_size
         self.lean = lean   # read as Session.batches(lean=True): little memory per schedule
+        self.follow = follow
+        self.sleep = sleep
+        self.clock = clock or time.monotonic_ns
+        self.by_id = {s.id: s for s in sessions}
 
     def __iter__(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        parts = [_SessionSchedule(s, self.filters, self.columns, self.skip_gaps,
-                                  self.batch_size, self.lean) for s in self.sessions]
+        if self.follow:
+            yield from self._followed()
+            return
+        parts = [_SessionSchedule(s, s.batches(self.filters, columns=self.columns,
+                                               batch_size=self.batch_size, lean=self.lean),
+                                  self.skip_gaps) for s in self.sessions]
         firsts = [(p.peek_first(), i, p) for i, p in enumerate(parts)]
         firsts = [f for f in firsts if f[0] is not None]
         if not firsts:
@@ -139,6 +169,38 @@ class Schedule:
         for batch, due in merged:
             if self.speed not in (None, 1, 1.0):
                 due = _scaled(due, self.speed)
+            yield batch, due
+
+
+    def _followed(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        follower = Follower(self.sessions[0], self.filters, columns=self.columns,
+                            batch_size=self.batch_size, lean=self.lean, sleep=self.sleep)
+        anchors: dict[str, _SessionSchedule] = {}
+        t0 = None
+        start = None   # the replay's clock when due time 0 was (set at the first batch)
+        shift = 0      # added to every due time: the waits for the recorder so far
+        for session, batch in follower:
+            self.by_id.setdefault(session.id, session)
+            part = anchors.get(session.id)
+            if part is None:
+                part = anchors[session.id] = _SessionSchedule(session, None, False)
+                first = part.anchor(batch)
+                t0 = first if t0 is None else t0
+            due = part._due(batch, part.first_ts - t0)
+            if self.speed is None:
+                yield batch, due
+                continue
+            if self.speed != 1:
+                due = _scaled(due, self.speed)
+            if shift:
+                due = pc.add(due, shift)
+            now = self.clock()
+            if start is None:
+                start = now - due[0].as_py()
+            late = now - start - due[0].as_py()
+            if late > 0:   # read after it was due: the recorder is the limit now
+                shift += late
+                due = pc.add(due, late)
             yield batch, due
 
 

@@ -190,7 +190,7 @@ class _Tape:
         p = self.player
         try:
             runs = scheduled_frames(p.sessions, p.filters, p.options,
-                                    batch_size=_TAPE_BATCH, depth=2, lean=True)
+                                    batch_size=_TAPE_BATCH, depth=2, lean=True, stop=p.done)
             with contextlib.closing(runs):
                 for _, frames, dues, session in runs:
                     with self.lock:
@@ -322,7 +322,8 @@ class _Player:
         pacer = None
         sent = 0
         runs = scheduled_frames(self.sessions, self.filters, self.options,
-                                batch_size=_CLIENT_BATCH, lean=True, pool=self.readers)
+                                batch_size=_CLIENT_BATCH, lean=True, pool=self.readers,
+                                stop=self.done)
         with contextlib.closing(runs):
             for _, frames, dues, session in runs:
                 if pacer is None:  # this client's clock starts with its first frame

@@ -26,6 +26,7 @@ from wsrec.store.lines import (ENVELOPE_COLUMNS, chunks, encode_envelope, envelo
                                is_msgpack_session, raw_block, raw_line)
 from wsrec.replay._pacing import Lateness, Pacer, fine_switching, prefetch
 from wsrec.replay._schedule import Schedule
+from wsrec.store.follow import Follower
 from wsrec.store.session import Frame, Session
 from wsrec.timefmt import format_ns
 
@@ -72,6 +73,12 @@ class ReplayOptions:
     format: str = "raw"             # raw or envelope
     loop: int = 1                   # times to play; 0: forever
     skip_gaps: bool = False
+    follow: bool = False            # one session, as it is recorded (wsrec.store.follow)
+
+    def __post_init__(self):
+        if self.follow and (self.loop != 1 or self.skip_gaps):
+            raise UsageError("loop and skip_gaps do not apply to following a session",
+                             param="follow")
 
 
 def count_frames(sessions: list[Session], filters: Filters) -> int:
@@ -111,9 +118,17 @@ def why_empty(sessions: list[Session], filters: Filters, shown: int = 12) -> str
 _CHUNK = 128  # frames turned into Python objects at a time, between due times
 
 
+def follow_wait(halt: threading.Event, stop: threading.Event | None = None):
+    """A follower's wait between polls (``wsrec.store.follow``): it ends the follow once
+    ``halt`` (the reader gone) or ``stop`` (the caller's) is set."""
+    def sleep(seconds: float) -> bool:
+        return halt.wait(seconds) or (stop is not None and stop.is_set())
+    return sleep
+
+
 def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayOptions, *,
                      batch_size: int = 8192, depth: int = 4, lean: bool = False,
-                     pool: Executor | None = None
+                     pool: Executor | None = None, stop: threading.Event | None = None
                      ) -> Iterator[tuple[int, list[Frame], list[int], "Session"]]:
     """Small runs of frames with their due times, looped: (loop, frames, dues, session).
 
@@ -123,28 +138,37 @@ def scheduled_frames(sessions: list[Session], filters: Filters, options: ReplayO
     in a thread of ``pool``, see ``prefetch``); turning rows into Python objects happens
     here, ``_CHUNK`` rows at a time, so the caller's pacing thread never waits long for
     the interpreter.
+
+    ``options.follow``: the session is followed as it is recorded (``Schedule``), in a
+    thread of its own whatever ``pool`` says (it waits for the recorder); the follow
+    ends when ``stop`` is set, within one poll.
     """
-    by_id = {s.id: s for s in sessions}
     offset = 0
     iteration = 0
     while options.loop == 0 or iteration < options.loop:
         last = None
+        halt = threading.Event()
         schedule = Schedule(sessions, filters, speed=options.speed,
                             skip_gaps=options.skip_gaps, columns=FRAME_COLUMNS + ["session"],
-                            batch_size=batch_size, lean=lean)
-        for batch, due in prefetch(iter(schedule), depth=depth, pool=pool):
-            sess = batch.column("session")
-            for start in range(0, batch.num_rows, _CHUNK):
-                chunk = batch.slice(start, _CHUNK)
-                names = sess.slice(start, _CHUNK).to_pylist()
-                frames = batch_frames(chunk)
-                dues = [d + offset for d in due.slice(start, _CHUNK).to_pylist()]
-                run = 0
-                for i in range(1, len(names) + 1):  # one session per run of rows
-                    if i == len(names) or names[i] != names[run]:
-                        yield iteration, frames[run:i], dues[run:i], by_id[names[run]]
-                        run = i
-                last = dues[-1]
+                            batch_size=batch_size, lean=lean, follow=options.follow,
+                            sleep=follow_wait(halt, stop))
+        by_id = schedule.by_id
+        ahead = prefetch(iter(schedule), depth=depth, stop=halt,
+                         pool=None if options.follow else pool)
+        with closing(ahead):
+            for batch, due in ahead:
+                sess = batch.column("session")
+                for start in range(0, batch.num_rows, _CHUNK):
+                    chunk = batch.slice(start, _CHUNK)
+                    names = sess.slice(start, _CHUNK).to_pylist()
+                    frames = batch_frames(chunk)
+                    dues = [d + offset for d in due.slice(start, _CHUNK).to_pylist()]
+                    run = 0
+                    for i in range(1, len(names) + 1):  # one session per run of rows
+                        if i == len(names) or names[i] != names[run]:
+                            yield iteration, frames[run:i], dues[run:i], by_id[names[run]]
+                            run = i
+                    last = dues[-1]
         if last is None:
             return
         offset = last
@@ -197,10 +221,11 @@ def rendered(items, render: Callable, *, workers: int = 2, ahead: int = 3):
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def envelope_blocks(batches, data_as_string: bool = False):
+def envelope_blocks(batches, data_as_string: bool = False, ahead: int = 3):
     """(batch, session) -> (the envelope lines of the batch or a piece of it, rows), in
     order: ``envelope_block`` over at most 64 MiB of payload at a time, built in
-    threads."""
+    threads, up to ``ahead`` pieces ahead (1: each as soon as it is built, for a
+    follow)."""
     def render(item):
         batch, session = item
         return envelope_block(batch, session.venue, session.id,
@@ -208,7 +233,7 @@ def envelope_blocks(batches, data_as_string: bool = False):
             batch.num_rows
 
     pieces = ((piece, session) for batch, session in batches for piece in chunks(batch))
-    yield from rendered(pieces, render)
+    yield from rendered(pieces, render, ahead=ahead)
 
 
 class Stopped(Exception):
@@ -254,50 +279,70 @@ def send_paced(items, dues, pacer: Pacer | None, send, *, skip_before: int = 0,
 
 def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayOptions,
                      out, *, lateness: Lateness | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> int:
+                     progress: Callable[[int, int], None] | None = None,
+                     stop: threading.Event | None = None) -> int:
     """Write the replay to ``out`` (a binary file); returns the frames written.
 
     Paced: each line is written (one ``write`` call) when due. At ``speed=None`` lines go
     out in large blocks straight from Arrow's buffers: raw-format batches of plain text as
     they are, envelope lines built as Arrow columns in threads (``envelope_blocks``). A
     closed pipe raises BrokenPipeError for the caller to handle.
+
+    ``options.follow``: the session is followed as it is recorded (``wsrec.store.follow``)
+    until it ends, each block flushed as soon as it is written; ``stop`` (an event set by
+    another thread) ends the follow within one poll; an exception raised in this thread
+    (KeyboardInterrupt from a signal) ends it at once.
     """
     written = 0
     if options.speed is None:
-        batches = prefetch(_max_batches(sessions, filters, options), depth=2)
-        blocks = envelope_blocks(batches) if options.format == "envelope" else \
+        halt = threading.Event()
+        batches = prefetch(_max_batches(sessions, filters, options, follow_wait(halt, stop)),
+                           depth=2, stop=halt)
+        blocks = envelope_blocks(batches, ahead=1 if options.follow else 3) \
+            if options.format == "envelope" else \
             ((raw_block(b, is_msgpack_session(s.manifest)), b.num_rows) for b, s in batches)
-        with closing(blocks):  # the threads rendering them stopped here, whatever happens
-            for block, rows in blocks:
+        with closing(batches), closing(blocks):  # the threads reading and rendering them
+            for block, rows in blocks:           # stopped here, whatever happens
                 out.write(block)
                 written += rows
+                if options.follow:
+                    out.flush()
                 if progress:
                     progress(written, 0)
         out.flush()
         return written
+    runs = scheduled_frames(sessions, filters, options, stop=stop)
     rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
-                for _, frames, dues, session in scheduled_frames(sessions, filters, options))
+                for _, frames, dues, session in runs)
     pacer = None
 
     def send(line: bytes) -> None:
         out.write(line)
         out.flush()
 
-    with fine_switching():
+    with fine_switching(), closing(runs):
         for lines, dues, last_ts in rendered:
             if pacer is None:  # the clock starts with the first frame, not with the reading
-                pacer = Pacer(time.monotonic_ns() - dues[0])
-            written += send_paced(lines, dues, pacer, send, lateness=lateness)
+                pacer = Pacer(time.monotonic_ns() - dues[0], stop=stop)
+            try:
+                written += send_paced(lines, dues, pacer, send, lateness=lateness, stop=stop)
+            except Stopped:
+                break
             if progress:
                 progress(written, last_ts)
     return written
 
 
-def _max_batches(sessions, filters, options):
+def _max_batches(sessions, filters, options, sleep=None):
     """At full speed: batches in merged order, looped, each with its session. One session
-    needs no schedule: only the columns the format needs are read."""
+    needs no schedule: only the columns the format needs are read. ``options.follow``:
+    the session as it is recorded, ``sleep`` being the follower's wait."""
     by_id = {s.id: s for s in sessions}
     columns = ["payload", "kind"] if options.format == "raw" else ENVELOPE_COLUMNS
+    if options.follow:
+        for session, batch in Follower(sessions[0], filters, columns=columns, sleep=sleep):
+            yield batch, session
+        return
     iteration = 0
     while options.loop == 0 or iteration < options.loop:
         any_rows = False

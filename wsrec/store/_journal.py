@@ -49,8 +49,8 @@ import pyarrow as pa
 from wsrec.errors import CorruptData, UsageError, first_line, storage_error
 from wsrec.store.schema import JOURNAL_SCHEMA
 
-__all__ = ["JournalWriter", "read_journal", "scan_journal", "journal_rows", "JournalScan",
-           "Damage", "Record", "MAGIC", "MARKER"]
+__all__ = ["JournalWriter", "read_journal", "scan_journal", "journal_rows", "tail_journal",
+           "JournalScan", "Damage", "Record", "MAGIC", "MARKER"]
 
 MAGIC = b"WSRECJ2\n"
 MARKER = b"\xa5WJR"
@@ -295,6 +295,46 @@ def _count_losses(scan: JournalScan, events: list[tuple], first_seq: int | None)
 
 def journal_rows(path: Path) -> int:
     return sum(b.num_rows for b in read_journal(path))
+
+
+def tail_journal(path: Path, offset: int = 0, schema: pa.Schema = JOURNAL_SCHEMA
+                 ) -> tuple[list[pa.RecordBatch], int, bool]:
+    """Read a journal that a writer may be appending to, from byte ``offset`` (0: its
+    start; else where the previous call stopped): ``(batches, offset, damaged)``, the
+    batches of the whole records from there, the offset after the last of them, and
+    whether reading stopped at damage rather than at the end of what is written.
+
+    A record is read only once it is whole and its CRC checks out, so a record the writer
+    is in the middle of is never read in part: the next call starts at it again. A record
+    that does not check out with more bytes after it (or a bad magic header) is damage:
+    ``damaged`` is true, and nothing past it is read (``read_journal`` resynchronises;
+    a follower waits for the part instead). FileNotFoundError when the journal is gone
+    (its part was sealed meanwhile)."""
+    try:
+        f = _File.open(path)
+    except CorruptData as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            raise FileNotFoundError(str(path)) from None
+        raise
+    try:
+        if offset == 0:
+            head = f.pread(0, len(MAGIC))
+            if head != MAGIC:  # not yet written whole, or damaged
+                return [], 0, len(head) == len(MAGIC) or not MAGIC.startswith(head)
+            offset = len(MAGIC)
+        batches: list[pa.RecordBatch] = []
+        while offset < f.size:
+            got = f.record(offset, schema)
+            head = f.head(offset)
+            if got is None:
+                damaged = head is not None and (
+                    head[0] != MARKER or offset + HEADER_BYTES + head[1] < f.size)
+                return batches, offset, damaged
+            batches.extend(got)
+            offset += HEADER_BYTES + head[1]
+        return batches, offset, False
+    finally:
+        f.close()
 
 
 # -- the walk -----------------------------------------------------------------------------

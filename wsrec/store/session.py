@@ -268,21 +268,47 @@ class Session:
                         yield b.select(want)
 
     def _part_batches(self, path: Path, f: Filters, needed, want, batch_size,
-                      entry: dict | None = None, damaged: str = "refuse", lean: bool = False):
+                      entry: dict | None = None, damaged: str = "refuse", lean: bool = False,
+                      from_seq: int | None = None):
         """One part, streamed a row group at a time: row groups outside the time filter
         are skipped by their ``ts`` column (nothing else of them is decoded), the rest
-        filtered by Arrow kernels. Damage is refused or skipped (see ``batches``)."""
+        filtered by Arrow kernels. Damage is refused or skipped (see ``batches``).
+        ``from_seq``: row groups whose rows all come before it are skipped (by the seq
+        numbering the manifest entry implies)."""
         project = needed != want
         reader = _PartReader(path, entry, damaged == "skip", self._warn_once, self.rules,
                              self._sizes.get(path.name))
         try:
-            for b in reader.batches(f, needed, batch_size, lean):
+            for b in reader.batches(f, needed, batch_size, lean, from_seq):
                 b = f.apply(b)
                 if b.num_rows:
                     yield b.select(want) if project else b
         except _READ_ERRORS as exc:
             raise CorruptData(f"{path}: cannot read part ({first_line(exc)}); "
                               f"run 'wsrec verify'") from exc
+
+    def read_part(self, path: Path, entry: dict | None, filters: Filters, columns, *,
+                  batch_size: int = 65_536, lean: bool = False,
+                  from_seq: int | None = None) -> Iterator[pa.RecordBatch]:
+        """The matching rows of one part of this session, as ``batches`` reads it (every
+        check made, damage refused or skipped as ``self.damaged`` says): ``entry`` is its
+        manifest entry (None for a part the manifest read does not list); ``columns`` as
+        ``batches`` takes them; row groups wholly before ``from_seq`` are not read."""
+        want = list(columns)
+        needed = want + [c for c in filters.columns() + ["seq"] if c not in want]
+        yield from self._part_batches(path, filters, needed, want, batch_size, entry,
+                                      self.damaged, lean, from_seq)
+
+    def follow(self, filters: Filters | None = None, **kw):
+        """Follow this session as it is recorded: a ``wsrec.store.follow.Follower`` that
+        yields ``(session, batch)`` pairs of the rows matching ``filters`` (or the same
+        keyword filters as ``batches``) as the recorder writes them, and then those of the
+        sessions that continue it, until the last one ends. Other keywords (``columns``,
+        ``poll``, ``sleep``, ``stop``, ...) go to ``Follower``."""
+        from wsrec.store.follow import Follower
+        names = ("start", "end", "channels", "symbols", "direction", "kind")
+        wanted = {k: kw.pop(k) for k in names if k in kw}
+        return Follower(self, as_filters(filters, wanted, self.start_ns), **kw)
 
     def _warn_once(self, key, message: str) -> None:
         """Report a skipped part or row group once per session object (a replay may read
@@ -389,8 +415,8 @@ class _PartReader:
     def _skipped(self, key, message: str) -> None:
         self.warn((self.path, key), f"{self.path}: {message}")
 
-    def batches(self, f: Filters, columns, batch_size,
-                lean: bool = False) -> Iterator[pa.RecordBatch]:
+    def batches(self, f: Filters, columns, batch_size, lean: bool = False,
+                from_seq: int | None = None) -> Iterator[pa.RecordBatch]:
         try:
             footer = self._open()
         except _Damage as damage:
@@ -403,7 +429,8 @@ class _PartReader:
         seq = self.seq_first
         every = self._all_inside(f)
         for group, n in footer:
-            if every or self._inside(group, n, f):
+            before = from_seq is not None and seq is not None and seq + n <= from_seq
+            if not before and (every or self._inside(group, n, f)):
                 groups.append((group, n, seq))
             seq = None if seq is None else seq + n
         wanted = columns
