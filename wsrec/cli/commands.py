@@ -23,13 +23,15 @@ from tqdm import tqdm
 
 from wsrec._version import __version__
 from wsrec.errors import SessionBusy, UsageError, WsrecError
+from wsrec.logs import FORMATS as LOG_FORMATS, get_format, log, set_format
 from wsrec.store.info import details, summary
 from wsrec.store.repair import find_session, repair as repair_session, repair_spool
 from wsrec.store.session import Session
 from wsrec.store.roots import (ENV_DATA, check_root, resolve, resolve_range, session_folders,
                                sessions_between)
 from wsrec.store.location import is_remote_url, open_root, parse_endpoint
-from wsrec.record.recorder import RecordOptions, ignore_sighup, record
+from wsrec.record.recorder import RecordOptions, ignore_sighup
+from wsrec.service.metrics import parse_address, record_with_metrics
 from wsrec.secrets import redact_url
 from wsrec.record.request import build_request
 from wsrec.sim import SIMULATORS, SimOptions, serve_sim
@@ -71,7 +73,13 @@ class _Group(click.Group):
         except UsageError as exc:
             raise _usage_error(exc, self._command_context(ctx)) from None
         except WsrecError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _Failure(str(exc)) from None
+        except click.ClickException as exc:   # a command's own: a JSON line too
+            if get_format() != "json" or isinstance(exc, (click.UsageError, _Failure)):
+                raise
+            failure = _Failure(exc.format_message())
+            failure.exit_code = exc.exit_code
+            raise failure from None
         except _StdoutGone:
             raise click.exceptions.Exit(0) from None
         except _StdoutFailed as exc:
@@ -83,6 +91,17 @@ class _Group(click.Group):
         name = ctx.invoked_subcommand
         command = self.get_command(ctx, name) if name else None
         return click.Context(command, info_name=name, parent=ctx) if command else ctx
+
+
+class _Failure(click.ClickException):
+    """A runtime failure (exit 1): click's ``Error: ...`` line, or with ``--log-format
+    json`` an ``error`` JSON line (``wsrec.logs``)."""
+
+    def show(self, file=None) -> None:
+        if get_format() == "json":
+            log(self.format_message(), "error")
+        else:
+            super().show(file)
 
 
 def _usage_error(exc: UsageError, ctx: click.Context) -> click.UsageError:
@@ -219,13 +238,19 @@ def _guard_standard_streams() -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                            "max_content_width": 100})
 @click.version_option(__version__, prog_name="wsrec")
-def cli():
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text",
+              envvar="WSREC_LOG_FORMAT", show_default=True,
+              help="Messages on stderr as text lines, or as JSON lines (ts, level, msg, "
+                   "fields) for log shippers; json turns progress bars off [env "
+                   "WSREC_LOG_FORMAT].")
+def cli(log_format):
     """Record WebSocket market-data and blockchain streams byte-exact, and replay them.
 
     Sessions live under a data root (--data, $WSREC_DATA, default ./wsrec-data), one
     folder per venue and one per session. SESSION arguments accept a session folder, an
     id or unique prefix, 'last', or a venue name (its newest session).
     """
+    set_format(log_format)
 
 
 #: commands that write into the data root: they need a local folder in this version
@@ -618,6 +643,12 @@ def _size_option(value: str) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
+def _metrics_address(text: str) -> str:
+    """--metrics: HOST:PORT, checked (``wsrec.service.metrics.parse_address``)."""
+    parse_address(text)
+    return text
+
+
 def _heartbeat(ctx, param, value):
     from wsrec.record.recorder import MIN_HEARTBEAT
     if value is not None and 0 < value < MIN_HEARTBEAT:
@@ -657,8 +688,8 @@ class _Progress:
 
     def __init__(self, quiet: bool, total: int | None):
         self.quiet = quiet
-        self.bar = None if quiet else tqdm(total=total, unit=" frames", dynamic_ncols=True,
-                                           disable=None, leave=False)
+        self.bar = None if quiet or get_format() == "json" else tqdm(
+            total=total, unit=" frames", dynamic_ncols=True, disable=None, leave=False)
 
     def __call__(self, rec, final: bool) -> None:
         if self.bar is not None:
@@ -732,13 +763,16 @@ class _Progress:
 @click.option("--max-message-size", type=click.IntRange(1024, 2 << 30), default=256 << 20,
               show_default=True, metavar="BYTES",
               help="Largest message accepted (1 KiB to 2 GiB).")
+@click.option("--metrics", metavar="HOST:PORT", callback=_parsed_by(_metrics_address),
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics and a health "
+                   "check at /healthz while recording (port 0 picks a free one).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
                rotate, spool, spool_min_free, upload_timeout, max_retries, backoff,
-               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, quiet,
-               as_json):
+               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, metrics,
+               quiet, as_json):
     """Record a venue's stream into a new session until stopped.
 
     Every frame in both directions is stored byte-exact with its receive time;
@@ -770,9 +804,11 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             spool_min_free=spool_min_free, upload_timeout=upload_timeout)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
-    result = record(planned.venue, planned.request, data=data, options=options,
-                    name=planned.name, args=planned.args, progress=_Progress(quiet, max_frames),
-                    sim=SimOptions(rate=sim_rate) if sim else None, redact=redact_names)
+    result = record_with_metrics(metrics, planned.venue, planned.request, data=data,
+                                 options=options, name=planned.name, args=planned.args,
+                                 progress=_Progress(quiet, max_frames),
+                                 sim=SimOptions(rate=sim_rate) if sim else None,
+                                 redact=redact_names)
     _report_recording(result, quiet, as_json)
 
 
@@ -791,11 +827,15 @@ def _report_recording(result, quiet: bool, as_json: bool) -> None:
     if result.upload:
         raise click.ClickException(result.upload)
     if not quiet:
-        click.echo(f"{result.status}: {result.frames_in:,} frames in "
-                   f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
-                   f"{result.events:,} events, {result.reconnects} reconnects in "
-                   f"{format_duration(int(result.seconds * 1e9))} -> "
-                   f"{result.venue}/{result.session}", err=True)
+        log(f"{result.status}: {result.frames_in:,} frames in "
+            f"({format_bytes(result.bytes_in)}), {result.frames_out:,} out, "
+            f"{result.events:,} events, {result.reconnects} reconnects in "
+            f"{format_duration(int(result.seconds * 1e9))} -> "
+            f"{result.venue}/{result.session}", status=result.status, venue=result.venue,
+            session=result.session, path=str(result.path), frames_in=result.frames_in,
+            frames_out=result.frames_out, events=result.events, bytes_in=result.bytes_in,
+            reconnects=result.reconnects, seconds=round(result.seconds, 3),
+            stopped_by=result.stopped_by)
 
 
 @cli.command("sim")
