@@ -2,6 +2,7 @@
 127.0.0.1, from real recordings of the simulators and from a recorder on a fake clock."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -246,6 +247,17 @@ def fake_recorder(data, clock, **options):
                     wall_ns=lambda: 1_795_000_000_000_000_000 + clock.ns())
 
 
+@contextlib.contextmanager
+def serving(rec):
+    """The URL of a MetricsServer reporting ``rec``; stopped, and its writer closed, after."""
+    server = MetricsServer("127.0.0.1:0", lambda: [rec])
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        rec.writer.close()
+
+
 def slot_of(rec):
     from wsrec.record.recorder import _Slot
     [stream] = rec.streams
@@ -258,9 +270,7 @@ def test_healthz_turns_503_when_down_longer_than_the_watchdog_and_back(data):
     clock = FakeClock()
     rec = fake_recorder(data, clock, watchdog=10)
     slot = slot_of(rec)
-    server = MetricsServer("127.0.0.1:0", lambda: [rec])
-    url = server.start()
-    try:   # rows are stamped on the real clock; health is judged on the fake one
+    with serving(rec) as url:   # rows are stamped on the real clock, health on the fake one
         slot.on_open(OpenConnection(), 0, time.monotonic_ns())
         clock.now += 3600
         assert get(url, "/healthz") == (200, "ok\n")           # up for an hour
@@ -280,18 +290,13 @@ def test_healthz_turns_503_when_down_longer_than_the_watchdog_and_back(data):
         samples = scrape(url)
         assert value(samples, "wsrec_up", stream="fake", venue="url") == 1
         assert value(samples, "wsrec_connections_open", stream="fake", venue="url") == 1
-    finally:
-        server.stop()
-        rec.writer.close()
 
 
 def test_without_a_watchdog_the_default_limit_applies_from_the_start(data):
     clock = FakeClock()
     rec = fake_recorder(data, clock, watchdog=0)   # off: DEFAULT_DOWN_LIMIT
     assert rec.watchdog is None
-    server = MetricsServer("127.0.0.1:0", lambda: [rec])
-    url = server.start()
-    try:
+    with serving(rec) as url:
         clock.now += DEFAULT_DOWN_LIMIT - 1   # never connected yet: down since created
         assert get(url, "/healthz")[0] == 200
         clock.now += 2
@@ -301,9 +306,6 @@ def test_without_a_watchdog_the_default_limit_applies_from_the_start(data):
         # no frame yet: no age at all, rather than a made-up one
         assert not stream_values(samples, "wsrec_last_frame_age_seconds")
         assert value(samples, "wsrec_connections_open", stream="fake", venue="url") == 0
-    finally:
-        server.stop()
-        rec.writer.close()
 
 
 def test_last_frame_age_and_writer_lag_on_the_recorders_clocks(data):
