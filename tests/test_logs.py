@@ -126,3 +126,19 @@ def test_a_json_recording_writes_only_json_lines(tmp_path):
     assert summary["msg"].startswith("complete: 20 frames in")
     assert summary["frames_in"] == 20 and summary["venue"] == "hyperliquid"
     assert summary["stopped_by"] == "max-frames" and summary["session"] in summary["path"]
+
+
+def test_command_warnings_as_json_lines(tmp_path):
+    folder = tmp_path / "venue=bad" / "date=2026-11-20" / "20261120T000000Z-aaaa"
+    folder.mkdir(parents=True)
+    (folder / "session.json").write_text("{nope")
+    runner = CliRunner()
+    for fmt in ("text", "json"):
+        result = runner.invoke(cli, ["--log-format", fmt, "ls", "--data", str(tmp_path)])
+        assert result.exit_code == 0 and "unreadable" in result.stdout   # data: unchanged
+        [line] = result.stderr.splitlines()
+        if fmt == "text":
+            assert line.startswith("warning: ") and "not valid JSON" in line
+        else:
+            record = json.loads(line)
+            assert record["level"] == "warning" and "not valid JSON" in record["msg"]

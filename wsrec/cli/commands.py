@@ -312,16 +312,16 @@ def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session
                          f"this version; repair it where it was recorded", param="do_repair")
     if do_repair:
         for line in repair_session(folder):
-            click.echo(f"repair: {line}", err=True)
+            log(f"repair: {line}")
     session = Session(folder)
     if not warn:
         pass
     elif session.crashed:
-        click.echo(f"warning: {session.venue}/{session.id} crashed while recording; showing "
-                   f"what it flushed (run 'wsrec repair' to finish it)", err=True)
+        log(f"{session.venue}/{session.id} crashed while recording; showing what it "
+            f"flushed (run 'wsrec repair' to finish it)", "warning")
     elif session.live:
-        click.echo(f"note: {session.venue}/{session.id} is still recording; showing what is "
-                   f"flushed so far", err=True)
+        log(f"note: {session.venue}/{session.id} is still recording; showing what is "
+            f"flushed so far")
     return session
 
 
@@ -371,7 +371,7 @@ def ls_cmd(venue, since, until, data, as_json):
     rows = []
 
     def warn(message):
-        click.echo(f"warning: {message}", err=True)
+        log(str(message), "warning")
 
     folders = session_folders(data, venue, warn=warn) if since is None and until is None \
         else sessions_between(data, venue, since, until, warn=warn)
@@ -391,7 +391,7 @@ def ls_cmd(venue, since, until, data, as_json):
         return
     if not rows:
         where = f"venue {venue!r} under " if venue else ""
-        click.echo(f"no sessions for {where}{data.url}", err=True)
+        log(f"no sessions for {where}{data.url}")
         return
     table = [["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE", "STATUS"]]
     for r in rows:
@@ -547,7 +547,7 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
             click.echo(line)
             lines.append(line)
         if not lines:
-            click.echo("nothing in the spool", err=True)
+            log("nothing in the spool")
         kept = sum("spool copy is kept" in line for line in lines)
         if kept:
             raise click.ClickException(f"{kept} session(s) stay in the spool")
@@ -563,19 +563,19 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
         except SessionBusy:
             if not every:
                 raise
-            click.echo(f"{name}: skipped, still being recorded", err=True)
+            log(f"{name}: skipped, still being recorded")
             continue
         except WsrecError as exc:
             if not every:
                 raise
-            click.echo(f"{name}: {exc}", err=True)
+            log(f"{name}: {exc}")
             failed += 1
             continue
         prefix = f"{name}: " if len(folders) > 1 else ""
         for line in actions:
             click.echo(prefix + line)
         if not actions and not every:
-            click.echo("nothing to repair", err=True)
+            log("nothing to repair")
     if failed:
         raise click.ClickException(f"{failed} session(s) could not be repaired")
 
@@ -600,9 +600,9 @@ def migrate_cmd(dry_run, data):
     for line in moved:
         click.echo(("would move " if dry_run else "moved ") + line)
     for line in left:
-        click.echo(f"warning: {line}", err=True)
+        log(str(line), "warning")
     if not moved and not left:
-        click.echo("nothing to migrate: every session is in the partitioned layout", err=True)
+        log("nothing to migrate: every session is in the partitioned layout")
 
 
 # -- recording ------------------------------------------------------------------------------
@@ -1000,7 +1000,7 @@ def _read_damaged(sessions, read_damaged: bool) -> None:
     for s in sessions:
         if read_damaged:
             s.damaged = "skip"
-        s.warn = lambda message: click.echo(f"warning: {message}", err=True)
+        s.warn = lambda message: log(str(message), "warning")
 
 
 def _check_speed(sessions) -> None:
@@ -1099,13 +1099,13 @@ def _warn_empty(written: int, rows, picked, filters, nothing: str) -> None:
     """The warnings after a replay or conversion: frames of a normalized table (``rows``)
     that could not be mapped, and why nothing came out."""
     if rows is not None and rows.report():
-        click.echo(f"warning: {rows.report()}", err=True)
+        log(str(rows.report()), "warning")
     if written:
         return
     why = why_empty(picked, filters) if rows is None else \
         f"no {rows.table} row in {rows.frames:,} frames of its channels" if rows.frames else \
         f"no frame of the channels that carry {rows.table} matches the filters"
-    click.echo(f"warning: {nothing}: {why}", err=True)
+    log(f"{nothing}: {why}", "warning")
 
 
 def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
@@ -1227,7 +1227,7 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
             bar.close()
     if not quiet and output not in (None, "-"):
         what = "rows" if normalized is None else f"{normalized.table} rows"
-        click.echo(f"wrote {rows:,} {what} to {output}", err=True)
+        log(f"wrote {rows:,} {what} to {output}")
     _warn_empty(rows, normalized, picked, filters, "no row written")
 
 
@@ -1269,12 +1269,12 @@ def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
     if result.bad:
         shown = ", ".join(map(str, result.bad[:10]))
         more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
-        click.echo(f"warning: skipped {len(result.bad)} unreadable line(s) of {file}: "
-                   f"{shown}{more}", err=True)
+        log(f"skipped {len(result.bad)} unreadable line(s) of {file}: {shown}{more}",
+            "warning")
     if as_json:
         _json({"path": str(result.path), "rows": result.rows, "bad_lines": result.bad})
     elif not quiet:
-        click.echo(f"imported {result.rows:,} rows into {result.path}", err=True)
+        log(f"imported {result.rows:,} rows into {result.path}")
 
 
 def main() -> None:
