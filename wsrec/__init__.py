@@ -15,8 +15,9 @@ start with ``_`` are internal)::
 
     cli/        the ``wsrec`` command: one library call per command
       commands    the click commands     manpages   man pages from them
-    service/    many streams in one process (``record --config``)
+    service/    running as a service, over the engines below
       config      the config file, checked  supervisor the streams: start, reload, stop
+      metrics     /metrics (Prometheus) and /healthz of running recordings
     record/     from a venue into a session     replay/     from sessions out
       recorder    the connection loop          stdout     paced lines to a file
       request     what to record, checked      serve      WebSocket, TCP, Unix servers
@@ -47,6 +48,7 @@ start with ``_`` are internal)::
                 checks), Server (the venue's side), constants
       normalize   the normalized tables, shared by every venue
     urls        WebSocket URLs checked before anything connects
+    logs        every line on stderr: text, or JSON lines (--log-format json)
     timefmt, secrets, lists, retry    times, redaction, comma lists, backoff
     errors      the one error tree (see docs/DEVELOPMENT.md)
 """

@@ -317,3 +317,20 @@ def test_append_columns_events_make_connections(data):
             "symbols": pa.array([[]] * 3, pa.list_(pa.string()))})
     conns = wsrec.open_session(w.folder).manifest["connections"]
     assert [(c["conn"], c.get("url"), c.get("code")) for c in conns] == [(0, "wss://x/", 1000)]
+
+
+def test_pending_since_is_the_oldest_row_not_yet_durable(data):
+    t0 = 1_795_000_000_000_000_000
+    w = wsrec.SessionWriter("lag", data=data, flush_interval=60)   # no flush meanwhile
+    try:
+        assert w.pending_since_ns is None
+        w.append(b"a", ts_ns=t0, mono_ns=5_000)
+        w.append(b"b", ts_ns=t0, mono_ns=6_000)
+        assert w.pending_since_ns == 5_000
+        w.flush()
+        assert w.pending_since_ns is None
+        w.append(b"c", ts_ns=t0, mono_ns=7_000)
+        assert w.pending_since_ns == 7_000
+    finally:
+        w.close()
+    assert w.pending_since_ns is None

@@ -23,13 +23,15 @@ from tqdm import tqdm
 
 from wsrec._version import __version__
 from wsrec.errors import SessionBusy, UsageError, WsrecError
+from wsrec.logs import FORMATS as LOG_FORMATS, get_format, log, set_format
 from wsrec.store.info import details, summary
 from wsrec.store.repair import find_session, repair as repair_session, repair_spool
 from wsrec.store.session import Session
 from wsrec.store.roots import (ENV_DATA, check_root, resolve, resolve_range, session_folders,
                                sessions_between)
 from wsrec.store.location import is_remote_url, open_root, parse_endpoint
-from wsrec.record.recorder import RecordOptions, ignore_sighup, record
+from wsrec.record.recorder import RecordOptions, ignore_sighup
+from wsrec.service.metrics import parse_address, record_with_metrics
 from wsrec.secrets import redact_url
 from wsrec.record.request import build_request
 from wsrec.record.units import parse_seconds, parse_size
@@ -72,7 +74,13 @@ class _Group(click.Group):
         except UsageError as exc:
             raise _usage_error(exc, self._command_context(ctx)) from None
         except WsrecError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _Failure(str(exc)) from None
+        except click.ClickException as exc:   # a command's own: a JSON line too
+            if get_format() != "json" or isinstance(exc, (click.UsageError, _Failure)):
+                raise
+            failure = _Failure(exc.format_message())
+            failure.exit_code = exc.exit_code
+            raise failure from None
         except _StdoutGone:
             raise click.exceptions.Exit(0) from None
         except _StdoutFailed as exc:
@@ -84,6 +92,17 @@ class _Group(click.Group):
         name = ctx.invoked_subcommand
         command = self.get_command(ctx, name) if name else None
         return click.Context(command, info_name=name, parent=ctx) if command else ctx
+
+
+class _Failure(click.ClickException):
+    """A runtime failure (exit 1): click's ``Error: ...`` line, or with ``--log-format
+    json`` an ``error`` JSON line (``wsrec.logs``)."""
+
+    def show(self, file=None) -> None:
+        if get_format() == "json":
+            log(self.format_message(), "error")
+        else:
+            super().show(file)
 
 
 def _usage_error(exc: UsageError, ctx: click.Context) -> click.UsageError:
@@ -220,13 +239,19 @@ def _guard_standard_streams() -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                            "max_content_width": 100})
 @click.version_option(__version__, prog_name="wsrec")
-def cli():
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text",
+              envvar="WSREC_LOG_FORMAT", show_default=True,
+              help="Messages on stderr as text lines, or as JSON lines (ts, level, msg, "
+                   "fields) for log shippers; json turns progress bars off [env "
+                   "WSREC_LOG_FORMAT].")
+def cli(log_format):
     """Record WebSocket market-data and blockchain streams byte-exact, and replay them.
 
     Sessions live under a data root (--data, $WSREC_DATA, default ./wsrec-data), one
     folder per venue and one per session. SESSION arguments accept a session folder, an
     id or unique prefix, 'last', or a venue name (its newest session).
     """
+    set_format(log_format)
 
 
 #: commands that write into the data root: they need a local folder in this version
@@ -288,16 +313,16 @@ def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session
                          f"this version; repair it where it was recorded", param="do_repair")
     if do_repair:
         for line in repair_session(folder):
-            click.echo(f"repair: {line}", err=True)
+            log(f"repair: {line}")
     session = Session(folder)
     if not warn:
         pass
     elif session.crashed:
-        click.echo(f"warning: {session.venue}/{session.id} crashed while recording; showing "
-                   f"what it flushed (run 'wsrec repair' to finish it)", err=True)
+        log(f"{session.venue}/{session.id} crashed while recording; showing what it "
+            f"flushed (run 'wsrec repair' to finish it)", "warning")
     elif session.live:
-        click.echo(f"note: {session.venue}/{session.id} is still recording; showing what is "
-                   f"flushed so far", err=True)
+        log(f"note: {session.venue}/{session.id} is still recording; showing what is "
+            f"flushed so far")
     return session
 
 
@@ -347,7 +372,7 @@ def ls_cmd(venue, since, until, data, as_json):
     rows = []
 
     def warn(message):
-        click.echo(f"warning: {message}", err=True)
+        log(str(message), "warning")
 
     folders = session_folders(data, venue, warn=warn) if since is None and until is None \
         else sessions_between(data, venue, since, until, warn=warn)
@@ -367,7 +392,7 @@ def ls_cmd(venue, since, until, data, as_json):
         return
     if not rows:
         where = f"venue {venue!r} under " if venue else ""
-        click.echo(f"no sessions for {where}{data.url}", err=True)
+        log(f"no sessions for {where}{data.url}")
         return
     table = [["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE", "STATUS"]]
     for r in rows:
@@ -523,7 +548,7 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
             click.echo(line)
             lines.append(line)
         if not lines:
-            click.echo("nothing in the spool", err=True)
+            log("nothing in the spool")
         kept = sum("spool copy is kept" in line for line in lines)
         if kept:
             raise click.ClickException(f"{kept} session(s) stay in the spool")
@@ -539,19 +564,19 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
         except SessionBusy:
             if not every:
                 raise
-            click.echo(f"{name}: skipped, still being recorded", err=True)
+            log(f"{name}: skipped, still being recorded")
             continue
         except WsrecError as exc:
             if not every:
                 raise
-            click.echo(f"{name}: {exc}", err=True)
+            log(f"{name}: {exc}")
             failed += 1
             continue
         prefix = f"{name}: " if len(folders) > 1 else ""
         for line in actions:
             click.echo(prefix + line)
         if not actions and not every:
-            click.echo("nothing to repair", err=True)
+            log("nothing to repair")
     if failed:
         raise click.ClickException(f"{failed} session(s) could not be repaired")
 
@@ -576,9 +601,9 @@ def migrate_cmd(dry_run, data):
     for line in moved:
         click.echo(("would move " if dry_run else "moved ") + line)
     for line in left:
-        click.echo(f"warning: {line}", err=True)
+        log(str(line), "warning")
     if not moved and not left:
-        click.echo("nothing to migrate: every session is in the partitioned layout", err=True)
+        log("nothing to migrate: every session is in the partitioned layout")
 
 
 @cli.command("prune")
@@ -645,6 +670,12 @@ class _Finite(click.FloatRange):
 _size_option = parse_size   # --spool-min-free: 1GiB, 500MB, 0, 1048576
 
 
+def _metrics_address(text: str) -> str:
+    """--metrics: HOST:PORT, checked (``wsrec.service.metrics.parse_address``)."""
+    parse_address(text)
+    return text
+
+
 def _heartbeat(ctx, param, value):
     from wsrec.record.recorder import MIN_HEARTBEAT
     if value is not None and 0 < value < MIN_HEARTBEAT:
@@ -684,8 +715,8 @@ class _Progress:
 
     def __init__(self, quiet: bool, total: int | None):
         self.quiet = quiet
-        self.bar = None if quiet else tqdm(total=total, unit=" frames", dynamic_ncols=True,
-                                           disable=None, leave=False)
+        self.bar = None if quiet or get_format() == "json" else tqdm(
+            total=total, unit=" frames", dynamic_ncols=True, disable=None, leave=False)
 
     def __call__(self, rec, final: bool) -> None:
         if self.bar is not None:
@@ -769,13 +800,16 @@ class _Progress:
 @click.option("--max-message-size", type=click.IntRange(1024, 2 << 30), default=256 << 20,
               show_default=True, metavar="BYTES",
               help="Largest message accepted (1 KiB to 2 GiB).")
+@click.option("--metrics", metavar="HOST:PORT", callback=_parsed_by(_metrics_address),
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics and a health "
+                   "check at /healthz while recording (port 0 picks a free one).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
                rotate, spool, spool_min_free, min_free, upload_timeout, max_retries, backoff,
-               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, quiet,
-               as_json, config):
+               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, metrics,
+               quiet, as_json, config):
     """Record a venue's stream into a new session until stopped.
 
     Every frame in both directions is stored byte-exact with its receive time;
@@ -818,9 +852,11 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             min_free=min_free)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
-    result = record(planned.venue, planned.request, data=data, options=options,
-                    name=planned.name, args=planned.args, progress=_Progress(quiet, max_frames),
-                    sim=SimOptions(rate=sim_rate) if sim else None, redact=redact_names)
+    result = record_with_metrics(metrics, planned.venue, planned.request, data=data,
+                                 options=options, name=planned.name, args=planned.args,
+                                 progress=_Progress(quiet, max_frames),
+                                 sim=SimOptions(rate=sim_rate) if sim else None,
+                                 redact=redact_names)
     _report_recording(result, quiet, as_json)
 
 
@@ -851,7 +887,11 @@ def _report_recording(result, quiet: bool, as_json: bool) -> None:
     if result.upload:
         raise click.ClickException(result.upload)
     if not quiet:
-        click.echo(_summary_line(result), err=True)
+        log(_summary_line(result), status=result.status, venue=result.venue,
+            session=result.session, path=str(result.path), frames_in=result.frames_in,
+            frames_out=result.frames_out, events=result.events, bytes_in=result.bytes_in,
+            reconnects=result.reconnects, seconds=round(result.seconds, 3),
+            stopped_by=result.stopped_by)
 
 
 #: record options that apply with --config (the others come from the file)
@@ -901,7 +941,10 @@ class _StreamsProgress:
                                            disable=None, leave=False)
 
     def write(self, line: str) -> None:
-        tqdm.write(line, file=sys.stderr)
+        if get_format() == "json" or self.bar is None or self.bar.disable:
+            log(line)
+        else:
+            tqdm.write(line, file=sys.stderr)
 
     def __call__(self, streams: list, final: bool) -> None:
         if self.bar is None or self.bar.disable:
@@ -1108,7 +1151,7 @@ def _read_damaged(sessions, read_damaged: bool) -> None:
     for s in sessions:
         if read_damaged:
             s.damaged = "skip"
-        s.warn = lambda message: click.echo(f"warning: {message}", err=True)
+        s.warn = lambda message: log(str(message), "warning")
 
 
 def _check_speed(sessions) -> None:
@@ -1222,13 +1265,13 @@ def _warn_empty(written: int, rows, picked, filters, nothing: str) -> None:
     """The warnings after a replay or conversion: frames of a normalized table (``rows``)
     that could not be mapped, and why nothing came out."""
     if rows is not None and rows.report():
-        click.echo(f"warning: {rows.report()}", err=True)
+        log(str(rows.report()), "warning")
     if written:
         return
     why = why_empty(picked, filters) if rows is None else \
         f"no {rows.table} row in {rows.frames:,} frames of its channels" if rows.frames else \
         f"no frame of the channels that carry {rows.table} matches the filters"
-    click.echo(f"warning: {nothing}: {why}", err=True)
+    log(f"{nothing}: {why}", "warning")
 
 
 def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
@@ -1378,7 +1421,7 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
             bar.close()
     if not quiet and output not in (None, "-"):
         what = "rows" if normalized is None else f"{normalized.table} rows"
-        click.echo(f"wrote {rows:,} {what} to {output}", err=True)
+        log(f"wrote {rows:,} {what} to {output}")
     _warn_empty(rows, normalized, picked, filters, "no row written")
 
 
@@ -1420,12 +1463,12 @@ def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
     if result.bad:
         shown = ", ".join(map(str, result.bad[:10]))
         more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
-        click.echo(f"warning: skipped {len(result.bad)} unreadable line(s) of {file}: "
-                   f"{shown}{more}", err=True)
+        log(f"skipped {len(result.bad)} unreadable line(s) of {file}: {shown}{more}",
+            "warning")
     if as_json:
         _json({"path": str(result.path), "rows": result.rows, "bad_lines": result.bad})
     elif not quiet:
-        click.echo(f"imported {result.rows:,} rows into {result.path}", err=True)
+        log(f"imported {result.rows:,} rows into {result.path}")
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ ENVIRONMENT = [
     ("APCA_API_KEY_ID", "Alpaca API key id (record alpaca)."),
     ("APCA_API_SECRET_KEY", "Alpaca API secret key (record alpaca)."),
     ("DFUSE_API_TOKEN", "dfuse JWT (record dfuse)."),
+    ("WSREC_LOG_FORMAT", "text or json: how messages are written to stderr when "
+                         "--log-format is not given (default text)."),
 ]
 EXIT = [("0", "Success (a recording stopped by Ctrl-C, SIGTERM, --duration or --max-frames "
               "included; a closed output pipe too)."),

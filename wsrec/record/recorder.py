@@ -32,7 +32,9 @@ arguments, outbound messages, events and errors all go through one ``Redactor``.
 SIGHUP is ignored (one line on stderr) while recording: only SIGINT/SIGTERM stop it.
 
 The receive path per message is: stamp (done by the connection), check the deadline,
-classify by scanning bytes (the stream), append to the writer's lists. Nothing else.
+classify by scanning bytes (the stream), append to the writer's lists. Nothing else:
+its counters and the last frame's time are attributes that ``Recorder.stats`` reads
+(from a metrics scrape, ``wsrec.service.metrics``) when asked.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from wsrec.record._connection import ConnectError, connect, url_problem
 from wsrec.errors import DiskFull, StorageUnavailable, UsageError, WsrecError
@@ -60,8 +63,8 @@ from wsrec.store.roots import data_root, print_warning
 from wsrec.store.rolling import Rotation, RollingWriter, parse_rotation
 from wsrec.store.spool import Uploader, target_folder
 
-__all__ = ["Recorder", "RecordOptions", "RecordResult", "record", "check_options",
-           "backoff_delay", "handshake_verdict", "ignore_sighup", "MIN_HEARTBEAT",
+__all__ = ["Recorder", "RecordOptions", "RecordResult", "StreamStats", "record",
+           "check_options", "backoff_delay", "handshake_verdict", "ignore_sighup", "MIN_HEARTBEAT",
            "SIGHUP_MESSAGE"]
 
 _time_ns = time.time_ns
@@ -131,6 +134,36 @@ class RecordResult:
     upload: str | None = None    # what was not uploaded to the bucket and how to finish
 
 
+@dataclass(frozen=True)
+class StreamStats:
+    """A recording's live numbers at one instant (``Recorder.stats``), for the metrics
+    endpoint (``wsrec.service.metrics``). Ages are taken on the recorder's own clocks
+    (``wall_ns`` for the last frame, ``mono_ns`` for the rest), so they are as testable
+    as the recorder is."""
+
+    stream: str               # the session's venue folder name (``--name``, a config's)
+    venue: str                # the venue's protocol name
+    frames_in: int
+    frames_out: int
+    bytes_in: int
+    bytes_out: int            # bytes sent, as sent (before redaction)
+    events: int
+    reconnects: int
+    gaps: int                 # connections lost while recording: each is a gap in the data
+    connections: int          # open now
+    slots: int                # the connections the recording keeps (one per venue stream)
+    down_s: float | None      # seconds since some connection it keeps was last open
+                              # (or since the start); None while all of them are open
+    watchdog: float | None    # the silence that cuts a connection (None: off)
+    last_frame_age_s: float | None    # None before the first inbound frame
+    writer_lag_s: float       # age of the oldest row not yet fsync'd in the journal
+    folder: Path              # the local folder sessions go to (the spool for a bucket)
+    bucket: bool              # recording to a bucket through ``folder``
+    upload_backlog_bytes: int | None  # parts' bytes waiting for upload (bucket only)
+    relay_clients: int | None # clients of a live relay of it (None: no relay)
+    done: bool
+
+
 class _RateLimit:
     """At most ``count`` uses per ``period`` seconds (a sliding window), on ``clock``
     (monotonic seconds); ``sleep`` is the coroutine that waits (both injectable)."""
@@ -197,6 +230,7 @@ class _Slot:
         self.pings = 0           # server pings not yet in a ``ping`` row
         self.ping_data = b""     # the latest of them
         self.ping_row_ns = None  # monotonic time of the last ``ping`` row
+        self.down_since: int | None = rec.created_ns   # no open connection since (None: open)
 
     # Handler interface (called by the connection for every message)
     def on_message(self, payload, text: bool, ts: int, mono: int) -> None:
@@ -215,6 +249,7 @@ class _Slot:
     def on_open(self, connection, ts: int, mono: int) -> None:
         self.connection = connection
         self.last_rx = mono
+        self.down_since = None
         self.conn = self.rec.opened(self.name, self.stream.url, ts, mono)
 
     def hang_up(self) -> None:
@@ -232,6 +267,9 @@ class _Slot:
             self.rec.event("ping", conn=self.conn, stream=self.name, count=self.pings,
                            data=self.ping_data.hex())
         self.pings, self.ping_row_ns = 0, None
+        self.down_since = self.rec.now_ns()
+        if not self.rec.done:
+            self.rec.gaps += 1   # lost while recording: a hole until the next open
         conn, self.conn, self.connection = self.conn, None, None
         self.rec.event("close", conn=conn, stream=self.name, code=code, reason=reason)
 
@@ -481,6 +519,12 @@ class Recorder:
         self.stopped_by = ""
         self.last_error = ""
         self.frames_in = self.frames_out = self.events = self.bytes_in = self.reconnects = 0
+        self.bytes_out = self.gaps = 0
+        self.last_frame_ns: int | None = None   # ``ts`` (wall clock) of the last inbound frame
+        self.created_ns = self.now_ns()         # down since then until a connection opens
+        self.data_folder = data_root(data)      # where sessions are written (or spooled)
+        # the live relay's client count, when something relays this recording (``stats``)
+        self.relay_clients: Callable[[], int] | None = None
         self.next_conn = 0   # the number the next connection to open gets
         self.done_event = asyncio.Event()
         self.deadline: float | None = None   # on ``clock``: when ``duration`` is up
@@ -590,6 +634,7 @@ class Recorder:
             return False
         self.frames_in += 1
         self.bytes_in += len(payload)
+        self.last_frame_ns = ts
         if self.frames_in == self.options.max_frames:
             self.finish("max-frames")
             return False
@@ -598,6 +643,7 @@ class Recorder:
     def store_out(self, message: bytes, conn, stream: str, text: bool) -> None:
         """Count a message just sent, and store it with every secret redacted."""
         self.frames_out += 1
+        self.bytes_out += len(message)
         try:
             self.writer.append(self.redact_bytes(message), conn=conn, stream=stream,
                                dir="out", kind="text" if text else "binary")
@@ -644,6 +690,34 @@ class Recorder:
     def stop(self) -> None:
         """Graceful stop (Ctrl-C, SIGTERM): finish the session as complete."""
         self.finish("signal")
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def stats(self) -> StreamStats:
+        """The live numbers now (``StreamStats``), read from any thread: nothing is
+        counted for it on the receive path beyond attribute stores."""
+        now = self.now_ns()
+        slots = list(self.slots)
+        downs = [s.down_since for s in slots if s.down_since is not None] if slots \
+            else [self.created_ns]
+        pending = self.writer.pending_since_ns
+        last = self.last_frame_ns
+        relay = self.relay_clients
+        uploader = self.uploader
+        return StreamStats(
+            stream=self.writer.venue, venue=self.venue.name, frames_in=self.frames_in,
+            frames_out=self.frames_out, bytes_in=self.bytes_in, bytes_out=self.bytes_out,
+            events=self.events, reconnects=self.reconnects, gaps=self.gaps,
+            connections=sum(s.conn is not None for s in slots),
+            slots=len(slots) or len(self.streams),
+            down_s=max(now - min(downs), 0) / 1e9 if downs else None,
+            watchdog=self.watchdog,
+            last_frame_age_s=None if last is None else max(self.wall_ns() - last, 0) / 1e9,
+            writer_lag_s=0.0 if pending is None else max(now - pending, 0) / 1e9,
+            folder=self.data_folder,
+            bucket=uploader is not None,
+            upload_backlog_bytes=None if uploader is None else uploader.backlog()[1],
+            relay_clients=None if relay is None else relay(), done=self.done)
 
     # -- running -------------------------------------------------------------------------
 
@@ -896,8 +970,12 @@ def stream_names(streams: list[Stream]) -> list[str]:
     return [f"{n}#{i}" for i, n in enumerate(names)]
 
 
-def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResult:
+def record(venue: Venue, request: Request, *, sim=None, on_start=None,
+           **kwargs) -> RecordResult:
     """Run a recording to its end in a fresh event loop (see ``Recorder``).
+
+    ``on_start(recorder)`` is called with the ``Recorder`` once it exists, before it
+    connects (a metrics endpoint reads ``Recorder.stats`` from then on).
 
     ``sim``: ``SimOptions`` to record from the venue's built-in simulator, served on a
     free port of 127.0.0.1 from its own thread and event loop (a separate server, which
@@ -905,7 +983,10 @@ def record(venue: Venue, request: Request, *, sim=None, **kwargs) -> RecordResul
     holds the credentials it accepts. It is stopped when the recording ends.
     """
     async def main() -> RecordResult:
-        return await Recorder(venue, request, **kwargs).run()
+        recorder = Recorder(venue, request, **kwargs)
+        if on_start is not None:
+            on_start(recorder)
+        return await recorder.run()
 
     hup = ignore_sighup()   # from before the session exists until it is closed
     try:

@@ -30,7 +30,6 @@ import socket
 import socketserver
 import stat
 import struct
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from websockets.sync.server import serve as ws_serve
 
 from wsrec.replay._emulate import emulator_for
 from wsrec.errors import UsageError, WsrecError
+from wsrec.logs import log
 from wsrec.store.filters import Filters
 from wsrec.replay._pacing import JOIN_SECONDS, Lateness, Pacer, fine_switching
 from wsrec.replay.stdout import (ReplayOptions, Stopped, TooLate, frame_lines,
@@ -79,27 +79,10 @@ class _SlowClient(Exception):
 _Stopped = Stopped
 
 
-_LOG_LOCK = threading.Lock()
-
-
-def _log_line(text: str) -> None:
-    """One line on stderr in a single write, under a lock: lines written by concurrent
-    clients never run together."""
-    data = text.rstrip("\n") + "\n"
-    with _LOG_LOCK:
-        stream = sys.stderr
-        try:
-            stream.flush()
-            raw = data.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
-            fd = stream.fileno()
-            while raw:
-                raw = raw[os.write(fd, raw):]
-        except (AttributeError, OSError, ValueError):  # no file descriptor (captured)
-            try:
-                stream.write(data)
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
+def _log_line(text: str, level: str = "info", **fields) -> None:
+    """One log line on stderr (``wsrec.logs.log``: a single write under a lock, so lines
+    written by concurrent clients never run together)."""
+    log(text.rstrip("\n"), level, **fields)
 
 
 def _describe(exc: BaseException) -> str:

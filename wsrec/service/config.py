@@ -46,6 +46,7 @@ from wsrec.record.request import RecordRequest, build_request
 from wsrec.record.units import bounded, parse_seconds, parse_size
 from wsrec.replay.serve import parse_target
 from wsrec.secrets import redact, redact_url
+from wsrec.service.metrics import parse_address
 from wsrec.sim import SimOptions, get_simulator
 from wsrec.store.location import DEFAULT_DATA, is_remote_url, parse_endpoint
 from wsrec.store.roots import check_root
@@ -689,10 +690,10 @@ def _serve(value, key):
 
 def _metrics(value, path):
     text = _text(value, "metrics")
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"metrics: {text!r} is not HOST:PORT (e.g. 127.0.0.1:9108)",
-                         param="metrics")
+    try:
+        parse_address(text)
+    except UsageError as exc:
+        raise UsageError(f"metrics: {exc}", param="metrics") from None
     return text
 
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from wsrec.errors import UsageError, WsrecError
 from wsrec.record.recorder import Recorder, RecordResult, ignore_sighup, restore_sighup
+from wsrec.logs import log, set_format
 from wsrec.service.config import ServiceConfig, StreamConfig, load_config
+from wsrec.service.metrics import MetricsServer
 from wsrec.sim import SimThread, get_simulator
 
 __all__ = ["Supervisor", "StreamResult", "run_config", "PROGRESS_INTERVAL"]
@@ -58,7 +59,7 @@ class _Running:
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    log(line)
 
 
 class Supervisor:
@@ -76,6 +77,7 @@ class Supervisor:
                  log: Callable[[str], None] | None = None, progress=None,
                  recorder: dict | None = None):
         self.config = config
+        self.metrics: MetricsServer | None = None   # running while ``config.metrics``
         self.default_data = data
         self.environ = environ
         self.log = log or _stderr
@@ -200,6 +202,9 @@ class Supervisor:
             if ticker is not None:
                 ticker.cancel()
             self._remove_signals(handled, hup)
+            if self.metrics is not None:
+                self.metrics.stop()
+                self.metrics = None
         if self.progress:
             self.progress(self.status(), True)
         return self.results
@@ -365,10 +370,8 @@ class Supervisor:
 
     # -- what a stream asks beyond recording: one place --------------------------------------
     # The live relay (``serve``: ``wsrec.replay.relay.Relay`` through ``Recorder(taps=)``),
-    # the free-disk floor (``min_free``: ``RecordOptions.min_free``), the metrics endpoint
-    # (``metrics``: ``wsrec.service.metrics.MetricsServer(address, self.status)``) and
-    # JSON logs (``log_format``) are parsed and checked by ``wsrec.service.config`` and
-    # kept in its dataclasses; they are connected here, and only here.
+    # the metrics endpoint (``metrics``) and JSON logs (``log_format``) are parsed and
+    # checked by ``wsrec.service.config``; they are connected here, and only here.
 
     def _extras(self, cfg: StreamConfig) -> dict:
         """More ``Recorder`` keywords for ``cfg``'s ``serve``."""
@@ -377,11 +380,17 @@ class Supervisor:
         return {}
 
     def _integrations(self) -> None:
-        """The process-wide ones: ``metrics`` and ``log_format``."""
-        pending = [k for k, v in (("metrics", self.config.metrics),
-                                  ("log_format", self.config.log_format != "text")) if v]
-        if pending:
-            self.log(f"warning: {', '.join(pending)} not active in this build")
+        """The process-wide ones: JSON logs (a file's ``log_format = "json"``; "text", the
+        default, leaves ``wsrec --log-format`` as given) and the metrics endpoint, which
+        reports every stream being recorded; a port in use fails before any starts."""
+        if self.config.log_format == "json":
+            set_format("json")
+        if self.config.metrics:
+            self.metrics = MetricsServer(self.config.metrics, self._recorders)
+            self.metrics.start()
+
+    def _recorders(self) -> list[Recorder]:
+        return [r.recorder for r in list(self.running.values()) if r.recorder is not None]
 
 
 class _NotStarted(Exception):

@@ -31,7 +31,6 @@ import asyncio
 import itertools
 import math
 import random
-import sys
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -42,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
 from wsrec.errors import UsageError
+from wsrec.logs import log
 from wsrec.venues.base import Server, compact
 
 __all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact"]
@@ -118,7 +118,7 @@ class Simulator:
         self.url = f"ws://{h}:{p}"
         self.loop_started = asyncio.get_running_loop().time()
         if announce:
-            print(f"listening on {self.url}", file=sys.stderr, flush=True)
+            log(f"listening on {self.url}", url=self.url)
         return self.url
 
     async def close(self) -> None:

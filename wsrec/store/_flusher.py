@@ -100,6 +100,9 @@ class Flusher:
         self._journal: JournalWriter | None = None
         self._wake = threading.Event()
         self._drained = threading.Event()
+        # ``mono`` of the oldest row of the chunk being journaled (None: none): set before
+        # the rows leave ``rows``, cleared once they are fsync'd (``pending_since``)
+        self.writing_since: int | None = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"wsrec-writer-{session_id}",
                                        daemon=True)
@@ -136,6 +139,7 @@ class Flusher:
         with self._io_lock:
             if self.failure is not None:
                 return
+            self.writing_since = self.rows.oldest_mono()
             chunk = self.rows.take()
             dirty = self.book.take_dirty()
             try:
@@ -153,7 +157,19 @@ class Flusher:
                 self._fail(storage_error(exc, str(self.folder)))
             finally:
                 self.rows.taken(chunk)
+                self.writing_since = None
                 self._drained.set()
+
+    def pending_since(self) -> int | None:
+        """``mono`` of the oldest row not yet durable in the journal (None: every row
+        handed over is): a waiting row, or one of the chunk being written now. Lock-free,
+        for any thread; the buffer is read first, so a row moving into the chunk in
+        between is still seen."""
+        waiting = self.rows.oldest_mono()
+        writing = self.writing_since
+        if writing is None or waiting is not None and waiting < writing:
+            return waiting
+        return writing
 
     def _fail(self, exc: WsrecError) -> None:
         self.failure = exc

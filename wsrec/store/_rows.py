@@ -31,6 +31,13 @@ class ColumnBuffer:
         """Complete rows waiting."""
         return len(self.payloads)
 
+    def oldest_mono(self) -> int | None:
+        """``mono`` of the oldest row waiting (None: none); safe from any thread."""
+        try:
+            return self.columns[2][0]
+        except IndexError:
+            return None
+
     def take(self) -> list[list]:
         """The complete rows waiting, one list per column; they are no longer waiting."""
         n = len(self.payloads)  # rows whose every column is appended

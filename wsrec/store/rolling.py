@@ -139,6 +139,11 @@ class RollingWriter(ClosingOnExit):
         """Rows appended to the current session so far (its next ``seq``)."""
         return self._writer.rows
 
+    @property
+    def pending_since_ns(self) -> int | None:
+        """The current session's ``SessionWriter.pending_since_ns``."""
+        return self._writer.pending_since_ns
+
     def append(self, payload, *, ts_ns: int | None = None, mono_ns: int | None = None,
                **row) -> int:
         """``SessionWriter.append`` into the session ``ts_ns`` belongs to; returns the

@@ -17,7 +17,6 @@ remote one; ``Session`` opens either.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +30,7 @@ from wsrec.store.location import (DEFAULT_DATA, ENV_DATA, Root, RootPath, check_
                                   is_remote_url, open_root)
 from wsrec.store.manifest import MANIFEST, load_manifest
 from wsrec.store._part import part_index
+from wsrec.logs import log
 from wsrec.timefmt import parse_time
 
 __all__ = ["data_root", "check_root", "session_folders", "resolve", "print_warning",
@@ -69,8 +69,9 @@ Warn = Callable[[str], None]
 
 
 def print_warning(message: str) -> None:
-    """The default for ``warn`` callbacks: one ``warning: ...`` line on stderr."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    """The default for ``warn`` callbacks: one ``warning: ...`` line on stderr
+    (``wsrec.logs``: a JSON line with ``--log-format json``)."""
+    log(str(message), "warning")
 
 
 def folder_label(folder) -> str:

@@ -307,6 +307,13 @@ class SessionWriter(ClosingOnExit):
         """Rows appended so far (the next ``seq``)."""
         return self._seq
 
+    @property
+    def pending_since_ns(self) -> int | None:
+        """``mono_ns`` of the oldest row not yet durable in the journal, None when every
+        row appended so far is (the writer's lag is the time since then). Cheap, no lock,
+        safe from any thread (a metrics scrape)."""
+        return self._flusher.pending_since()
+
     def carry(self) -> dict:
         """The connections open and the streams down now, for the next session's
         ``rotate`` row (``wsrec.store._connections``)."""
