@@ -311,3 +311,40 @@ def test_min_free_stops_only_the_stream_whose_floor_is_crossed(cfg, tmp_path):
     assert results["high"].status == "failed" and "below --min-free" in results["high"].error
     assert results["high"].result is None   # below at the start: no session at all
     assert_complete(results["low"], "signal")
+
+
+def test_metrics_report_every_running_stream_and_stop_with_the_run(cfg, tmp_path):
+    """``metrics = "HOST:PORT"`` in the file: one endpoint for all the streams, each
+    labelled by its name; gone once the run ends."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    write(cfg, FLOW.format(name="fl", rate=100), HL.format(name="hl", rate=100),
+          top=f"backoff = 0.05\nmetrics = '127.0.0.1:0'\ndata = '{tmp_path / 'data'}'\n")
+
+    def scrape(url):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
+
+    async def main():
+        sup = Supervisor(load_config(cfg), log=lambda line: None)
+        task = asyncio.create_task(sup.run())
+        await until(lambda: frames(sup, "fl") > 3 and frames(sup, "hl") > 3, what="frames")
+        url = sup.metrics.url
+        text = await asyncio.to_thread(scrape, url)
+        health = await asyncio.to_thread(scrape, url.replace("/metrics", "/healthz"))
+        sup.stop()
+        return url, text, health, await asyncio.wait_for(task, 30)
+
+    url, text, health, results = asyncio.run(main())
+    frames_in = {s.labels["stream"]: s.value
+                 for family in text_string_to_metric_families(text)
+                 for s in family.samples
+                 if s.name == "wsrec_frames_total" and s.labels["direction"] == "in"}
+    assert set(frames_in) == {"fl", "hl"} and all(v > 3 for v in frames_in.values())
+    assert health.strip() == "ok"
+    assert all(r.status == "complete" for r in results)
+    with pytest.raises(urllib.error.URLError):
+        scrape(url)
