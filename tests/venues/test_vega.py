@@ -116,9 +116,10 @@ def test_server_offering_part_refuses_the_rest_and_ends_the_stream(path, code, m
 
 
 def test_server_offering_serves_what_it_carries():
-    for path, offered in ((f"trades?marketIds={M1}", Request(channels=["trades"], symbols=[M1, M2])),
-                          (f"trades?marketIds={M2}", Request(channels=["trades"])),
-                          ("ledger/movements", Request(channels=["ledger/movements"]))):
+    for path, offered in (
+            (f"trades?marketIds={M1}", Request(channels=["trades"], symbols=[M1, M2])),
+            (f"trades?marketIds={M2}", Request(channels=["trades"])),
+            ("ledger/movements", Request(channels=["ledger/movements"]))):
         s = VegaServer(f"/api/v2/stream/{path}", offered=offered)
         s.start()
         assert s.take() == [] and s.close is None

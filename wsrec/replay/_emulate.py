@@ -20,7 +20,7 @@ from typing import Callable
 
 from wsrec.store.session import Frame
 from wsrec.venues.alpaca import AlpacaServer
-from wsrec.venues.base import Server
+from wsrec.venues.base import Request, Server
 from wsrec.venues.dfuse import DfuseServer
 from wsrec.venues.flow import FlowServer
 from wsrec.venues.hyperliquid import HyperliquidServer
@@ -79,11 +79,18 @@ class Emulator:
     def render(self, frame: Frame) -> list[tuple[bytes, bool]] | None:
         """What this client gets for a recorded frame: a list of (payload, is_text), or
         None."""
-        if frame.dir != "in" or self.closed:
+        if frame.dir != "in":
+            return None
+        return self.render_payload(frame.payload, frame.kind == "text",
+                                   frame.channels or (), frame.symbols or ())
+
+    def render_payload(self, payload: bytes, text: bool, channels, symbols
+                       ) -> list[tuple[bytes, bool]] | None:
+        """What this client gets for an inbound frame (recorded or live), or None."""
+        if self.closed:
             return None
         with self.lock:
-            out = self.server.render(frame.payload, frame.kind == "text",
-                                     frame.channels or (), frame.symbols or ())
+            out = self.server.render(payload, text, channels, symbols)
         return out or None
 
 
@@ -98,8 +105,11 @@ _SERVERS = {
 
 
 def emulator_for(venue: str, emulate: bool, send: Send, path: str, headers,
-                 close: Close | None = None) -> Emulator:
+                 close: Close | None = None, offered: Request | None = None) -> Emulator:
     """The emulator for a recorded venue (pass-through for others or with emulate=False).
-    ``close(code, reason)`` ends the connection when the venue would."""
-    make = _SERVERS.get(venue, Server) if emulate else Server
-    return Emulator(make(path, headers), send, close)
+    ``close(code, reason)`` ends the connection when the venue would; ``offered``: what
+    the server has to give (``Server.offered``; None: everything)."""
+    make = _SERVERS.get(venue) if emulate else None
+    if make is None:
+        return Emulator(Server(path, headers), send, close)
+    return Emulator(make(path, headers, offered=offered), send, close)
