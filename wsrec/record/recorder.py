@@ -399,8 +399,11 @@ class Recorder:
     def __init__(self, venue: Venue, request: Request, *, data=None,
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
-                 mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None):
+                 mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None, taps=()):
         self.venue = venue
+        # called as ``tap(payload, text, channels, symbols, ts_ns)`` for every inbound
+        # frame once stored (a live relay's ``publish``); one that raises is ignored
+        self.taps = tuple(taps)
         # the timing, injectable (tests drive it with a fake clock): ``clock`` (seconds)
         # measures the duration and paces the rate limits; ``mono_ns`` is the clock the
         # connection stamps messages with (the watchdog's silence, a healthy connection,
@@ -571,6 +574,11 @@ class Recorder:
         except WsrecError as exc:
             self.fail(str(exc))
             return False
+        for tap in self.taps:
+            try:
+                tap(payload, text, channels, symbols, ts)
+            except Exception:  # noqa: BLE001 - a tap never stops the recording
+                pass
         self.frames_in += 1
         self.bytes_in += len(payload)
         if self.frames_in == self.options.max_frames:

@@ -79,18 +79,11 @@ class Emulator:
     def render(self, frame: Frame) -> list[tuple[bytes, bool]] | None:
         """What this client gets for a recorded frame: a list of (payload, is_text), or
         None."""
-        if frame.dir != "in":
-            return None
-        return self.render_payload(frame.payload, frame.kind == "text",
-                                   frame.channels or (), frame.symbols or ())
-
-    def render_payload(self, payload: bytes, text: bool, channels, symbols
-                       ) -> list[tuple[bytes, bool]] | None:
-        """What this client gets for an inbound frame (recorded or live), or None."""
-        if self.closed:
+        if frame.dir != "in" or self.closed:
             return None
         with self.lock:
-            out = self.server.render(payload, text, channels, symbols)
+            out = self.server.render(frame.payload, frame.kind == "text",
+                                     frame.channels or (), frame.symbols or ())
         return out or None
 
 

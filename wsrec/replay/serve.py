@@ -52,7 +52,7 @@ from wsrec.replay.stdout import (ReplayOptions, Stopped, TooLate, frame_lines,
 from wsrec.store.session import Session
 
 __all__ = ["ServeOptions", "serve_replay", "parse_target", "listen_ws", "listen_lines",
-           "WsClient", "SlowClient", "log_line", "check_serve_options"]
+           "WsClient", "SlowClient", "Clients", "log_line", "check_serve_options"]
 
 # a client on its own clock reads the sessions itself, in small batches, one batch ahead,
 # in one of a few reading threads that all clients share (bench/serve_memory.py)
@@ -464,7 +464,7 @@ def _send_timeout(sock: socket.socket, seconds: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", secs, usecs))
 
 
-class _Clients:
+class Clients:
     """The sockets of the connected clients, so that stopping never waits on a client
     that doesn't read: a send to it can block for up to ``--max-lag`` seconds."""
 
@@ -481,6 +481,11 @@ class _Clients:
         finally:
             with self.lock:
                 self.sockets.discard(sock)
+
+    @property
+    def count(self) -> int:
+        """How many are connected."""
+        return len(self.sockets)
 
     def stop(self, close, grace: float) -> None:
         """Run ``close`` (which returns once every client's thread has ended); sockets
@@ -562,12 +567,13 @@ def _claim_unix_path(path: Path) -> bool:
     return True
 
 
-def listen_lines(host, kind: str, hostname: str, port, *, announce: str = "listening on"
-                 ) -> tuple[str, Callable[[], None]]:
+def listen_lines(host, kind: str, hostname: str, port, *, announce: str = "listening on",
+                 clients: Clients | None = None) -> tuple[str, Callable[[], None]]:
     """A TCP (``kind`` tcp) or Unix (unix, ``port`` its path) server of ``host``'s
     clients, each in a thread of its own (``host.feed_lines``), serving from a thread;
-    prints ``announce URL`` on stderr: (its URL, the function that stops it)."""
-    clients = _Clients()
+    prints ``announce URL`` on stderr: (its URL, the function that stops it). Its
+    connections are kept in ``clients``."""
+    clients = clients or Clients()
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
@@ -716,11 +722,13 @@ class WsClient:
 
 
 def listen_ws(host, hostname: str, port: int, path: str, *, compression: str | None = "deflate",
-              announce: str = "listening on") -> tuple[str, Callable[[], None]]:
+              announce: str = "listening on", clients: Clients | None = None
+              ) -> tuple[str, Callable[[], None]]:
     """A WebSocket server of ``host``'s clients (a ``WsClient`` each, in a thread of its
     own), serving from a thread; prints ``announce URL`` on stderr: (its URL, the
-    function that stops it: clients closed with 1001, at most 2 s for their close)."""
-    clients = _Clients()
+    function that stops it: clients closed with 1001, at most 2 s for their close).
+    Its connections are kept in ``clients``."""
+    clients = clients or Clients()
 
     def handler(ws):
         with clients.connected(ws.socket):
