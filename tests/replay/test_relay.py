@@ -97,11 +97,18 @@ def is_live_suffix(got, expected):
 
 
 def after_acks(got, n):
-    """What came after the ``n``th subscription ack (data of the first subscriptions
-    may come between the acks)."""
+    """What came after the ``n``th subscription ack, from the first frame the relay took
+    after it: data of the earlier subscriptions comes between the acks, and frames
+    received upstream just before the last ack (taken in the same round) go out by the
+    subscriptions before it (at most a few)."""
     acks = [i for i, m in enumerate(got) if '"subscriptionResponse"' in m]
     assert len(acks) == n
     return got[acks[-1] + 1:]
+
+
+def is_live_suffix_but_a_few(got, expected, few=20):
+    """``is_live_suffix`` once at most ``few`` frames at the start are left out."""
+    return any(is_live_suffix(got[k:], expected) for k in range(min(few, len(got) - 1) + 1))
 
 
 def hl_sub(type_, coin):
@@ -222,7 +229,7 @@ def test_many_clients_at_once_each_get_every_frame_from_their_subscription(tmp_p
     data = stored(session, ["trades", "l2Book"])
     for c in clients:
         got = after_acks(c.wait(), 4)
-        assert is_live_suffix(got, data)
+        assert is_live_suffix_but_a_few(got, data)
         assert len(got) > len(data) / 3   # they connected early on
     assert live.relays[0].dropped == 0
 
@@ -257,7 +264,7 @@ def test_a_stuck_client_is_dropped_and_slows_neither_the_recording_nor_others(tm
     finally:
         stuck.close()
     got = after_acks(healthy.wait(), 4)
-    assert is_live_suffix(got, stored(session, ["trades", "l2Book"]))
+    assert is_live_suffix_but_a_few(got, stored(session, ["trades", "l2Book"]))
     assert live.relays[0].dropped == 1
     assert "behind" in capfd.readouterr().err
     monos = [f.mono_ns for f in session.frames(direction="in")]
@@ -371,3 +378,28 @@ def test_cli_serve_usage_errors(tmp_path, args, message):
                      *args, data=tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and message in err and "Traceback" not in err, err
+
+
+def test_publish_is_bounded_and_an_overflow_drops_the_clients(tmp_path, monkeypatch):
+    import wsrec.replay.relay as relay_module
+    monkeypatch.setattr(relay_module, "MAX_INBOX", 10)
+    idle = Relay("tcp://127.0.0.1:0", "url", None)   # no pump: nothing takes the frames
+    for i in range(20):
+        idle.publish(b"%d" % i, True, (), (), i)
+    assert len(idle._inbox) == 10 and idle._overflow
+    idle.stop()
+    stamps = []
+    relay = Relay("tcp://127.0.0.1:0", "url", None, RelayOptions(on_sent=stamps.append))
+    host, port = relay.start()[len("tcp://"):].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        deadline = time.monotonic() + 30
+        while not relay._sinks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        relay.publish(b'{"a":1}', True, (), (), 123)
+        assert sock.recv(100) == b'{"a":1}\n'
+        assert stamps == [(123,)]   # on_sent: the ts_ns of each block's frames
+        relay._overflow = True      # as if the pump had fallen MAX_INBOX frames behind
+        relay.publish(b'{"a":2}', True, (), (), 124)
+        assert read_all(sock) == b""   # dropped: the frames it would miss never come
+    assert relay.dropped == 1
+    relay.stop()

@@ -46,6 +46,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit
 
 from websockets.protocol import State
@@ -55,7 +56,7 @@ from wsrec.replay.serve import (Clients, ServeOptions, SlowClient, listen_lines,
                                 log_line, parse_target)
 from wsrec.replay.stdout import Stopped
 from wsrec.store.lines import raw_line
-from wsrec.venues.base import Request
+from wsrec.venues.base import Request, Server
 
 __all__ = ["Relay", "RelayOptions", "serving"]
 
@@ -66,6 +67,9 @@ MAX_INBOX = 1 << 18
 POLL = 0.05
 #: the websockets lock a client's reader holds for a moment: try again this soon (s)
 RETRY = 0.001
+#: after a round of N frames the pump gathers for N times this (s), at most GATHER_MAX
+GATHER_PER_FRAME = 20e-6
+GATHER_MAX = 0.002
 
 
 @dataclass
@@ -76,6 +80,10 @@ class RelayOptions:
     max_message_size: int | None = 1 << 20   # a client message over this: closed 1009
     quiet: bool = False                  # no lines about clients on stderr
     msgpack: bool = False                # lines: binary frames are msgpack (as JSON text)
+    #: called in the pump as ``on_sent(stamps)`` each time a client has been handed a
+    #: block of frames whole (``stamps``: their ``ts_ns``, the upstream receive times):
+    #: for measuring what the relay adds; it must be quick and must not raise
+    on_sent: Callable[[tuple], None] | None = None
 
 
 def _ws_header(size: int, text: bool) -> bytes:
@@ -88,6 +96,20 @@ def _ws_header(size: int, text: bool) -> bytes:
     return struct.pack("!BBQ", op, 127, size)
 
 
+class _Headers(dict):
+    """Frame headers by payload size, made once each (a dict lookup per frame)."""
+
+    def __init__(self, text: bool):
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, size: int) -> bytes:
+        header = _ws_header(size, self.text)
+        if len(self) < 1 << 16:
+            self[size] = header
+        return header
+
+
 class _Sink:
     """One client as the pump sees it: its socket, the websockets lock it writes under
     (None for lines), its emulator (None: every frame as is), and what waits for it."""
@@ -96,7 +118,7 @@ class _Sink:
         self.sock, self.name, self.lock, self.emu, self.lines = sock, name, lock, emu, lines
         self.fd = sock.fileno()
         self.backlog: list = []            # batches not yet rendered for it
-        self.queue: collections.deque = collections.deque()   # (taken_ns, bytes)
+        self.queue: collections.deque = collections.deque()   # (taken_ns, bytes, stamps)
         self.offset = 0                    # bytes of queue[0] written
         self.queued = 0                    # bytes waiting
         self.held = False                  # the lock is held: a frame is half written
@@ -166,6 +188,7 @@ class Relay:
         os.set_blocking(self._wake_w, False)
         self._pump: threading.Thread | None = None
         self._shutdown = None
+        self._headers = (_Headers(True), _Headers(False))
 
     # -- the recorder's side -----------------------------------------------------------
 
@@ -348,6 +371,9 @@ class Relay:
                 self._drop(sink, behind, poller)
             elif sink.backlog:
                 busy = True   # its emulator was busy: try again soon
+        if n:   # the more a round took, the longer the next one gathers (its cost per
+            #     client is spread over more frames; at low rates this is nothing)
+            time.sleep(min(GATHER_MAX, n * GATHER_PER_FRAME))
         if self._inbox:
             return
         self._sleeping = True
@@ -383,12 +409,13 @@ class Relay:
                 continue   # its emulator got busy: next round
             for sink in members:
                 sink.backlog = []
-                for taken, data in blocks:
-                    sink.queue.append((taken, data))
-                    sink.queued += len(data)
+                for block in blocks:
+                    sink.queue.append(block)
+                    sink.queued += len(block[1])
 
     def _blocks(self, sink: _Sink):
-        """The bytes of ``sink``'s backlog, one block per batch: [(taken_ns, bytes)]."""
+        """The bytes of ``sink``'s backlog, one block per batch: [(taken_ns, bytes,
+        the frames' ts_ns)]."""
         out = []
         if sink.lines:
             mp = self.options.msgpack
@@ -396,31 +423,47 @@ class Relay:
                 data = b"".join([raw_line(p, "text" if t else "binary", mp) + b"\n"
                                  for p, t, _, _, _ in items])
                 if data:
-                    out.append((taken, data))
+                    out.append((taken, data, tuple(it[4] for it in items)
+                                if self.options.on_sent is not None else ()))
             return out
         emu = sink.emu
         if emu is not None and not emu.lock.acquire(blocking=False):
             return None
+        timed = self.options.on_sent is not None
         try:
+            as_is = emu is None or type(emu.server).render is Server.render
             for taken, items in sink.backlog:
-                parts = []
-                for payload, text, channels, symbols, _ in items:
-                    if emu is None:
-                        rendered = ((payload, text),)
-                    elif emu.closed:
-                        break
-                    else:
-                        rendered = emu.server.render(payload, text, channels or (),
-                                                     symbols or ())
-                    for p, t in rendered:
-                        parts.append(_ws_header(len(p), t))
-                        parts.append(p)
+                if emu is not None and emu.closed:
+                    break
+                if as_is:   # every frame as it came: no render call per frame
+                    text_h, binary_h = self._headers
+                    parts = [b for payload, text, _, _, _ in items
+                             for b in ((text_h if text else binary_h)[len(payload)],
+                                       payload)]
+                    stamps = tuple(it[4] for it in items) if timed else ()
+                else:
+                    parts, stamps = self._rendered(emu.server, items, timed)
                 if parts:
-                    out.append((taken, b"".join(parts)))
+                    out.append((taken, b"".join(parts), stamps))
         finally:
             if emu is not None:
                 emu.lock.release()
         return out
+
+    def _rendered(self, server, items, timed: bool):
+        """The framed pieces of what ``server`` makes of ``items``, and (``timed``) the
+        ts_ns of each frame it sends."""
+        parts: list = []
+        stamps: list = []
+        render = server.render
+        text_h, binary_h = self._headers
+        for payload, text, channels, symbols, ts in items:
+            for p, t in render(payload, text, channels or (), symbols or ()):
+                parts.append((text_h if t else binary_h)[len(p)])
+                parts.append(p)
+                if timed:
+                    stamps.append(ts)
+        return parts, tuple(stamps)
 
     def _write(self, sink: _Sink, poller) -> bool:
         """Write what waits for ``sink`` without blocking: True when its lock was busy
@@ -430,14 +473,17 @@ class Relay:
                 return True
             sink.held = True
         try:
+            on_sent = self.options.on_sent
             while sink.queue:
-                data = sink.queue[0][1]
+                _, data, stamps = sink.queue[0]
                 sent = sink.sock.send(memoryview(data)[sink.offset:], socket.MSG_DONTWAIT)
                 sink.offset += sent
                 sink.queued -= sent
                 if sink.offset == len(data):
                     sink.queue.popleft()
                     sink.offset = 0
+                    if on_sent is not None:
+                        on_sent(stamps)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:   # the client went away (its handler notices)
