@@ -403,3 +403,24 @@ def test_publish_is_bounded_and_an_overflow_drops_the_clients(tmp_path, monkeypa
         assert read_all(sock) == b""   # dropped: the frames it would miss never come
     assert relay.dropped == 1
     relay.stop()
+
+
+def test_clients_that_leave_are_let_go(tmp_path):
+    relay = Relay("tcp://127.0.0.1:0", "url", None)
+    host, port = relay.start()[len("tcp://"):].rsplit(":", 1)
+    ws_relay = Relay("ws://127.0.0.1:0", "url", None)
+    url = ws_relay.start()
+    try:
+        for _ in range(3):
+            socket.create_connection((host, int(port)), timeout=30).close()
+            with connect(url, open_timeout=30):
+                pass
+        deadline = time.monotonic() + 30
+        while (relay.clients or ws_relay.clients or relay._sinks or ws_relay._sinks) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert relay.clients == ws_relay.clients == 0
+        assert not relay._sinks and not ws_relay._sinks and relay.dropped == 0
+    finally:
+        relay.stop()
+        ws_relay.stop()

@@ -67,7 +67,9 @@ MAX_INBOX = 1 << 18
 POLL = 0.05
 #: the websockets lock a client's reader holds for a moment: try again this soon (s)
 RETRY = 0.001
-#: after a round of N frames the pump gathers for N times this (s), at most GATHER_MAX
+#: after a round of N >= GATHER_FROM frames the pump gathers for N times
+#: GATHER_PER_FRAME seconds (at most GATHER_MAX) before the next
+GATHER_FROM = 32
 GATHER_PER_FRAME = 20e-6
 GATHER_MAX = 0.002
 
@@ -108,6 +110,16 @@ class _Headers(dict):
         if len(self) < 1 << 16:
             self[size] = header
         return header
+
+
+def _still_there(sock: socket.socket) -> bool:
+    """False once a line client has closed its end (it never sends anything else)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except (BlockingIOError, InterruptedError):
+        return True
+    except OSError:
+        return False
 
 
 class _Sink:
@@ -288,7 +300,7 @@ class Relay:
         """A TCP or Unix client: every frame as a raw line until it leaves or is dropped."""
         sink = _Sink(sock, name, lines=True)
         try:
-            self._serve_sink(sink, lambda: True)
+            self._serve_sink(sink, lambda: _still_there(sock))
         except Stopped:
             return
         if sink.why is not None:
@@ -371,8 +383,8 @@ class Relay:
                 self._drop(sink, behind, poller)
             elif sink.backlog:
                 busy = True   # its emulator was busy: try again soon
-        if n:   # the more a round took, the longer the next one gathers (its cost per
-            #     client is spread over more frames; at low rates this is nothing)
+        if n >= GATHER_FROM:   # the more a round took, the longer the next one gathers:
+            # its cost per client is spread over more frames (at low rates: no wait)
             time.sleep(min(GATHER_MAX, n * GATHER_PER_FRAME))
         if self._inbox:
             return
@@ -486,9 +498,10 @@ class Relay:
                         on_sent(stamps)
         except (BlockingIOError, InterruptedError):
             pass
-        except OSError:   # the client went away (its handler notices)
+        except OSError:   # the client went away
             sink.queue.clear()
             sink.queued = sink.offset = 0
+            sink.detached = True   # let go of on the next round
         if sink.offset == 0:
             sink.held = False
             if sink.lock is not None:
