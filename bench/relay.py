@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
 import os
 import re
@@ -38,6 +36,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 PAD = b"x" * 110
@@ -56,16 +55,10 @@ def framed(p: bytes) -> bytes:
 
 async def serve(n: int, rate: float | None, port_file: str) -> None:
     """Every connection: n frames, as fast as it reads (rate None) or paced at rate/s."""
+    from record import serve_frames
     full = b"".join(framed(payload(i)) for i in range(min(n, 65536)))
 
-    async def handle(reader, writer):
-        request = await reader.readuntil(b"\r\n\r\n")
-        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:"))
-        accept = base64.b64encode(hashlib.sha1(
-            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    async def send(writer):
         if rate is None:
             sent = 0
             while sent < n:   # the same 65,536 frames over and over
@@ -74,28 +67,18 @@ async def serve(n: int, rate: float | None, port_file: str) -> None:
                              b"".join(framed(payload(i)) for i in range(count)))
                 await writer.drain()
                 sent += count
-        else:
-            t0 = time.monotonic()
-            i = 0
-            while i < n:
-                due = min(n, int((time.monotonic() - t0) * rate) + 1)
-                if due > i:
-                    writer.write(b"".join(framed(payload(j)) for j in range(i, due)))
-                    await writer.drain()
-                    i = due
-                await asyncio.sleep(0.0005)
-        writer.write(b"\x88\x02\x03\xe8")
-        await writer.drain()
-        try:
-            await asyncio.wait_for(reader.read(), 30)
-        except (TimeoutError, ConnectionError):
-            pass
-        writer.close()
+            return
+        t0 = time.monotonic()
+        i = 0
+        while i < n:
+            due = min(n, int((time.monotonic() - t0) * rate) + 1)
+            if due > i:
+                writer.write(b"".join(framed(payload(j)) for j in range(i, due)))
+                await writer.drain()
+                i = due
+            await asyncio.sleep(0.0005)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    Path(port_file).write_text(str(server.sockets[0].getsockname()[1]))
-    async with server:
-        await server.serve_forever()
+    await serve_frames(send, port_file)
 
 
 # -- the clients (their own process) ----------------------------------------------------------
@@ -162,7 +145,9 @@ def clients(url: str, count: int, stuck: int, timed: int) -> None:
                 tails[i] = chunk[-24:]
     for s in socks + stuck_socks:
         s.close()
-    print(json.dumps({"bytes": got, "samples": samples}), flush=True)
+    cpu = os.times()
+    print(json.dumps({"bytes": got, "samples": samples, "cpu": cpu.user + cpu.system}),
+          flush=True)
 
 
 # -- one trial (its own process) --------------------------------------------------------------
@@ -196,13 +181,18 @@ def trial(upstream: str, n: int, count: int, stuck: int, timed: int) -> dict:
                        options=RecordOptions(max_frames=n, max_retries=0, watchdog=0,
                                              heartbeat=0, compression=False), taps=taps)
         t0 = time.perf_counter()
+        cpu0 = os.times()
         result = asyncio.run(rec.run())
         seconds = time.perf_counter() - t0
-        report = {"frames": result.frames_in, "seconds": seconds, "status": result.status}
+        cpu1 = os.times()
+        report = {"frames": result.frames_in, "seconds": seconds, "status": result.status,
+                  "cpu": cpu1.user - cpu0.user + cpu1.system - cpu0.system,
+                  "sys": cpu1.system - cpu0.system}
         if relay is not None:
             relay.stop(drain=30)
             out, _ = proc.communicate(timeout=120)
             clients_report = json.loads(out.strip().splitlines()[-1])
+            report["clients_cpu"] = clients_report["cpu"]
             report["dropped"] = relay.dropped
             report["client_bytes"] = clients_report["bytes"]
             samples = clients_report["samples"]
@@ -248,12 +238,8 @@ def start_server(n: int, rate: float | None):
     if rate:
         args += ["--pace", str(rate)]
     server = subprocess.Popen(args)
-    deadline = time.monotonic() + 120
-    while not os.path.exists(port_file) or not Path(port_file).read_text():
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise SystemExit("the benchmark server did not start")
-        time.sleep(0.1)
-    url = f"ws://127.0.0.1:{Path(port_file).read_text()}/"
+    from record import server_url
+    url = server_url(server, port_file)
     os.unlink(port_file)
     return server, url
 
@@ -302,12 +288,14 @@ def throughput(args, kinds) -> None:
                 if r["status"] != "complete" or r["frames"] != args.frames:
                     raise SystemExit(f"{kind}: the recording failed: {r}")
                 rates[kind].append(r["frames"] / r["seconds"])
+                cpu = f"  cpu: recording {r['cpu']:.1f} s ({r['sys']:.1f} system)" + (
+                    f", clients {r['clients_cpu']:.1f} s" if count else "")
                 if count:
                     full = args.frames * len(framed(payload(0)))
                     notes[kind].append((r["dropped"], min(r["client_bytes"]) / full))
                 print(f"run {i + 1} {kind:<22}: {rates[kind][-1]:>10,.0f} frames/s"
                       + (f"  dropped {r['dropped']}, least-fed client got "
-                         f"{notes[kind][-1][1]:.0%} of the bytes" if count else ""),
+                         f"{notes[kind][-1][1]:.0%} of the bytes" if count else "") + cpu,
                       file=sys.stderr)
     finally:
         server.kill()

@@ -397,6 +397,8 @@ def test_publish_is_bounded_and_an_overflow_drops_the_clients(tmp_path, monkeypa
             time.sleep(0.01)
         relay.publish(b'{"a":1}', True, (), (), 123)
         assert sock.recv(100) == b'{"a":1}\n'
+        while not stamps and time.monotonic() < deadline:   # called just after the send
+            time.sleep(0.01)
         assert stamps == [(123,)]   # on_sent: the ts_ns of each block's frames
         relay._overflow = True      # as if the pump had fallen MAX_INBOX frames behind
         relay.publish(b'{"a":2}', True, (), (), 124)

@@ -192,6 +192,7 @@ class Relay:
         self._inbox: collections.deque = collections.deque()
         self._overflow = False
         self._sleeping = False
+        self._closed = False
         self._lock = threading.Lock()
         self._sinks: list[_Sink] = []
         self._dropped = 0
@@ -208,6 +209,8 @@ class Relay:
         """A frame the recording just stored (its event loop's thread): queued for the
         pump. Never blocks, never raises."""
         try:
+            if self._closed:
+                return
             inbox = self._inbox
             if len(inbox) >= MAX_INBOX:
                 self._overflow = True
@@ -251,6 +254,7 @@ class Relay:
             self._pump.join(10)
         if self._shutdown is not None:
             self._shutdown()
+        self._closed = True   # before the descriptors go (their numbers get reused)
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -328,6 +332,8 @@ class Relay:
     # -- the pump ----------------------------------------------------------------------
 
     def _wake(self) -> None:
+        if self._closed:
+            return
         try:
             os.write(self._wake_w, b"\0")
         except OSError:
