@@ -3,7 +3,7 @@
     python bench/relay.py [--frames N] [--runs R] [--clients C] [--rate F] [--seconds S]
 
 Throughput: a local server process answers the WebSocket handshake by hand and writes
-pre-framed ~150-byte text frames as fast as the recorder reads them (as bench/record.py
+pre-framed 167-byte text frames as fast as the recorder reads them (as bench/record.py
 does). Each trial is a fresh process running ``Recorder`` on the ``url`` venue with
 ``max_frames=N``: alone; with a relay (``ws://``, the ``url`` venue's pass-through
 emulation: every client gets every frame) that C clients are connected to; and the same
