@@ -426,3 +426,29 @@ def test_clients_that_leave_are_let_go(tmp_path):
     finally:
         relay.stop()
         ws_relay.stop()
+
+
+def test_a_client_with_too_much_waiting_is_dropped_by_bytes(tmp_path, capfd):
+    relay = Relay("tcp://127.0.0.1:0", "url", None,
+                  RelayOptions(max_lag=600, max_buffer=1 << 20))
+    host, port = relay.start()[len("tcp://"):].rsplit(":", 1)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect((host, int(port)))
+    try:
+        deadline = time.monotonic() + 30
+        while not relay._sinks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pad = b"x" * 20_000
+        for i in range(1000):   # 20 MB: more than the socket buffers hold
+            relay.publish(b'{"i":%d,"pad":"%s"}' % (i, pad), True, (), (), i)
+            if relay.dropped:
+                break
+            time.sleep(0.001)
+        while not relay.dropped and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert relay.dropped == 1
+    finally:
+        stuck.close()
+        relay.stop()
+    assert "more than 1,048,576 bytes behind" in capfd.readouterr().err

@@ -413,7 +413,7 @@ class Relay:
         every member."""
         groups: dict = {}
         for sink in sinks:
-            if not sink.backlog or sink.held or sink.gone.is_set():
+            if not sink.backlog or sink.gone.is_set():
                 continue
             key = sink.key()
             if key is None:
