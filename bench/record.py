@@ -56,6 +56,20 @@ def build_stream(n: int) -> tuple[bytes, int]:
 
 async def serve(n: int, port_file: str) -> None:
     stream, _ = build_stream(n)
+
+    async def send(writer):
+        view = memoryview(stream)
+        for i in range(0, len(view), 1 << 20):
+            writer.write(view[i:i + (1 << 20)])
+            await writer.drain()
+
+    await serve_frames(send, port_file)
+
+
+async def serve_frames(send, port_file: str) -> None:
+    """A WebSocket server on a free port (written to ``port_file``) that answers the
+    handshake by hand, then has ``send(writer)`` write the frames, closes with 1000 and
+    waits (30 s at most) for the client to close."""
     close = b"\x88\x02\x03\xe8"  # close 1000
 
     async def handle(reader, writer):
@@ -66,10 +80,7 @@ async def serve(n: int, port_file: str) -> None:
             key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-        view = memoryview(stream)
-        for i in range(0, len(view), 1 << 20):
-            writer.write(view[i:i + (1 << 20)])
-            await writer.drain()
+        await send(writer)
         writer.write(close)
         await writer.drain()
         try:
@@ -82,6 +93,16 @@ async def serve(n: int, port_file: str) -> None:
     Path(port_file).write_text(str(server.sockets[0].getsockname()[1]))
     async with server:
         await server.serve_forever()
+
+
+def server_url(server: subprocess.Popen, port_file: str) -> str:
+    """The URL of a ``serve_frames`` server process, once it has written its port."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(port_file) or not Path(port_file).read_text():
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the benchmark server did not start")
+        time.sleep(0.1)
+    return f"ws://127.0.0.1:{Path(port_file).read_text()}/"
 
 
 # -- the clients ----------------------------------------------------------------------------
@@ -173,12 +194,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve", port_file,
                                "--frames", str(args.frames)])
     try:
-        deadline = time.monotonic() + 120
-        while not os.path.exists(port_file) or not Path(port_file).read_text():
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the benchmark server did not start")
-            time.sleep(0.1)
-        url = f"ws://127.0.0.1:{Path(port_file).read_text()}/"
+        url = server_url(server, port_file)
         rates = {"bare": [], "wsrec": []}
         last = None
         for i in range(args.runs):

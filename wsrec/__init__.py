@@ -24,6 +24,7 @@ start with ``_`` are internal)::
       units       durations, sizes, ranges
       importer    jsonl, lines and HAR in       convert    Parquet, CSV, jsonl, Arrow out
       _connection the WebSocket client          normalized typed rows out, paced or to files
+                                                relay      a recording served live
                                                 _schedule  merged, timed rows
                                                 _pacing    waiting to the microsecond
                                                 _emulate   a venue's server side, driven

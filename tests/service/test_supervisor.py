@@ -348,3 +348,41 @@ def test_metrics_report_every_running_stream_and_stop_with_the_run(cfg, tmp_path
     assert all(r.status == "complete" for r in results)
     with pytest.raises(urllib.error.URLError):
         scrape(url)
+
+
+def test_serve_relays_a_stream_live_until_it_ends(cfg, tmp_path):
+    """``serve`` in a stream: its own live relay, started with it, gone when it ends; a
+    client reading lines gets the frames being stored, in order."""
+    import socket
+
+    path = tmp_path / "hl.sock"
+    write(cfg, HL.format(name="hl", rate=200) + f'serve = "unix:{path}"\nduration = "3s"\n',
+          top=f"backoff = 0.05\ndata = '{tmp_path / 'data'}'\n")
+    got = []
+
+    def read():
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(30)
+        sock.connect(str(path))
+        with sock:
+            buf = b""
+            while chunk := sock.recv(65536):
+                buf += chunk
+        got.extend(buf.decode().splitlines())
+
+    async def main():
+        sup = Supervisor(load_config(cfg), log=lambda line: None)
+        task = asyncio.create_task(sup.run())
+        await until(path.exists, what="the relay's socket")
+        reader = asyncio.create_task(asyncio.to_thread(read))
+        results = await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(reader, 30)
+        return results
+
+    (result,) = asyncio.run(main())
+    s = assert_complete(result, "duration")
+    stored = [f.payload.decode() for f in s.frames(direction="in")]
+    assert len(got) > 20
+    start = stored.index(got[0])
+    assert stored[start:start + len(got)] == got   # what was stored, as it was stored
+    assert not path.exists()   # removed when the stream ended

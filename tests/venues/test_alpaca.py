@@ -216,3 +216,33 @@ def test_timestamps_both_ways():
     assert packed_item({"T": "q", "t": "2024-07-24T07:56:53.639713735Z"})["t"] == ts
     assert packed_item({"T": "n", "created_at": 1721807813639713735})["created_at"] == ts
     assert decode_msgpack(msgpack.packb([{"t": ts}]))[0]["t"] == ts
+
+
+def test_server_offering_part_of_the_feed_refuses_the_rest_as_alpaca_does():
+    s = authed("/v2/test", offered=Request(symbols=["FAKEPACA"], channels=["trades", "quotes"]))
+    s.receive('{"action":"subscribe","trades":["FAKEPACA"],"quotes":["FAKEPACA"]}')
+    [[ack]] = replies(s)
+    assert ack["trades"] == ["FAKEPACA"] and ack["corrections"] == ["FAKEPACA"]
+    s.receive('{"action":"subscribe","bars":["FAKEPACA"]}')   # a channel not carried
+    assert replies(s) == [[{"T": "error", "code": 410,
+                            "msg": "invalid subscribe action for this feed"}]]
+    for asked in ('["AAPL"]', '["*"]', '["FAKEPACA","AAPL"]'):   # symbols not carried
+        s.receive('{"action":"subscribe","quotes":%s}' % asked)
+        assert replies(s) == [[{"T": "error", "code": 409, "msg": "insufficient subscription"}]]
+    s.receive('{"action":"subscribe","cancelErrors":["FAKEPACA"]}')   # comes with trades
+    assert replies(s)[0][0]["T"] == "subscription"
+    s.receive('{"action":"unsubscribe","quotes":["AAPL"]}')   # unsubscribing is never refused
+    assert replies(s)[0][0]["quotes"] == ["FAKEPACA"]
+    assert s.subs["trades"] == {"FAKEPACA"}
+    every = authed("/v2/iex", offered=Request(symbols=["*"], channels=["trades"]))
+    every.receive('{"action":"subscribe","trades":["AAPL","*"]}')
+    assert replies(every)[0][0]["trades"] == ["*", "AAPL"]
+
+
+def test_server_signature_is_equal_for_equal_subscriptions():
+    a, b = authed(), authed()
+    for s in (a, b):
+        s.receive('{"action":"subscribe","trades":["AAPL"]}')
+    assert a.signature() == b.signature()
+    b.receive('{"action":"subscribe","quotes":["AAPL"]}')
+    assert a.signature() != b.signature()

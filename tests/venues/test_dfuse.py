@@ -246,3 +246,17 @@ def test_server_stream_limit():
                  for i in range(MAX_STREAMS)))
     [reply] = answers(s, {"type": "get_head_info", "req_id": "one-more", "listen": True})
     assert reply["data"]["code"] == "ws_too_much_stream_error"
+
+
+def test_server_offering_some_requests_refuses_the_rest_as_invalid_requests():
+    s = DfuseServer(auth=False, offered=Request(channels=["get_action_traces"],
+                                                symbols=["eosio.token", "eosio"]))
+    assert answers(s, TRACES)[0]["type"] == "listening"   # both accounts are carried
+    for req in ({**TRACES, "req_id": "x", "data": {"accounts": "alice"}},
+                {**TRACES, "req_id": "y", "data": {"accounts": "eosio", "receivers": "bob"}},
+                {"type": "get_head_info", "req_id": "h", "listen": True}):
+        [reply] = answers(s, req)
+        assert reply["type"] == "error" and reply["req_id"] == req["req_id"]
+        assert reply["data"]["code"] == "invalid_request"
+        assert reply["data"]["message"].endswith("is not available on this server")
+    assert list(s.requests) == ["your-request-id"]

@@ -215,3 +215,30 @@ def test_server_limit_and_retagged_data():
     assert json.loads(out[3][0]) == {"subscription_id": "s3", "topic": "blocks",
                                      "payload": {"header": {"height": "7"}}}
     assert s.render(data, True, ["events"], []) == []
+
+
+def test_server_offering_some_topics_refuses_the_rest_with_400():
+    s = FlowServer(offered=Request(channels=["block_digests", "events"],
+                                   symbols=["flow.AccountCreated", "A.1.C.E"]))
+    ok = {"subscription_id": "a", "action": "subscribe", "topic": "block_digests",
+          "arguments": {"block_status": "sealed"}}
+    assert answers(s, ok) == [{"subscription_id": "a", "action": "subscribe"}]
+    events = {"subscription_id": "e", "action": "subscribe", "topic": "events",
+              "arguments": {"event_types": ["A.1.C.E", "flow.AccountCreated"]}}
+    assert answers(s, events) == [{"subscription_id": "e", "action": "subscribe"}]
+    for sid, topic, args, message in (
+            ("b", "blocks", {"block_status": "sealed"},
+             "topic blocks with these arguments is not available on this server"),
+            ("c", "block_digests", {"block_status": "finalized"},
+             "topic block_digests with these arguments is not available on this server"),
+            ("d", "block_digests", {"block_status": "sealed", "start_block_height": "5"},
+             "start_block_height is not available on this server: it streams from the "
+             "present"),
+            ("f", "events", {"event_types": ["A.2.X.Y"]},
+             "event types A.2.X.Y are not available on this server"),
+            ("g", "events", {}, "event types * are not available on this server")):
+        assert answers(s, {"subscription_id": sid, "action": "subscribe", "topic": topic,
+                           "arguments": args}) == [
+            {"subscription_id": sid, "error": {"code": 400, "message": message},
+             "action": "subscribe"}]
+    assert sorted(s.subs) == ["a", "e"]

@@ -118,3 +118,27 @@ def test_server_renders_by_channel_and_coin():
     assert s.render(trade, True, ["trades"], ["ETH"]) == []
     assert s.render(b'{"channel":"user","data":{}}', True, ["user"], []) != []
     assert s.render(b'{"channel":"pong"}', True, ["pong"], []) == []
+
+
+def test_server_offering_some_subscriptions_refuses_others_with_the_venues_error():
+    s = HyperliquidServer("/ws", offered=Request(channels=["trades", "l2Book"],
+                                                 symbols=["BTC", "ETH"]))
+    [ack] = answers(s, '{"method":"subscribe","subscription":{"type":"l2Book","coin":"ETH"}}')
+    assert ack["channel"] == "subscriptionResponse"
+    for sub in ('{"type":"trades","coin":"SOL"}', '{"type":"bbo","coin":"BTC"}',
+                '{"type":"l2Book","coin":"BTC","nSigFigs":5}'):
+        assert answers(s, '{"method":"subscribe","subscription":%s}' % sub) == [
+            {"channel": "error",
+             "data": f"Invalid subscription {sub}: not available on this server"}]
+    assert answers(s, '{"method":"unsubscribe","subscription":{"type":"l2Book","coin":"ETH"}}'
+                   )[0]["channel"] == "subscriptionResponse"
+    assert s.subs == []
+
+
+def test_server_signature_follows_the_subscriptions():
+    a, b = HyperliquidServer("/ws"), HyperliquidServer("/ws")
+    assert a.signature() == b.signature()
+    answers(a, '{"method":"subscribe","subscription":{"type":"trades","coin":"SOL"}}')
+    assert a.signature() != b.signature()
+    answers(b, '{"method":"subscribe","subscription":{"type":"trades","coin":"SOL"}}')
+    assert a.signature() == b.signature()

@@ -98,3 +98,28 @@ def test_server_bad_filters_end_the_stream(path, message):
     assert json.loads(payload) == {"error": {"code": 3, "message": message, "details": [
         {"code": 10003, "message": message}]}}
     assert s.close == (1000, "")
+
+
+@pytest.mark.parametrize("path,code,message", [
+    ("orders", 5, "stream orders is not available on this server"),
+    (f"trades?marketIds={M2}", 3, f"marketIds {M2} not available on this server"),
+    ("trades", 3, "marketIds (all) not available on this server"),
+    (f"trades?marketIds={M1}&partyIds=p", 3, "partyIds p not available on this server")])
+def test_server_offering_part_refuses_the_rest_and_ends_the_stream(path, code, message):
+    offered = Request(channels=["trades", "markets/data"], symbols=[M1])
+    s = VegaServer(f"/api/v2/stream/{path}", offered=offered)
+    s.start()
+    [(payload, _)] = s.take()
+    assert json.loads(payload) == {"error": {"code": code, "message": message, "details": [
+        {"code": 10000 + code, "message": message}]}}
+    assert s.close == (1000, "")
+
+
+def test_server_offering_serves_what_it_carries():
+    for path, offered in (
+            (f"trades?marketIds={M1}", Request(channels=["trades"], symbols=[M1, M2])),
+            (f"trades?marketIds={M2}", Request(channels=["trades"])),
+            ("ledger/movements", Request(channels=["ledger/movements"]))):
+        s = VegaServer(f"/api/v2/stream/{path}", offered=offered)
+        s.start()
+        assert s.take() == [] and s.close is None

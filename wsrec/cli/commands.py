@@ -803,13 +803,20 @@ class _Progress:
 @click.option("--metrics", metavar="HOST:PORT", callback=_parsed_by(_metrics_address),
               help="Serve Prometheus metrics at http://HOST:PORT/metrics and a health "
                    "check at /healthz while recording (port 0 picks a free one).")
+@click.option("--serve", "serve", multiple=True, metavar="WHERE",
+              help="Serve what is recorded, as it arrives, to local clients: "
+                   "ws://HOST:PORT[/path] speaks the venue's protocol (as 'replay --to'), "
+                   "tcp://HOST:PORT and unix:PATH carry lines (repeatable).")
+@click.option("--serve-max-lag", type=_Finite(0, 365 * 86400, min_open=True), default=5.0,
+              show_default=True, metavar="SECONDS",
+              help="--serve: disconnect a client more than this many seconds behind.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @json_option
 def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate, feed, msgpack,
                auth, sends, name, redact_names, data, duration, max_frames, flush_interval,
                rotate, spool, spool_min_free, min_free, upload_timeout, max_retries, backoff,
-               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, metrics,
-               quiet, as_json, config):
+               backoff_max, backoff_reset, watchdog, heartbeat, max_message_size, serve,
+               serve_max_lag, metrics, quiet, as_json, config):
     """Record a venue's stream into a new session until stopped.
 
     Every frame in both directions is stored byte-exact with its receive time;
@@ -826,6 +833,7 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
         wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
         wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
         wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
+        wsrec record hyperliquid -s BTC --serve ws://127.0.0.1:8765
         wsrec record --config wsrec.toml
 
     A long recording is several sessions, one per UTC day (--rotate 1d) or hour (1h),
@@ -852,11 +860,14 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
                             min_free=min_free)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     ignore_sighup()   # SIGHUP never ends (nor crashes) a recording: SIGTERM does
-    result = record_with_metrics(metrics, planned.venue, planned.request, data=data,
-                                 options=options, name=planned.name, args=planned.args,
-                                 progress=_Progress(quiet, max_frames),
-                                 sim=SimOptions(rate=sim_rate) if sim else None,
-                                 redact=redact_names)
+    from wsrec.replay.relay import RelayOptions, serving
+    with serving(serve, planned.venue.name, planned.request, RelayOptions(
+            max_lag=serve_max_lag, quiet=quiet, msgpack=planned.venue.name == "alpaca")) as hooks:
+        result = record_with_metrics(
+            metrics, planned.venue, planned.request, data=data, options=options,
+            name=planned.name, args=planned.args, progress=_Progress(quiet, max_frames),
+            sim=SimOptions(rate=sim_rate) if sim else None, redact=redact_names,
+            **hooks)
     _report_recording(result, quiet, as_json)
 
 

@@ -447,11 +447,14 @@ class Recorder:
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
                  mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None,
-                 signals: bool = True, disk_usage=None):
+                 signals: bool = True, disk_usage=None, taps=(), relay_clients=None):
         self.venue = venue
         # ``signals``: SIGINT/SIGTERM stop this recording and SIGHUP is ignored while it
         # runs; False when the caller owns the signals (``wsrec.service``: many recorders)
         self.signals = signals
+        # called as ``tap(payload, text, channels, symbols, ts_ns)`` for every inbound
+        # frame once stored (a live relay's ``publish``); one that raises is ignored
+        self.taps = tuple(taps)
         # the timing, injectable (tests drive it with a fake clock): ``clock`` (seconds)
         # measures the duration and paces the rate limits; ``mono_ns`` is the clock the
         # connection stamps messages with (the watchdog's silence, a healthy connection,
@@ -524,7 +527,7 @@ class Recorder:
         self.created_ns = self.now_ns()         # down since then until a connection opens
         self.data_folder = data_root(data)      # where sessions are written (or spooled)
         # the live relay's client count, when something relays this recording (``stats``)
-        self.relay_clients: Callable[[], int] | None = None
+        self.relay_clients: Callable[[], int] | None = relay_clients
         self.next_conn = 0   # the number the next connection to open gets
         self.done_event = asyncio.Event()
         self.deadline: float | None = None   # on ``clock``: when ``duration`` is up
@@ -632,6 +635,11 @@ class Recorder:
         except WsrecError as exc:
             self.fail(str(exc))
             return False
+        for tap in self.taps:
+            try:
+                tap(payload, text, channels, symbols, ts)
+            except Exception:  # noqa: BLE001 - a tap never stops the recording
+                pass
         self.frames_in += 1
         self.bytes_in += len(payload)
         self.last_frame_ns = ts

@@ -1,5 +1,6 @@
 """Getting frames out of sessions: paced replay to a file (``stdout``), replay servers
-(``serve``) and conversion to other formats (``convert``)."""
+(``serve``), conversion to other formats (``convert``), and the same servers fed by a
+recording as it is made (``relay``)."""
 
 from wsrec.replay.stdout import (FRAME_COLUMNS, ReplayOptions, count_frames, frame_lines,
                                  parse_speed, replay_to_stream, scheduled_frames,

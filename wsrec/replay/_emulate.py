@@ -20,7 +20,7 @@ from typing import Callable
 
 from wsrec.store.session import Frame
 from wsrec.venues.alpaca import AlpacaServer
-from wsrec.venues.base import Server
+from wsrec.venues.base import Request, Server
 from wsrec.venues.dfuse import DfuseServer
 from wsrec.venues.flow import FlowServer
 from wsrec.venues.hyperliquid import HyperliquidServer
@@ -98,8 +98,11 @@ _SERVERS = {
 
 
 def emulator_for(venue: str, emulate: bool, send: Send, path: str, headers,
-                 close: Close | None = None) -> Emulator:
+                 close: Close | None = None, offered: Request | None = None) -> Emulator:
     """The emulator for a recorded venue (pass-through for others or with emulate=False).
-    ``close(code, reason)`` ends the connection when the venue would."""
-    make = _SERVERS.get(venue, Server) if emulate else Server
-    return Emulator(make(path, headers), send, close)
+    ``close(code, reason)`` ends the connection when the venue would; ``offered``: what
+    the server has to give (``Server.offered``; None: everything)."""
+    make = _SERVERS.get(venue) if emulate else None
+    if make is None:
+        return Emulator(Server(path, headers), send, close)
+    return Emulator(make(path, headers, offered=offered), send, close)

@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -50,7 +51,8 @@ from wsrec.replay.stdout import (ReplayOptions, Stopped, TooLate, frame_lines,
                                  scheduled_frames, send_paced)
 from wsrec.store.session import Session
 
-__all__ = ["ServeOptions", "serve_replay", "parse_target"]
+__all__ = ["ServeOptions", "serve_replay", "parse_target", "listen_ws", "listen_lines",
+           "WsClient", "SlowClient", "Clients", "log_line", "check_serve_options"]
 
 # a client on its own clock reads the sessions itself, in small batches, one batch ahead,
 # in one of a few reading threads that all clients share (bench/serve_memory.py)
@@ -71,7 +73,7 @@ class ServeOptions:
     max_message_size: int | None = 1 << 20   # bytes; None: no limit
 
 
-class _SlowClient(Exception):
+class SlowClient(Exception):
     pass
 
 
@@ -79,7 +81,7 @@ class _SlowClient(Exception):
 _Stopped = Stopped
 
 
-def _log_line(text: str, level: str = "info", **fields) -> None:
+def log_line(text: str, level: str = "info", **fields) -> None:
     """One log line on stderr (``wsrec.logs.log``: a single write under a lock, so lines
     written by concurrent clients never run together)."""
     log(text.rstrip("\n"), level, **fields)
@@ -99,7 +101,7 @@ class _OneLine(logging.Handler):
             text = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:
                 text += f" ({_describe(record.exc_info[1])})"
-            _log_line(f"websocket: {text}")
+            log_line(f"websocket: {text}")
         except Exception:  # noqa: BLE001 - logging must never take the server down
             pass
 
@@ -267,10 +269,21 @@ class _Tape:
 
 
 class _Player:
-    """Shared by every client of one server: sessions, options, totals, the stop signal."""
+    """Shared by every client of one server: sessions, options, totals, the stop signal.
+
+    It is what the servers below (``listen_ws``, ``listen_lines``) serve: the host of
+    their clients, as ``wsrec.replay.relay`` is for a live recording. A host has
+    ``serve`` (``ServeOptions``), ``venue``, ``offered`` (what the venue's emulation
+    offers; None: everything), ``done`` (set: every client ends), ``log(text)``,
+    ``fail(exc)``, and the data phase of each client: ``feed(client)`` for a WebSocket
+    client once it has subscribed (a ``WsClient``), ``feed_lines(sock, name)`` for a
+    TCP or Unix one."""
+
+    offered = None
 
     def __init__(self, sessions, filters, options: ReplayOptions, serve: ServeOptions):
         self.sessions, self.filters, self.options, self.serve = sessions, filters, options, serve
+        self.venue = sessions[0].venue
         self.lateness = Lateness()
         self.sent = 0
         self.lock = threading.Lock()
@@ -288,12 +301,12 @@ class _Player:
 
     def log(self, text: str) -> None:
         if not self.serve.quiet:
-            _log_line(text)
+            log_line(text)
 
     def play(self, render, send) -> int:
         """Play the schedule to one client: ``render(frames, session)`` gives what to send
         for each frame (None: skip); ``send(item)`` sends one. Returns frames sent.
-        Raises ``_SlowClient`` when the client falls behind, ``_Stopped`` when the server
+        Raises ``SlowClient`` when the client falls behind, ``_Stopped`` when the server
         stops first."""
         sent = self._play_tape(render, send) if self.tape is not None else \
             self._play_own(render, send)
@@ -334,15 +347,46 @@ class _Player:
                               skip_before=joined, stop=self.done,
                               max_late_ns=int(self.serve.max_lag * 1e9), lateness=self.lateness)
         except TooLate:
-            raise _SlowClient(f"more than {self.serve.max_lag:g}s behind") from None
+            raise SlowClient(f"more than {self.serve.max_lag:g}s behind") from None
 
     def report(self) -> dict:
         summary = self.lateness.summary()
         summary["frames"] = self.sent
         return summary
 
+    def feed(self, client: "WsClient") -> None:
+        """The replay, to a WebSocket client that has subscribed; then close 1000."""
+        n = self.play(client.render, client.send_items)
+        self.log(f"{client.name}: replay done, {n:,} frames")
+        client.ws.close(1000, "replay done")
+        if self.serve.once:
+            self.done.set()
 
-def _check(serve: ServeOptions) -> None:
+    def feed_lines(self, sock: socket.socket, name: str) -> None:
+        """The replay, as lines, to a TCP or Unix client."""
+        fmt = self.options.format
+        try:
+            n = self.play(lambda frames, s: frame_lines(frames, s, fmt), sock.sendall)
+            self.log(f"{name}: replay done, {n:,} frames")
+        except (SlowClient, BlockingIOError, TimeoutError) as exc:
+            self.log(f"{name} disconnected: {exc or 'too slow'} (more than "
+                     f"{self.serve.max_lag:g}s behind)")
+            return
+        except _Stopped:
+            return
+        except WsrecError as exc:
+            self.fail(exc)
+            return
+        except OSError:
+            return  # the client went away
+        except Exception as exc:  # noqa: BLE001 - a bug: one line, other clients go on
+            self.log(f"{name}: internal error ({_describe(exc)}); disconnected")
+            return
+        if self.serve.once:
+            self.done.set()
+
+
+def check_serve_options(serve: ServeOptions) -> None:
     lag = serve.max_lag
     if isinstance(lag, bool) or not isinstance(lag, (int, float)) or \
             not math.isfinite(lag) or lag <= 0:
@@ -358,15 +402,16 @@ def serve_replay(sessions: list[Session], filters: Filters, options: ReplayOptio
     """Serve the replay at ``target`` until interrupted (SIGINT or SIGTERM, when called
     from the main thread), until ``stop`` is set, or, with ``once``, until the first
     client's replay is done. Prints ``listening on URL`` first on stderr."""
-    _check(serve)
+    check_serve_options(serve)
     kind, host, port = parse_target(target)
     player = _Player(sessions, filters, options, serve)
     player.stop = stop
     with fine_switching(), _stop_on_signals(player) as caught:
         if kind == "ws":
-            path = urlsplit(target).path or "/"
-            return _serve_ws(player, host, port, path, caught)
-        return _serve_lines(player, kind, host, port, caught)
+            _, shutdown = listen_ws(player, host, port, urlsplit(target).path or "/")
+        else:
+            _, shutdown = listen_lines(player, kind, host, port)
+        return _wait(player, shutdown, caught)
 
 
 @contextlib.contextmanager
@@ -403,7 +448,7 @@ def _send_timeout(sock: socket.socket, seconds: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", secs, usecs))
 
 
-class _Clients:
+class Clients:
     """The sockets of the connected clients, so that stopping never waits on a client
     that doesn't read: a send to it can block for up to ``--max-lag`` seconds."""
 
@@ -420,6 +465,11 @@ class _Clients:
         finally:
             with self.lock:
                 self.sockets.discard(sock)
+
+    @property
+    def count(self) -> int:
+        """How many are connected."""
+        return len(self.sockets)
 
     def stop(self, close, grace: float) -> None:
         """Run ``close`` (which returns once every client's thread has ended); sockets
@@ -501,37 +551,23 @@ def _claim_unix_path(path: Path) -> bool:
     return True
 
 
-def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
-    fmt = player.options.format
-
-    clients = _Clients()
+def listen_lines(host, kind: str, hostname: str, port, *, announce: str = "listening on",
+                 clients: Clients | None = None) -> tuple[str, Callable[[], None]]:
+    """A TCP (``kind`` tcp) or Unix (unix, ``port`` its path) server of ``host``'s
+    clients, each in a thread of its own (``host.feed_lines``), serving from a thread;
+    prints ``announce URL`` on stderr: (its URL, the function that stops it). Its
+    connections are kept in ``clients``."""
+    clients = clients or Clients()
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
             with clients.connected(self.request):
-                self._play(self.request, f"client {self.client_address or 'unix'}")
-
-        def _play(self, sock, name):
-            try:
-                _send_timeout(sock, player.serve.max_lag)
-                n = player.play(lambda frames, s: frame_lines(frames, s, fmt), sock.sendall)
-                player.log(f"{name}: replay done, {n:,} frames")
-            except (_SlowClient, BlockingIOError, TimeoutError) as exc:
-                player.log(f"{name} disconnected: {exc or 'too slow'} (more than "
-                           f"{player.serve.max_lag:g}s behind)")
-                return
-            except _Stopped:
-                return
-            except WsrecError as exc:
-                player.fail(exc)
-                return
-            except OSError:
-                return  # the client went away
-            except Exception as exc:  # noqa: BLE001 - a bug: one line, other clients go on
-                player.log(f"{name}: internal error ({_describe(exc)}); disconnected")
-                return
-            if player.serve.once:
-                player.done.set()
+                name = f"client {self.client_address or 'unix'}"
+                try:
+                    _send_timeout(self.request, host.serve.max_lag)
+                except OSError:
+                    return  # the client went away
+                host.feed_lines(self.request, name)
 
     stale = False
     if kind == "unix":
@@ -545,15 +581,16 @@ def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
         url = f"unix:{path}"
     else:
         try:
-            server = socketserver.ThreadingTCPServer((host, port), Handler)
+            server = socketserver.ThreadingTCPServer((hostname, port), Handler)
         except OSError as exc:
-            raise WsrecError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        url = f"tcp://{host}:{server.server_address[1]}"
+            raise WsrecError(f"cannot listen on {hostname}:{port}: {exc.strerror or exc}") \
+                from None
+        url = f"tcp://{hostname}:{server.server_address[1]}"
     server.daemon_threads = False  # server_close waits for every client's thread
-    _log_line(f"listening on {url}")
+    log_line(f"{announce} {url}")
     if stale:
-        player.log(f"note: replaced unix:{port}, a socket nothing was listening on (left "
-                   f"by a server that did not stop cleanly)")
+        host.log(f"note: replaced unix:{port}, a socket nothing was listening on (left "
+                 f"by a server that did not stop cleanly)")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
@@ -566,17 +603,18 @@ def _serve_lines(player: _Player, kind: str, host: str, port, caught) -> dict:
                     os.unlink(port)
             except OSError:
                 pass
-    return _wait(player, shutdown, caught)
+    return url, shutdown
 
 
 # -- WebSocket ------------------------------------------------------------------------------
 
-class _WsClient:
+class WsClient:
     """One connected WebSocket client: the venue's emulator answering its messages (in a
-    thread of its own, ``_read``), and the replay played to it once it has subscribed."""
+    thread of its own, ``_read``), and the host's data phase (``host.feed``: a replay,
+    or a live recording) once it has subscribed."""
 
-    def __init__(self, player: _Player, ws):
-        self.player, self.ws = player, ws
+    def __init__(self, host, ws):
+        self.host, self.ws = host, ws
         self.name = f"client {ws.remote_address[0]}:{ws.remote_address[1]}"
         self.emu = None
 
@@ -587,12 +625,12 @@ class _WsClient:
             # websockets reports a send that timed out (SO_SNDTIMEO) as a closed
             # connection: tell that apart from a client that left
             if isinstance(exc.__cause__, (BlockingIOError, TimeoutError)):
-                raise _SlowClient(f"more than {self.player.serve.max_lag:g}s behind") from None
+                raise SlowClient(f"more than {self.host.serve.max_lag:g}s behind") from None
             raise
 
     def drop(self, exc, code=1008, reason="client too slow") -> None:
         if code == 1008:
-            self.player.log(f"{self.name} disconnected: {exc or 'too slow'} (close 1008)")
+            self.host.log(f"{self.name} disconnected: {exc or 'too slow'} (close 1008)")
         try:
             self.ws.close(code, reason)
         except Exception:  # noqa: BLE001 - its buffer is full: just drop it
@@ -600,16 +638,16 @@ class _WsClient:
 
     def _internal_error(self, exc) -> None:
         """A bug: one line, close 1011; other clients go on."""
-        self.player.log(f"{self.name}: internal error ({_describe(exc)}); closed 1011")
+        self.host.log(f"{self.name}: internal error ({_describe(exc)}); closed 1011")
         self.drop(exc, 1011, "internal error")
 
     def serve(self) -> None:
-        player, ws = self.player, self.ws
-        session = player.sessions[0]
+        host, ws = self.host, self.ws
         try:
-            _send_timeout(ws.socket, player.serve.max_lag)
-            self.emu = emulator_for(session.venue, player.serve.emulate, self.send,
-                                    ws.request.path, ws.request.headers, close=ws.close)
+            _send_timeout(ws.socket, host.serve.max_lag)
+            self.emu = emulator_for(host.venue, host.serve.emulate, self.send,
+                                    ws.request.path, ws.request.headers, close=ws.close,
+                                    offered=host.offered)
         except OSError:
             return  # the client went away
         except Exception as exc:  # noqa: BLE001 - a bug: one line, close 1011
@@ -620,72 +658,75 @@ class _WsClient:
             while not self.emu.ready.wait(0.5):  # emulated venues start at the subscription
                 if ws.state is not State.OPEN:
                     return
-                if player.done.is_set():
+                if host.done.is_set():
                     raise _Stopped
-            n = player.play(self._render, self._send_item)
-            player.log(f"{self.name}: replay done, {n:,} frames")
-            ws.close(1000, "replay done")
-        except (_SlowClient, BlockingIOError, TimeoutError) as exc:
+            host.feed(self)
+        except (SlowClient, BlockingIOError, TimeoutError) as exc:
             return self.drop(exc)
         except _Stopped:
             return self.drop(None, 1001, "server stopping")
         except WsrecError as exc:
-            player.fail(exc)
+            host.fail(exc)
             ws.close(1011, "replay failed")
             return
         except (ConnectionClosed, OSError):
             return
         except Exception as exc:  # noqa: BLE001 - a bug: one line, other clients go on
             return self._internal_error(exc)
-        if player.serve.once:
-            player.done.set()
 
     def _read(self) -> None:
         """The client's messages, each answered by the emulator inside a guard."""
-        player, emu = self.player, self.emu
+        host, emu = self.host, self.emu
         try:
             for message in self.ws:
                 try:
                     emu.on_message(message)
-                except (ConnectionClosed, _SlowClient):
+                except (ConnectionClosed, SlowClient):
                     raise
                 except Exception as exc:  # noqa: BLE001 - the guard: answer, go on
-                    player.log(f"{self.name}: unexpected error answering a message "
-                               f"({_describe(exc)}); sent the venue's generic error")
+                    host.log(f"{self.name}: unexpected error answering a message "
+                             f"({_describe(exc)}); sent the venue's generic error")
                     emu.internal_error()
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == 1009:
-                limit = player.serve.max_message_size
+                limit = host.serve.max_message_size
                 over = f" over {limit:,} bytes" if limit is not None else ""
-                player.log(f"{self.name}: message{over}, closed 1009")
-        except _SlowClient as exc:
+                host.log(f"{self.name}: message{over}, closed 1009")
+        except SlowClient as exc:
             self.drop(exc)
         except Exception as exc:  # noqa: BLE001 - even the generic error failed
             self._internal_error(exc)
 
-    def _render(self, frames, session):
+    def render(self, frames, session):
         return [self.emu.render(f) for f in frames]
 
-    def _send_item(self, item) -> None:
+    def send_items(self, item) -> None:
         for payload, text in (item if isinstance(item, list) else [item]):
             self.send(payload, text)
 
 
-def _serve_ws(player: _Player, host: str, port: int, path: str, caught) -> dict:
-    limit = player.serve.max_message_size
-    clients = _Clients()
+def listen_ws(host, hostname: str, port: int, path: str, *, compression: str | None = "deflate",
+              announce: str = "listening on", clients: Clients | None = None
+              ) -> tuple[str, Callable[[], None]]:
+    """A WebSocket server of ``host``'s clients (a ``WsClient`` each, in a thread of its
+    own), serving from a thread; prints ``announce URL`` on stderr: (its URL, the
+    function that stops it: clients closed with 1001, at most 2 s for their close).
+    Its connections are kept in ``clients``."""
+    clients = clients or Clients()
 
     def handler(ws):
         with clients.connected(ws.socket):
-            _WsClient(player, ws).serve()
+            WsClient(host, ws).serve()
 
     try:
-        server = ws_serve(handler, host, port, max_size=limit, compression="deflate",
-                          close_timeout=2, logger=_ws_logger())
+        server = ws_serve(handler, hostname, port, max_size=host.serve.max_message_size,
+                          compression=compression, close_timeout=2, logger=_ws_logger())
     except OSError as exc:
-        raise WsrecError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise WsrecError(f"cannot listen on {hostname}:{port}: {exc.strerror or exc}") \
+            from None
     bound = server.socket.getsockname()[1]
-    _log_line(f"listening on ws://{host}:{bound}{path if path != '/' else ''}")
+    url = f"ws://{hostname}:{bound}{path if path != '/' else ''}"
+    log_line(f"{announce} {url}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return _wait(player, lambda: clients.stop(server.shutdown, grace=2.0), caught)
+    return url, lambda: clients.stop(server.shutdown, grace=2.0)

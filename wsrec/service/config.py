@@ -68,13 +68,14 @@ GLOBAL_KEYS = ("data", "spool", "s3_endpoint", "metrics", "log_format")
 #: keys of either: at the top level, the default of every stream
 DEFAULT_KEYS = ("rotate", "sim", "redact", "duration", "max_frames", "max_retries", "backoff",
                 "backoff_max", "backoff_reset", "watchdog", "heartbeat", "flush_interval",
-                "max_message_size", "spool_min_free", "upload_timeout", "min_free")
+                "max_message_size", "spool_min_free", "upload_timeout", "min_free",
+                "serve_max_lag")
 
 #: seconds-valued options: (low, high, low_open), the bounds of ``wsrec record``'s options
 SECONDS = {"backoff": (0, 86400, True), "backoff_max": (0, 86400, True),
            "backoff_reset": (0, 30 * 86400, True), "watchdog": (0, 30 * 86400, False),
            "heartbeat": (0, 86400, False), "flush_interval": (0.01, 60.0, False),
-           "upload_timeout": (0, 86400, False)}
+           "upload_timeout": (0, 86400, False), "serve_max_lag": (0, 365 * 86400, True)}
 #: byte-valued options: (low, high)
 SIZES = {"max_message_size": (1024, 2 << 30), "spool_min_free": (0, 1 << 62),
          "min_free": (0, 1 << 62)}
@@ -115,6 +116,7 @@ class StreamConfig:
     options: RecordOptions = field(default_factory=RecordOptions)
     redact: tuple[str, ...] = ()
     serve: tuple[str, ...] = ()        # live relay targets (``wsrec.replay.relay``)
+    serve_max_lag: float = 5.0         # seconds behind before a relay client is dropped
     line: int = field(default=0, compare=False)   # of its ``[[stream]]`` in the file
 
     def request(self, environ: Mapping[str, str] | None = None) -> RecordRequest:
@@ -444,6 +446,7 @@ class _Parser:
             options=RecordOptions(spool=settings.get("spool"),
                                   s3_endpoint=settings.get("s3_endpoint"), **options),
             redact=tuple(values.get("redact", ())), serve=tuple(values.get("serve", ())),
+            serve_max_lag=values.get("serve_max_lag", 5.0),
             line=header or 0)
         try:
             _check_stream(stream, self.environ)

@@ -21,6 +21,7 @@ thread, so tests call them directly::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from typing import Callable, Mapping
 from wsrec.errors import UsageError, WsrecError
 from wsrec.record.recorder import Recorder, RecordResult, ignore_sighup, restore_sighup
 from wsrec.logs import log, set_format
+from wsrec.replay.relay import RelayOptions, serving
 from wsrec.service.config import ServiceConfig, StreamConfig, load_config
 from wsrec.service.metrics import MetricsServer
 from wsrec.sim import SimThread, get_simulator
@@ -49,13 +51,20 @@ class StreamResult:
 
 
 class _Running:
-    """A stream being recorded: its entry, recorder, task and simulator."""
+    """A stream being recorded: its entry, recorder, task, simulator and live relays."""
 
     def __init__(self, config: StreamConfig):
         self.config = config
         self.recorder: Recorder | None = None
         self.task: asyncio.Task | None = None
         self.sim: SimThread | None = None
+        self.relays = contextlib.ExitStack()   # ``serve``: stopped when the stream ends
+
+    def release(self) -> None:
+        """Stop the relays, then the simulator (blocking: run it in a thread)."""
+        self.relays.close()
+        if self.sim is not None:
+            self.sim.stop()
 
 
 def _stderr(line: str) -> None:
@@ -226,12 +235,11 @@ class Supervisor:
             run.recorder = Recorder(planned.venue, planned.request, data=self.config.data,
                                     options=cfg.options, name=planned.name,
                                     args=planned.args, redact=cfg.redacted_names,
-                                    signals=False, **self._extras(cfg),
+                                    signals=False, **self._extras(run, planned),
                                     **self.recorder_kwargs)
         except (WsrecError, _NotStarted) as exc:
             del self.running[cfg.name]
-            if run.sim is not None:
-                await asyncio.to_thread(run.sim.stop)
+            await asyncio.to_thread(run.release)
             if isinstance(exc, WsrecError):
                 error = " ".join(str(exc).split())
                 self.results.append(StreamResult(cfg.name, "failed", error, None))
@@ -262,12 +270,11 @@ class Supervisor:
         finally:
             if self.running.get(name) is run:
                 del self.running[name]
-            if run.sim is not None:   # the run waits for it (``_busy``)
-                self._busy += 1
-                try:
-                    await asyncio.to_thread(run.sim.stop)
-                finally:
-                    self._busy -= 1
+            self._busy += 1   # the run waits for the relays and the simulator to stop
+            try:
+                await asyncio.to_thread(run.release)
+            finally:
+                self._busy -= 1
             self._wake.set()
 
     async def _end(self, run: _Running, why: str) -> None:
@@ -373,11 +380,16 @@ class Supervisor:
     # the metrics endpoint (``metrics``) and JSON logs (``log_format``) are parsed and
     # checked by ``wsrec.service.config``; they are connected here, and only here.
 
-    def _extras(self, cfg: StreamConfig) -> dict:
-        """More ``Recorder`` keywords for ``cfg``'s ``serve``."""
-        if cfg.serve:
-            self.log(f"{cfg.name}: warning: serve not active in this build")
-        return {}
+    def _extras(self, run: _Running, planned) -> dict:
+        """More ``Recorder`` keywords: the taps of the stream's live relays (``serve``),
+        started now and stopped by ``run.release``."""
+        cfg = run.config
+        if not cfg.serve:
+            return {}
+        venue = planned.venue.name
+        return run.relays.enter_context(serving(
+            cfg.serve, venue, planned.request,
+            RelayOptions(max_lag=cfg.serve_max_lag, msgpack=venue == "alpaca")))
 
     def _integrations(self) -> None:
         """The process-wide ones: JSON logs (a file's ``log_format = "json"``; "text", the

@@ -38,8 +38,9 @@ from wsrec.errors import UsageError
 from wsrec.venues.base import (BAD, NONE, Request, Server, Step, Stream, Venue, compact,
                                endpoint, loads, strings)
 
-__all__ = ["Alpaca", "AlpacaStream", "AlpacaServer", "FEEDS", "TYPES", "FATAL_CODES", "ERRORS",
-           "decode_msgpack", "rfc3339", "rfc3339_ns", "text_item", "packed_item"]
+__all__ = ["Alpaca", "AlpacaStream", "AlpacaServer", "FEEDS", "feed_of", "offer", "TYPES",
+           "FATAL_CODES", "ERRORS", "decode_msgpack", "rfc3339", "rfc3339_ns", "text_item",
+           "packed_item"]
 
 HOST = "wss://stream.data.alpaca.markets"
 SANDBOX = "wss://stream.data.sandbox.alpaca.markets"
@@ -230,8 +231,7 @@ class Alpaca(Venue):
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
         symbols = request.symbols
-        feed = request.param("feed") or (
-            "test" if symbols and all(s == "FAKEPACA" for s in symbols) else "iex")
+        feed = feed_of(request)
         if feed not in FEEDS:
             raise UsageError(f"alpaca: unknown feed {feed!r} (choose from {', '.join(FEEDS)})")
         path, allowed, defaults = FEEDS[feed]
@@ -265,6 +265,27 @@ class Alpaca(Venue):
         return [stream]
 
 
+def feed_of(request: Request) -> str:
+    """The feed a request records: ``--param feed``, else test when every symbol is
+    FAKEPACA, else iex."""
+    symbols = request.symbols
+    return request.param("feed") or (
+        "test" if symbols and all(s == "FAKEPACA" for s in symbols) else "iex")
+
+
+def offer(request: Request) -> dict[str, set]:
+    """What a connection made for ``request`` carries: channel -> symbols (``*``: all);
+    trades bring corrections and cancel errors."""
+    feed = feed_of(request)
+    channels = request.channels or (FEEDS[feed][2] if feed in FEEDS else [])
+    symbols = set(request.symbols or ["*"])
+    carried = {c: symbols for c in channels}
+    if "trades" in carried:
+        carried.setdefault("corrections", symbols)
+        carried.setdefault("cancelErrors", symbols)
+    return carried
+
+
 # -- the server side -----------------------------------------------------------------------
 
 #: the feed served at each URL path
@@ -287,10 +308,15 @@ class AlpacaServer(Server):
     frames, with Timestamps for times, else JSON text. Auth by message or by upgrade
     headers; ``accept(key, secret)`` decides (any non-empty pair by default).
     ``symbol_limit``: at most that many distinct trade and quote symbols (405).
+    ``offered``: a subscription to a channel outside it gets 410 (invalid subscribe
+    action for this feed), to a symbol outside it (``*`` included, unless offered) 409
+    (insufficient subscription), as a plan that doesn't cover them would.
     """
 
-    def __init__(self, path="/", headers=None, *, symbol_limit: int | None = None):
-        super().__init__(path, headers)
+    def __init__(self, path="/", headers=None, *, symbol_limit: int | None = None,
+                 offered: Request | None = None):
+        super().__init__(path, headers, offered=offered)
+        self.carried = None if offered is None else offer(offered)
         self.feed = PATHS.get(path.split("?")[0])
         self.packed = self.headers.get("Content-Type", "").lower() == "application/msgpack"
         self.symbol_limit = symbol_limit
@@ -367,6 +393,13 @@ class AlpacaServer(Server):
                 return self.error(400)
             if self.feed in OPTION_FEEDS and channel == "quotes" and "*" in symbols:
                 return self.error(413)
+        if action == "subscribe" and self.carried is not None:
+            for channel, symbols in changes.items():
+                carried = self.carried.get(channel)
+                if carried is None:
+                    return self.error(410)
+                if "*" not in carried and not carried.issuperset(symbols):
+                    return self.error(409)
         new = {c: set(s) for c, s in self.subs.items()}
         for channel, symbols in changes.items():
             target = new.setdefault(channel, set())
@@ -390,6 +423,9 @@ class AlpacaServer(Server):
     def wants(self, channel: str | None, symbol: str | None) -> bool:
         syms = self.subs.get(channel or "")
         return bool(syms) and ("*" in syms or symbol in syms)
+
+    def signature(self):
+        return self.packed, frozenset((c, frozenset(s)) for c, s in self.subs.items())
 
     def render(self, payload, text, channels, symbols):
         """A data array cut down to the subscribed elements (the bytes as they are when

@@ -26,10 +26,12 @@ from typing import Mapping
 
 from wsrec.errors import UsageError
 
-__all__ = ["Request", "Step", "Stream", "Server", "Venue", "UsageError", "NONE",
+__all__ = ["Request", "Step", "Stream", "Server", "Venue", "UsageError", "NONE", "UNAVAILABLE",
            "endpoint", "shards", "compact", "loads", "echo", "strings", "integer"]
 
 NONE: tuple = ()
+#: how a server that offers only part of a venue (``Server.offered``) says why it refuses
+UNAVAILABLE = "not available on this server"
 
 
 @dataclass
@@ -107,13 +109,20 @@ class Server:
     reply and change nothing. The simulators (``wsrec.sim``) and replay emulation
     (``wsrec.replay._emulate``) move these frames; this class never touches a socket.
 
+    ``offered``: what this server has to give, as the ``Request`` its data was recorded
+    with (the live relay: the upstream connection's channels, symbols and parameters);
+    a subscription outside it gets the venue's own answer to an unavailable
+    subscription. None: everything.
+
     The base class is the pass-through: ready at once, client messages ignored, every
     data frame as is.
     """
 
-    def __init__(self, path: str = "/", headers: Mapping[str, str] | None = None):
+    def __init__(self, path: str = "/", headers: Mapping[str, str] | None = None, *,
+                 offered: Request | None = None):
         self.path = path
         self.headers = headers if headers is not None else {}
+        self.offered = offered
         self.out: list[tuple[bytes, bool]] = []
         self.close: tuple[int, str] | None = None
         self.ready = True
@@ -134,6 +143,13 @@ class Server:
 
     def render(self, payload: bytes, text: bool, channels, symbols) -> list[tuple[bytes, bool]]:
         return [(payload, text)]
+
+    def signature(self):
+        """What ``render`` depends on besides the frame, as a hashable value: two
+        connections with equal signatures (of the same class) get the same frames, so a
+        server of many clients may render each frame once for all of them. None: not
+        comparable (rendered per connection)."""
+        return ()
 
     def reply(self, obj) -> None:
         """Queue a JSON text frame."""

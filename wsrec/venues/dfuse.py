@@ -42,8 +42,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from wsrec.errors import UsageError
 from wsrec.lists import split_list
-from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
-                               endpoint, integer, loads, shards)
+from wsrec.venues.base import (NONE, UNAVAILABLE, Request, Server, Step, Stream, Venue,
+                               compact, echo, endpoint, integer, loads, shards)
 
 __all__ = ["Dfuse", "DfuseStream", "DfuseServer", "REQUESTS", "REPLIES", "BLOCK_DATA",
            "MAX_STREAMS", "AUTH_ERRORS", "INVALID_ERRORS", "request_accounts", "trace_accounts",
@@ -274,11 +274,23 @@ class Dfuse(Venue):
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
-        types = self.check_channels(request)
+        self.check_channels(request)
         token = request.env.get(TOKEN_ENV)
         if not token:
             raise UsageError(f"dfuse: set {TOKEN_ENV} to your JWT, or record from the "
                              f"simulator with --sim")
+        reqs = self.requests(request)
+        network = request.param("network", "mainnet")
+        if network not in HOSTS:
+            raise UsageError(f"dfuse: unknown network {network!r}")
+        base_url = endpoint(request.url, f"wss://{HOSTS[network]}/v1/stream", "v1/stream")
+        url = base_url + ("&" if "?" in base_url else "?") + "token=" + quote(token, safe="")
+        return shards([DfuseStream(url, token, reqs[i:i + MAX_STREAMS])
+                       for i in range(0, len(reqs), MAX_STREAMS)])
+
+    def requests(self, request: Request) -> list[dict]:
+        """The stream requests a request sends (one per get_action_traces account)."""
+        types = self.check_channels(request)
         progress = int(request.param("with_progress", 10))
         reqs = []
         for rtype in types:
@@ -309,13 +321,7 @@ class Dfuse(Venue):
                                                      ("code", "scope", "table")):
                 raise UsageError("dfuse: get_table_rows needs --param code=, scope=, table=")
             reqs.append({**base, "req_id": f"r{len(reqs)}", "data": data})
-        network = request.param("network", "mainnet")
-        if network not in HOSTS:
-            raise UsageError(f"dfuse: unknown network {network!r}")
-        base_url = endpoint(request.url, f"wss://{HOSTS[network]}/v1/stream", "v1/stream")
-        url = base_url + ("&" if "?" in base_url else "?") + "token=" + quote(token, safe="")
-        return shards([DfuseStream(url, token, reqs[i:i + MAX_STREAMS])
-                       for i in range(0, len(reqs), MAX_STREAMS)])
+        return reqs
 
 
 # -- normalized tables and sequence checks -------------------------------------------------
@@ -377,11 +383,15 @@ class DfuseServer(Server):
     ``ws_too_much_stream_error``; ``unlisten`` ends one. ``requests``: req_id -> the
     request. A data frame goes to every request it answers (``REPLIES``) that is about
     its accounts (``get_action_traces``: its ``accounts``; ``get_table_rows``: its
-    ``code``), with that request's ``req_id``.
+    ``code``), with that request's ``req_id``. ``offered``: a request of a type it
+    doesn't carry, about accounts outside those it carries, or with other ``data`` than
+    its own gets ``invalid_request`` and changes nothing.
     """
 
-    def __init__(self, path="/", headers=None, *, auth: bool = True):
-        super().__init__(path, headers)
+    def __init__(self, path="/", headers=None, *, auth: bool = True,
+                 offered: Request | None = None):
+        super().__init__(path, headers, offered=offered)
+        self.carried = None if offered is None else Dfuse().requests(offered)
         self.auth = auth
         self.requests: dict[str, dict] = {}
         self.head = 0
@@ -435,9 +445,27 @@ class DfuseServer(Server):
             return "invalid_request", "get_action_traces needs accounts and supports listen only"
         if rtype == "get_table_rows" and not all(data.get(k) for k in ("code", "scope", "table")):
             return "invalid_request", "code, scope and table are required"
+        if self.carried is not None and not self.carries(rtype, data):
+            return "invalid_request", f"{rtype} with this data is {UNAVAILABLE}"
         if msg.get("req_id", "") not in self.requests and len(self.requests) >= MAX_STREAMS:
             return "ws_too_much_stream_error", f"at most {MAX_STREAMS} streams per connection"
         return None
+
+    def carries(self, rtype: str, data: dict) -> bool:
+        """Whether ``offered`` carries a request of this type and data: the same data,
+        with get_action_traces accounts among those carried."""
+        accounts = set(request_accounts({"type": rtype, "data": data}))
+        rest = {k: v for k, v in data.items() if k != "accounts"}
+        for req in self.carried:
+            if req["type"] == rtype and \
+                    {k: v for k, v in req["data"].items() if k != "accounts"} == rest:
+                accounts -= set(request_accounts(req))
+                if not accounts:
+                    return True
+        return False
+
+    def signature(self):
+        return tuple((r, q["type"], q["accounts"]) for r, q in self.requests.items())
 
     def receive(self, message) -> None:
         if not isinstance(message, str):

@@ -38,8 +38,8 @@ import re
 
 from wsrec.errors import UsageError
 from wsrec.lists import split_list
-from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
-                               endpoint, integer, loads, shards, strings)
+from wsrec.venues.base import (NONE, UNAVAILABLE, Request, Server, Step, Stream, Venue,
+                               compact, echo, endpoint, integer, loads, shards, strings)
 
 __all__ = ["Flow", "FlowStream", "FlowServer", "TOPICS", "MAX_SUBSCRIPTIONS", "EXCH_TIME",
            "NORMALIZED", "SEQUENCED", "event_contract", "event_data"]
@@ -61,6 +61,7 @@ TOPICS = {
 }
 _BLOCK_TOPICS = {"block_digests", "block_headers", "blocks"}
 _LISTS = {"event_types", "addresses", "contracts", "account_addresses"}
+_STARTS = ("start_block_id", "start_block_height")
 
 #: where a frame's exchange time is: the block's (RFC 3339)
 EXCH_TIME = ((rb'"(?:block_)?timestamp":"(?P<t>[^"]{1,40})"', "rfc3339"),)
@@ -225,6 +226,14 @@ class Flow(Venue):
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
+        subs = self.subscriptions(request)
+        url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "v1/ws")
+        return shards([FlowStream(url, subs[i:i + MAX_SUBSCRIPTIONS])
+                       for i in range(0, len(subs), MAX_SUBSCRIPTIONS)])
+
+    def subscriptions(self, request: Request) -> list[dict]:
+        """The subscribe requests (``subscription_id``, ``topic``, ``arguments``) a
+        request sends."""
         topics = self.check_channels(request)
         if request.param("start_block_id") and request.param("start_block_height"):
             raise UsageError("flow: give start_block_id or start_block_height, not both")
@@ -246,9 +255,7 @@ class Flow(Venue):
                     a["event_types"] = [f]
                 sid = f"s{len(subs)}-{topic}"[:20]
                 subs.append({"subscription_id": sid, "topic": topic, "arguments": a})
-        url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "v1/ws")
-        return shards([FlowStream(url, subs[i:i + MAX_SUBSCRIPTIONS])
-                       for i in range(0, len(subs), MAX_SUBSCRIPTIONS)])
+        return subs
 
 
 # -- normalized tables ---------------------------------------------------------------------
@@ -311,10 +318,14 @@ class FlowServer(Server):
     use). ``list_subscriptions`` lists them with their arguments; ``unsubscribe`` of an
     unknown id: 404. ``subs``: subscription_id -> ``{"topic", "arguments"}``. A data
     frame goes to every subscription of its topic, tagged with that subscription's id.
+    ``offered``: a subscription to a topic it doesn't carry, to event types outside
+    those it carries, with arguments other than its own, or from a start block (it
+    streams from the present) is refused with 400.
     """
 
-    def __init__(self, path="/", headers=None):
-        super().__init__(path, headers)
+    def __init__(self, path="/", headers=None, *, offered: Request | None = None):
+        super().__init__(path, headers, offered=offered)
+        self.carried = None if offered is None else Flow().subscriptions(offered)
         self.subs: dict[str, dict] = {}
         self.next_id = 0
         self.ready = False
@@ -354,8 +365,33 @@ class FlowServer(Server):
             return 400, "block_status must be sealed or finalized"
         if not args.get("start_block_height", "0").isdigit():
             return 400, "start_block_height must be a number in a string"
+        if self.carried is not None:
+            unavailable = self.unavailable(topic, args)
+            if unavailable:
+                return 400, unavailable
         if len(self.subs) >= MAX_SUBSCRIPTIONS:
             return 429, "maximum number of subscriptions reached"
+        return None
+
+    def unavailable(self, topic: str, args: dict) -> str | None:
+        """Why ``offered`` doesn't carry a valid subscription (None: it does)."""
+        for name in _STARTS:
+            if name in args:
+                return f"{name} is {UNAVAILABLE}: it streams from the present"
+        mine = {k: v for k, v in args.items() if k != "event_types"}
+        wanted = set(args.get("event_types") or ["*"])
+        types: set = set()
+        for sub in self.carried:
+            theirs = {k: v for k, v in sub["arguments"].items()
+                      if k not in _STARTS and k != "event_types"}
+            if sub["topic"] == topic and theirs == mine:
+                if "event_types" not in sub["arguments"]:
+                    return None   # every event type
+                types.update(sub["arguments"]["event_types"])
+        if not types:
+            return f"topic {topic} with these arguments is {UNAVAILABLE}"
+        if not types.issuperset(wanted):
+            return f"event types {', '.join(sorted(wanted - types))} are {UNAVAILABLE}"
         return None
 
     def receive(self, message) -> None:
@@ -392,6 +428,9 @@ class FlowServer(Server):
         """A data frame with its ``subscription_id`` (its first key) set to ``sid``."""
         tag = compact({"subscription_id": sid})[:-1]
         return _ID.sub(lambda m: tag, payload, count=1)
+
+    def signature(self):
+        return tuple((sid, sub["topic"]) for sid, sub in self.subs.items())
 
     def render(self, payload, text, channels, symbols):
         channel = channels[0] if len(channels) == 1 else None

@@ -29,8 +29,8 @@ import re
 
 from wsrec.errors import UsageError
 from wsrec.timefmt import MAX_NS, MIN_NS
-from wsrec.venues.base import (NONE, Request, Server, Step, Stream, Venue, compact, echo,
-                               endpoint, integer, loads)
+from wsrec.venues.base import (NONE, UNAVAILABLE, Request, Server, Step, Stream, Venue,
+                               compact, echo, endpoint, integer, loads)
 
 __all__ = ["Hyperliquid", "HyperliquidStream", "HyperliquidServer", "SUBSCRIPTIONS"]
 
@@ -143,6 +143,16 @@ class Hyperliquid(Venue):
 
     def streams(self, request: Request) -> list[Stream]:
         self.check_params(request)
+        subs = self.subscriptions(request)
+        if len(subs) > self.max_subscriptions:
+            raise UsageError(f"hyperliquid: {len(subs)} subscriptions exceed the limit of "
+                             f"{self.max_subscriptions} per IP")
+        url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "ws")
+        return [HyperliquidStream(url, subs)]
+
+    def subscriptions(self, request: Request) -> list[dict]:
+        """The subscription objects a request sends (UsageError when it lacks one's
+        arguments)."""
         channels = self.check_channels(request)
         subs = []
         for ctype in channels:
@@ -166,11 +176,7 @@ class Hyperliquid(Venue):
                 subs.extend({**base, "coin": coin} for coin in request.symbols)
             else:
                 subs.append(base)
-        if len(subs) > self.max_subscriptions:
-            raise UsageError(f"hyperliquid: {len(subs)} subscriptions exceed the limit of "
-                             f"{self.max_subscriptions} per IP")
-        url = endpoint(request.url, TESTNET if request.flag("testnet") else MAINNET, "ws")
-        return [HyperliquidStream(url, subs)]
+        return subs
 
 
 # -- the server side -----------------------------------------------------------------------
@@ -188,12 +194,17 @@ class HyperliquidServer(Server):
     subscribed``; an unknown type, a missing or ill-typed argument or a malformed
     request gets ``{"channel":"error","data":...}``; ``{"method":"ping"}`` gets
     ``{"channel":"pong"}``; a ``post`` gets ``post_response`` under its id.
+    ``offered``: a subscription that is not one of its subscriptions (as normalised)
+    gets ``Invalid subscription {...}: not available on this server``.
     """
 
     post_response: dict = {"type": "error", "payload": "post requests are not served"}
 
-    def __init__(self, path="/", headers=None, *, post_response: dict | None = None):
-        super().__init__(path, headers)
+    def __init__(self, path="/", headers=None, *, post_response: dict | None = None,
+                 offered: Request | None = None):
+        super().__init__(path, headers, offered=offered)
+        self.carried = None if offered is None else [
+            {**_DEFAULTS.get(s["type"], {}), **s} for s in Hyperliquid().subscriptions(offered)]
         self.subs: list[dict] = []
         self.ready = False
         if post_response is not None:
@@ -254,6 +265,8 @@ class HyperliquidServer(Server):
         if problem:
             return self.error(f"Invalid subscription {echo(sub)}: {problem}")
         normal = {**_DEFAULTS.get(sub["type"], {}), **sub}
+        if method == "subscribe" and self.carried is not None and normal not in self.carried:
+            return self.error(f"Invalid subscription {echo(sub)}: {UNAVAILABLE}")
         if method == "subscribe":
             if normal in self.subs:
                 return self.error(f"Already subscribed: {echo(sub)}")
@@ -265,6 +278,9 @@ class HyperliquidServer(Server):
         self.reply({"channel": "subscriptionResponse",
                     "data": {"method": method, "subscription": normal}})
         self.ready = True
+
+    def signature(self):
+        return frozenset(compact(s) for s in self.subs)
 
     def render(self, payload, text, channels, symbols):
         channel = channels[0] if len(channels) == 1 else None

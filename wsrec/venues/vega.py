@@ -48,9 +48,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from wsrec.errors import UsageError
 from wsrec.lists import split_list
-from wsrec.venues.base import NONE, Request, Server, Step, Stream, Venue, endpoint
+from wsrec.venues.base import NONE, UNAVAILABLE, Request, Server, Step, Stream, Venue, endpoint
 
-__all__ = ["Vega", "VegaStream", "VegaServer", "PATHS", "GRPC_CODES", "EXCH_TIME",
+__all__ = ["Vega", "VegaStream", "VegaServer", "PATHS", "stream_query", "GRPC_CODES", "EXCH_TIME",
            "NORMALIZED", "SEQUENCED", "AGGRESSOR"]
 
 DEFAULT_HOST = "wss://api.n07.testnet.vega.xyz"
@@ -191,22 +191,7 @@ class Vega(Venue):
         self.check_params(request)
         out = []
         for path in channels:
-            filters, market_key = PATHS[path]
-            query: list[tuple[str, str]] = []
-            if request.symbols:
-                if market_key is None:
-                    raise UsageError(f"vega: stream {path} takes no market filter; drop "
-                                     f"--symbols or use --param")
-                if not market_key.endswith("s") and len(request.symbols) > 1:
-                    raise UsageError(f"vega: stream {path} takes a single market id")
-                query.extend((market_key, m) for m in request.symbols)
-            for key, value in request.params.items():
-                if key not in filters:
-                    continue
-                values = split_list(value, seps=",|") if key.endswith("s") else [value]
-                query.extend((key, v) for v in values)
-            if path == "candle/data" and not request.param("candleId"):
-                raise UsageError("vega: candle/data needs --param candleId=...")
+            query = stream_query(path, request)
             url = endpoint(request.url, f"{DEFAULT_HOST}/{PREFIX}/{path}", f"{PREFIX}/{path}")
             if request.url and not url.rstrip("/").endswith(path):
                 url = url.rstrip("/") + "/" + path
@@ -216,6 +201,36 @@ class Vega(Venue):
             stream.name = path
             out.append(stream)
         return out
+
+
+def stream_query(path: str, request: Request) -> list[tuple[str, str]]:
+    """The filters of the connection a request makes to stream ``path``: the market
+    filter from its symbols, the others from its parameters (UsageError when they don't
+    fit the stream)."""
+    filters, market_key = PATHS[path]
+    query: list[tuple[str, str]] = []
+    if request.symbols:
+        if market_key is None:
+            raise UsageError(f"vega: stream {path} takes no market filter; drop "
+                             f"--symbols or use --param")
+        if not market_key.endswith("s") and len(request.symbols) > 1:
+            raise UsageError(f"vega: stream {path} takes a single market id")
+        query.extend((market_key, m) for m in request.symbols)
+    for key, value in request.params.items():
+        if key not in filters:
+            continue
+        values = split_list(value, seps=",|") if key.endswith("s") else [value]
+        query.extend((key, v) for v in values)
+    if path == "candle/data" and not request.param("candleId"):
+        raise UsageError("vega: candle/data needs --param candleId=...")
+    return query
+
+
+def _filters(query) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for key, value in query:
+        out.setdefault(key, set()).add(value)
+    return out
 
 
 # -- normalized tables ---------------------------------------------------------------------
@@ -348,10 +363,13 @@ class VegaServer(Server):
     with a gRPC InvalidArgument error frame that ends the stream. Client messages are
     ignored. A data frame goes out when it is of the stream and, with a market filter,
     of one of those markets. On a path that is no stream's, no filter is checked.
+    ``offered``: a stream it doesn't carry is answered with a NotFound error frame, a
+    market or filter outside what it carries (no market filter where it carries some
+    markets, a filter other than its own) with InvalidArgument; both end the stream.
     """
 
-    def __init__(self, path="/", headers=None):
-        super().__init__(path, headers)
+    def __init__(self, path="/", headers=None, *, offered: Request | None = None):
+        super().__init__(path, headers, offered=offered)
         parts = urlsplit(path)
         stream = parts.path.strip("/")
         if stream.startswith(PREFIX + "/"):
@@ -382,6 +400,31 @@ class VegaServer(Server):
             return self.error(3, f"unknown filter {bad[0]}")
         if self.stream == "candle/data" and not any(k == "candleId" for k, _ in self.query):
             return self.error(3, "candleId is required")
+        if self.offered is not None:
+            self.check_offered(filters)
+
+    def check_offered(self, filters) -> None:
+        request = self.offered
+        carried = Vega().check_channels(request)
+        if self.stream not in carried:
+            return self.error(5, f"stream {self.stream} is {UNAVAILABLE}")
+        market_key = PATHS[self.stream][1]
+        mine, theirs = _filters(self.query), _filters(stream_query(self.stream, request))
+        for key in sorted(set(mine) | set(theirs)):
+            wanted, have = mine.get(key), theirs.get(key)
+            if key == market_key and have is not None and wanted is not None:
+                if wanted <= have:
+                    continue
+                return self.error(3, f"{key} {', '.join(sorted(wanted - have))} "
+                                     f"{UNAVAILABLE}")
+            if key == market_key and have is None:
+                continue   # every market is carried
+            if wanted != have:
+                return self.error(3, f"{key} {', '.join(sorted(wanted or {'(all)'}))} "
+                                     f"{UNAVAILABLE}")
+
+    def signature(self):
+        return self.stream, tuple(self.markets)
 
     def render(self, payload, text, channels, symbols):
         if list(channels or ()) != [self.stream]:
