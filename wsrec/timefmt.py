@@ -47,7 +47,7 @@ _ISO = re.compile(
 
 
 def format_ns(ns: int | None) -> str | None:
-    """``1795000000123456789`` -> ``'2026-11-18T09:46:40.123456789Z'`` (always 9 digits)."""
+    """``1795000000123456789`` -> ``'2026-11-18T11:06:40.123456789Z'`` (always 9 digits)."""
     if ns is None:
         return None
     secs, frac = divmod(int(ns), NS)
