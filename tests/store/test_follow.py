@@ -10,6 +10,7 @@ import wsrec
 from wsrec.errors import SessionCrashed, UsageError
 from wsrec.store._journal import MAGIC, JournalWriter, tail_journal
 from wsrec.store.follow import Follower, chain_start
+from wsrec.store.manifest import load_manifest, save_manifest
 from wsrec.store.rolling import RollingWriter, Rotation
 from wsrec.store.schema import JOURNAL_SCHEMA
 from wsrec.store.schema import columns_to_batch
@@ -79,6 +80,104 @@ def test_rows_as_they_are_flushed_and_sealed_each_once_in_order(data):
     # what each poll had given when it went to sleep: unflushed rows never showed
     assert script.seen_at_sleep == [2, 2, 4, 5, 6, 6]
     assert len(wsrec.open_session(w.folder).manifest["parts"]) == 2
+
+
+def test_a_part_sealed_between_the_manifest_read_and_the_journals_is_read_first(data):
+    """The manifest is read at the start of a poll, the journals listed later: a part
+    sealed in between (its journal gone, the next one there) is read from the manifest
+    read again, before the next journal, never skipped."""
+    w = wsrec.SessionWriter("v", data=data, flush_interval=3600, part_bytes=40)
+    put(w, b"a0" * 25)                      # part 0, sealed at once
+    put(w, b"b1")                           # journal 1
+    script = Script()
+    f = Follower(wsrec.open_session(w.folder), sleep=script, columns=COLS)
+    it = iter(f)
+    _, batch = next(it)                     # the poll's manifest lists part 0 only
+    seqs = batch.column("seq").to_pylist()
+    put(w, b"c2" * 25)                      # meanwhile: part 1 (b1, c2) sealed
+    put(w, b"d3")                           # and journal 2 begun
+    seqs += [x for _, b in it for x in b.column("seq").to_pylist()]
+    w.close()
+    assert seqs == [0, 1, 2, 3]
+    assert script.seen_at_sleep == [0]      # all of it in that one poll
+
+
+def test_a_journal_gone_before_it_is_opened_is_read_from_its_listed_part(data, monkeypatch):
+    """The folder lists journal 1; the recorder seals part 1 and begins journal 2 before
+    the follower opens it: part 1 comes from the manifest read again, then journal 2,
+    with filters and no row twice."""
+    w = wsrec.SessionWriter("v", data=data, flush_interval=3600, part_bytes=40)
+    put(w, b"t0" * 25)                      # part 0
+    put(w, b"t1")                           # journal 1
+    from wsrec.store import follow as follow_module
+    real = follow_module.tail_journal
+    opened = []
+
+    def tail_journal(path, offset=0):
+        if not opened:
+            put(w, b"q2" * 25)              # part 1 sealed: journal 1 gone
+            put(w, b"t3", b"q4")            # journal 2
+        opened.append(path.name)
+        return real(path, offset)
+
+    monkeypatch.setattr(follow_module, "tail_journal", tail_journal)
+    script = Script(w.close)
+    follow(wsrec.open_session(w.folder), script, filters=wsrec.Filters.make(channels="trades"))
+    assert [r[1] for r in script.rows] == [0, 1, 3]
+    assert opened[:2] == ["part-000001.journal", "part-000002.journal"]
+
+
+def _unlist(folder, index, delete=False):
+    """Take part ``index`` out of the manifest (and off the disk): what a damaged
+    session, or a manifest the recorder has not saved yet, looks like."""
+    manifest = load_manifest(folder)
+    name = f"part-{index:06d}.parquet"
+    manifest["parts"] = [p for p in manifest["parts"] if p["file"] != name]
+    save_manifest(folder, manifest)
+    if delete:
+        (folder / name).unlink()
+
+
+def test_a_part_sealed_but_not_listed_fills_the_hole_before_the_next_journal(data):
+    """Part 1 is on disk, its journal gone, and the manifest (read again) does not list
+    it: its rows come from the part, before journal 2's; the rows of it the filter
+    leaves out still count as given (no hole is made of them)."""
+    w = wsrec.SessionWriter("v", data=data, flush_interval=3600, part_bytes=40)
+    try:
+        put(w, b"t0" * 25)                  # part 0
+        put(w, b"t1", b"q2" * 25)           # part 1: a trade, then a quote
+        put(w, b"t3")                       # journal 2
+        _unlist(w.folder, 1)
+        lines = []
+        script = Script()
+        follow(wsrec.open_session(w.folder), script, warn=lines.append,
+               filters=wsrec.Filters.make(channels="trades"))
+        assert [r[1] for r in script.rows] == [0, 1, 3]
+        assert lines == []
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("dropped, seqs", [(1, "seq 1..2"), (2, "seq 3")])
+def test_rows_nowhere_to_be_found_are_said_once_and_passed_over(data, dropped, seqs):
+    """A part gone from the manifest and the disk (a damaged session): the follow says
+    which rows are lost, once, and goes on after them instead of waiting for them."""
+    w = wsrec.SessionWriter("v", data=data, flush_interval=3600, part_bytes=40)
+    try:
+        put(w, b"a0" * 25)                  # part 0: seq 0
+        put(w, b"b1", b"b2" * 25)           # part 1: seq 1, 2
+        put(w, b"c3" * 25)                  # part 2: seq 3
+        put(w, b"d4")                       # journal 3
+        _unlist(w.folder, dropped, delete=True)
+        lines = []
+        script = Script(lambda: put(w, b"e5"), lambda: None)
+        follow(wsrec.open_session(w.folder), script, warn=lines.append)
+        lost = {1: [1, 2], 2: [3]}[dropped]
+        assert [r[1] for r in script.rows] == [i for i in range(6) if i not in lost]
+        assert len(lines) == 1 and f"{len(lost)} row(s) lost, {seqs}:" in lines[0]
+        assert str(w.folder) in lines[0] and "wsrec verify" in lines[0]
+    finally:
+        w.close()
 
 
 def test_filters_and_columns_apply(data):

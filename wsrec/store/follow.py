@@ -8,10 +8,21 @@ already given: the parts the manifest lists (row groups before them skipped by t
 seq range), then the journals of the parts it does not list yet, each from where the
 previous poll stopped, a whole record at a time (``tail_journal``): a record the writer
 is in the middle of is left for the next poll, never read torn. Every row is given
-once, in ``seq`` order; a row group, part or journal record holding rows already given
-(the open part's rows read from its journal, then sealed into the part) is skipped up
-to the first row not given. A poll that finds nothing sleeps ``poll`` seconds (50 ms)
-before the next.
+once, in ``seq`` order, with no hole; a row group, part or journal record holding rows
+already given (the open part's rows read from its journal, then sealed into the part)
+is skipped up to the first row not given. A poll that finds nothing sleeps ``poll``
+seconds (50 ms) before the next.
+
+The recorder seals a part by publishing it, saving the manifest that lists it, then
+deleting its journal; it may do so between any two of a poll's reads. So a journal
+whose next record starts past the next row wanted (the rows between went into a part
+sealed since the manifest was read), a journal gone before it is opened, or a part on
+disk without its journal, stops the poll there: the manifest is read again and the
+parts it now lists are read first, then the journals again. Only when a manifest read
+after it lists nothing new is it taken for what it looks like: an unlisted part is read
+(all of its rows counted as given, the filters applied here), and rows that neither a
+part nor a journal holds (a damaged session) are said once, by their seqs, and passed
+over instead of waited for.
 
 The follow ends:
 
@@ -188,92 +199,176 @@ class Follower:
             state.key = key
 
     def _new_rows(self, state: _State, final: bool) -> Iterator[pa.RecordBatch]:
-        """The rows past ``state.next_seq``: listed parts, then unlisted journals (or
-        their parts, sealed since the manifest was read)."""
+        """The rows from ``state.next_seq`` on, each once, in ``seq`` order with no hole:
+        the listed parts, then the unlisted journals (or parts). A surprise met on the
+        way (a journal starting past the next row, one gone, a part sealed without its
+        journal) means the recorder sealed a part since the manifest was read: the rest
+        waits while the manifest is read again and the parts it now lists are read
+        first. A surprise that a manifest read after it explains nothing of is what it
+        looks like (rows lost, a part not listed): it is settled where it is met."""
+        settled: set = set()  # surprises a manifest read after them explained nothing of
+        while not state.past_end:
+            yield from self._listed(state)
+            if state.past_end:
+                return
+            surprise = yield from self._unlisted(state, final, settled)
+            if surprise is None:
+                return
+            listed = len(state.manifest["parts"])
+            self._reload(state, force=True)
+            if len(state.manifest["parts"]) == listed:
+                settled.add(surprise)
+            else:
+                settled.clear()
+
+    def _listed(self, state: _State) -> Iterator[pa.RecordBatch]:
+        """The parts the manifest lists past ``state.parts_done``."""
         f = self.filters
         parts = state.manifest["parts"]
         while state.parts_done < len(parts) and not state.past_end:
             entry = parts[state.parts_done]
-            if entry["seq_last"] >= state.next_seq:
+            first, last = entry.get("seq_first"), entry.get("seq_last")
+            if last is None or last >= state.next_seq:
+                if first is not None and first > state.next_seq:
+                    self._lost(state, first, "the manifest lists no part holding them")
                 yield from self._part(state, state.folder / entry["file"], entry)
-                state.next_seq = max(state.next_seq, entry["seq_last"] + 1)
+                if last is not None:
+                    state.next_seq = max(state.next_seq, last + 1)
             if f.end is not None and entry.get("end") and parse_time(entry["end"]) >= f.end:
                 state.past_end = True
             state.parts_done += 1
-        listed = {p["file"] for p in parts}
-        for index, journal in self._journals(state.folder, listed):
+
+    def _unlisted(self, state: _State, final: bool, settled: set):
+        """The rows of the parts the manifest does not list: their journals, or a part
+        whose journal is gone. Returns the first surprise met (None: none)."""
+        listed = {p["file"] for p in state.manifest["parts"]}
+        for index, journal, part in self._files(state.folder, listed):
             if state.past_end:
-                return
-            try:
-                yield from self._journal(state, journal, final)
-            except FileNotFoundError:  # sealed since the manifest was read: its part
-                final_part = journal.with_name(part_name(index))
-                if final_part.exists():
-                    yield from self._part(state, final_part, None)
-                state.offsets.pop(journal, None)
+                return None
+            if journal is not None:
+                try:
+                    surprise = yield from self._journal(state, journal, final, settled)
+                except FileNotFoundError:  # sealed since the folder was listed
+                    state.offsets.pop(journal, None)
+                    part = journal.with_name(part_name(index))
+                else:
+                    if surprise is not None:
+                        return surprise
+                    continue
+            # a part without its journal: the manifest saved before the journal went
+            # lists it, unless the session is damaged
+            surprise = ("part", index)
+            if surprise not in settled:
+                return surprise
+            if part.exists():
+                surprise = yield from self._part(state, part, None, settled)
+                if surprise is not None:
+                    return surprise
+        return None
 
     @staticmethod
-    def _journals(folder: Path, listed: set) -> list[tuple[int, Path]]:
-        """The journals of parts the manifest does not list, in part order."""
-        found = []
+    def _files(folder: Path, listed: set) -> list[tuple[int, Path | None, Path | None]]:
+        """``(index, journal, part)`` for each part the manifest does not list, in part
+        order: its journal (None when there is none) and its part (None likewise)."""
+        found: dict[int, list] = {}
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
                     named = part_index(entry.name)
-                    if named and named[1] == "journal" and part_name(named[0]) not in listed:
-                        found.append((named[0], Path(entry.path)))
+                    if not named or named[1] == "parquet.tmp" or part_name(named[0]) in listed:
+                        continue
+                    slot = found.setdefault(named[0], [None, None])
+                    slot[0 if named[1] == "journal" else 1] = Path(entry.path)
         except OSError as exc:
             raise CorruptData(f"{folder}: cannot list the session folder "
                               f"({exc.strerror or exc}); check its permissions") from None
-        return sorted(found)
+        return [(index, *found[index]) for index in sorted(found)]
 
-    def _part(self, state: _State, path: Path, entry: dict | None):
-        """A part's rows from ``state.next_seq`` on (``entry`` None: a part the manifest
-        read does not list yet; ``next_seq`` then follows the rows read)."""
+    def _part(self, state: _State, path: Path, entry: dict | None, settled: set = frozenset()):
+        """A part's rows from ``state.next_seq`` on. ``entry`` None: a part the manifest
+        does not list; its rows are read whole, filtered here, so that ``next_seq``
+        follows every row of it, matching or not; a hole before them is a surprise
+        (returned) unless in ``settled``."""
         f = self.filters
-        for batch in state.session.read_part(path, entry, f, self._read,
-                                             batch_size=self.batch_size, lean=self.lean,
-                                             from_seq=state.next_seq):
-            seq = batch.column("seq")
-            last = seq[len(seq) - 1].as_py()
-            if seq[0].as_py() < state.next_seq:
-                batch = batch.filter(pc.greater_equal(seq, state.next_seq))
-            if entry is None:  # no seq_last to go by: the rows read say how far it went
-                state.next_seq = max(state.next_seq, last + 1)
-            if batch.num_rows:
-                yield self._select(batch)
-
-    def _journal(self, state: _State, path: Path, final: bool):
-        """The whole records a journal holds past where the last poll stopped."""
-        offset = state.offsets.get(path, 0)
-        batches, offset, damaged = tail_journal(path, offset)
-        state.offsets[path] = offset
-        if damaged and (path, offset) not in state.damaged:
-            state.damaged.add((path, offset))
-            what = "passing over the rest" if final else "waiting for its part to be sealed"
-            self._say(f"{path}: damaged record at byte {offset:,}; {what} (run 'wsrec "
-                      f"verify')")
-        s, f = state.session, self.filters
-        for raw in batches:
-            n = raw.num_rows
-            if not n:
-                continue
-            first = raw.column("seq")[0].as_py()
-            last = raw.column("seq")[n - 1].as_py()
-            if last < state.next_seq:
-                continue
-            if first < state.next_seq:
-                raw = raw.slice(state.next_seq - first)
-            state.next_seq = last + 1
-            table = to_part([raw], s.venue, s.id, s.rules)
-            if f.end is not None and _passes(table, f.end):
-                state.past_end = True
-            for batch in table.to_batches(max_chunksize=self.batch_size):
-                batch = f.apply(batch)
+        if entry is not None:
+            for batch in state.session.read_part(path, entry, f, self._read,
+                                                 batch_size=self.batch_size, lean=self.lean,
+                                                 from_seq=state.next_seq):
+                seq = batch.column("seq")
+                if seq[0].as_py() < state.next_seq:
+                    batch = batch.filter(pc.greater_equal(seq, state.next_seq))
                 if batch.num_rows:
                     yield self._select(batch)
-            if state.past_end:
-                return
+            return None
+        needed = self._read + [c for c in f.columns() if c not in self._read]
+        for batch in state.session.read_part(path, None, Filters(), needed,
+                                             batch_size=self.batch_size, lean=self.lean):
+            surprise = yield from self._rows(state, batch, ("part", path), settled)
+            if surprise is not None or state.past_end:
+                return surprise
+        return None
+
+    def _journal(self, state: _State, path: Path, final: bool, settled: set):
+        """The whole records a journal holds past where the last poll stopped. Returns a
+        surprise (the next record starts past ``next_seq``), leaving the journal to be
+        read again from where it was; None once read."""
+        offset = state.offsets.get(path, 0)
+        batches, end, damaged = tail_journal(path, offset)
+        if damaged and (path, end) not in state.damaged:
+            state.damaged.add((path, end))
+            what = "passing over the rest" if final else "waiting for its part to be sealed"
+            self._say(f"{path}: damaged record at byte {end:,}; {what} (run 'wsrec "
+                      f"verify')")
+        s = state.session
+        for raw in batches:
+            n = raw.num_rows
+            if not n or raw.column("seq")[n - 1].as_py() < state.next_seq:
+                continue  # empty, or given already
+            table = to_part([raw], s.venue, s.id, s.rules)
+            for batch in table.to_batches():
+                surprise = yield from self._rows(state, batch, ("journal", path), settled)
+                if surprise is not None:
+                    return surprise
+                if state.past_end:
+                    state.offsets[path] = end
+                    return None
+        state.offsets[path] = end
+        return None
+
+    def _rows(self, state: _State, batch: pa.RecordBatch, where: tuple, settled: set):
+        """Give the rows of ``batch`` (every column, unfiltered, in seq order) from
+        ``state.next_seq`` on, filtered. A first row past ``next_seq`` is a hole: it is
+        returned as a surprise, nothing given, unless it is in ``settled`` (then the rows
+        before it are reported lost and the follow goes on from it)."""
+        f = self.filters
+        seq = batch.column("seq")
+        n = len(seq)
+        first, last = seq[0].as_py(), seq[n - 1].as_py()
+        if last < state.next_seq:
+            return None
+        if first > state.next_seq:
+            surprise = (*where, first)
+            if surprise not in settled:
+                return surprise
+            self._lost(state, first, "neither a part nor a journal holds them")
+        elif first < state.next_seq:
+            batch = batch.slice(state.next_seq - first)
+        state.next_seq = last + 1
+        if f.end is not None and _passes(batch, f.end):
+            state.past_end = True
+        for piece in pa.Table.from_batches([batch]).to_batches(max_chunksize=self.batch_size):
+            piece = f.apply(piece)
+            if piece.num_rows:
+                yield self._select(piece)
+        return None
+
+    def _lost(self, state: _State, first: int, why: str) -> None:
+        """Rows ``state.next_seq`` .. ``first - 1`` are nowhere: said once, passed over."""
+        lo, hi = state.next_seq, first - 1
+        seqs = f"seq {lo}" if lo == hi else f"seq {lo}..{hi}"
+        self._say(f"{state.folder}: {hi - lo + 1:,} row(s) lost, {seqs}: {why}; going on "
+                  f"from seq {first} (run 'wsrec verify')")
+        state.next_seq = first
 
     def _select(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         return batch if batch.schema.names == self.columns else batch.select(self.columns)
