@@ -452,3 +452,42 @@ def test_a_client_with_too_much_waiting_is_dropped_by_bytes(tmp_path, capfd):
         stuck.close()
         relay.stop()
     assert "more than 1,048,576 bytes behind" in capfd.readouterr().err
+
+
+def test_a_client_the_pump_is_slow_to_let_go_of_stays_its_to_unregister(monkeypatch):
+    # the handler gives up waiting and its socket is closed while the pump (stuck for
+    # now) still polls that descriptor for POLLOUT: only the pump may let go of it, and on
+    # its next round it unregisters it (else poll returns at once, every round)
+    import select
+
+    import wsrec.replay.relay as relay_module
+    from wsrec.replay.relay import _Sink
+    monkeypatch.setattr(relay_module, "LET_GO", 0)
+    relay = Relay("tcp://127.0.0.1:0", "url", None, RelayOptions(quiet=True))
+    stuck = threading.Event()
+    pump = threading.Thread(target=stuck.wait, args=(30,), daemon=True)
+    pump.start()
+    relay._pump = pump                     # alive, not taking a round now
+    ours, theirs = socket.socketpair()
+    poller = select.poll()
+    poller.register(relay._wake_r, select.POLLIN)
+    sink = _Sink(ours, "client", lines=True)
+    sink.queue.append((time.monotonic_ns(), b"x" * (16 << 20), ()))
+    try:
+        assert relay._write(sink, poller) is False and sink.waiting   # the socket is full
+        relay._serve_sink(sink, lambda: False)    # the client left; the handler gives up
+        assert not sink.gone.is_set()
+        ours.close()                              # its server closes the socket
+        stuck.set()
+        pump.join(30)
+        relay._round(poller)                      # the pump's next round
+        assert poller.poll(0) == []               # POLLNVAL at once, were it still there
+        assert sink.gone.is_set() and relay._sinks == [] and not sink.waiting
+        # with no pump running, the handler takes its sink out itself
+        other = _Sink(theirs, "other", lines=True)
+        relay._serve_sink(other, lambda: False)
+        assert relay._sinks == [] and not other.gone.is_set()
+    finally:
+        stuck.set()
+        theirs.close()
+        relay.stop()

@@ -1,5 +1,6 @@
 """wsrec prune: whole sessions that ended before a cutoff removed, nothing else touched."""
 
+import fcntl
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from conftest import crashed_session
 from s3 import s3  # noqa: F401
 from wsrec.cli import cli
 from wsrec.errors import UsageError
+from wsrec.store import _lock as lock_module
 from wsrec.store import prune as prune_module
 from wsrec.store._lock import SessionLock
 from wsrec.store.layout import DAY_NS, date_of
@@ -242,6 +244,105 @@ def test_an_interrupted_prune_is_finished_by_the_next(data):
     assert prune(data, DAYS30, now_ns=NOW, dry_run=True).removed == []
     assert hidden.exists()                               # a dry run touches nothing
     prune(data, DAYS30, now_ns=NOW)
+    assert not hidden.exists() and not hidden.parent.exists()
+
+
+def test_an_emptied_hidden_folder_is_removed_and_a_lockless_one_left(data):
+    a = session(data, began_days=40, ended_days=40)
+    b = session(data, "vega", began_days=40, ended_days=40)
+    hidden_a, hidden_b = (f.with_name(".pruning-" + f.name) for f in (a, b))
+    os.rename(a, hidden_a)
+    os.rename(b, hidden_b)
+    for f in hidden_a.iterdir():         # stopped between the lock's unlink and the rmdir
+        f.unlink()
+    (hidden_b / "session.lock").unlink()  # not a prune's doing: files but no lock
+    before = files(hidden_b)
+    warnings = []
+    prune(data, DAYS30, now_ns=NOW, warn=warnings.append)
+    assert not hidden_a.exists() and not hidden_a.parent.exists()
+    assert files(hidden_b) == before and not (hidden_b / "session.lock").exists()
+    assert warnings == [f"{hidden_b}: left alone: it holds files but no session.lock"]
+
+
+def _after(monkeypatch, name, when, then, *, before=False):
+    """Run ``then()`` once, around the first ``os.<name>(path)`` that ``when(path)`` picks."""
+    real, done = getattr(os, name), []
+
+    def hooked(path, *args, **kw):
+        hit = not done and when(str(path))
+        if hit:
+            done.append(path)
+            if before:
+                then()
+        out = real(path, *args, **kw)
+        if hit and not before:
+            then()
+        return out
+    monkeypatch.setattr(os, name, hooked)
+    return done
+
+
+@pytest.mark.parametrize("moment", ["lock held", "lock unlinked", "lock released"])
+def test_a_second_prune_in_the_middle_of_a_removal_has_nothing_to_do(data, monkeypatch,
+                                                                       moment):
+    # the second one comes while the first removes the hidden folder: it finishes it, or
+    # leaves it to the first, and neither says a word
+    old = session(data, began_days=40, ended_days=40, now=time.time_ns())
+    hidden = old.with_name(".pruning-" + old.name)
+    second, warnings = [], []
+
+    def another():
+        second.append(prune(data, DAYS30, warn=warnings.append))
+    if moment == "lock held":
+        step = _after(monkeypatch, "unlink", lambda p: p == str(hidden / "session.json"),
+                      another)
+    elif moment == "lock unlinked":
+        step = _after(monkeypatch, "unlink", lambda p: p == str(hidden / "session.lock"),
+                      another)
+    else:
+        step = _after(monkeypatch, "rmdir", lambda p: p == str(hidden), another, before=True)
+    r = run("--older-than", "30d", "--data", data)
+    assert step and r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"removed alpaca/{old.name} ") and "warning" not in r.stderr
+    [report] = second
+    assert report.removed == [] and report.kept == [] and warnings == []
+    assert not hidden.exists() and not old.exists() and not old.parent.exists()
+
+
+def test_a_prune_locking_a_session_another_prune_just_removed_has_nothing_to_do(
+        data, monkeypatch):
+    # the second opened the session's lock, and takes it once the first removed it all
+    old = session(data, began_days=40, ended_days=40, now=time.time_ns())
+    first, real, done = [], lock_module.fcntl.flock, []
+
+    def flock(fd, op):
+        if not done and op & fcntl.LOCK_EX:
+            done.append(fd)
+            first.append(prune(data, DAYS30))
+        return real(fd, op)
+    monkeypatch.setattr(lock_module.fcntl, "flock", flock)
+    r = run("--older-than", "30d", "--data", data)
+    assert r.exit_code == 0 and r.stdout == "" and "warning" not in r.stderr, r.output
+    assert r.stderr.startswith("removed 0 session(s)")
+    assert [x.id for x in first[0].removed] == [old.name] and not old.parent.exists()
+
+
+def test_two_prunes_finishing_one_hidden_folder(data, monkeypatch):
+    # an interrupted prune's folder: the second locks it after the first removed it all
+    old = session(data, began_days=40, ended_days=40)
+    hidden = old.with_name(".pruning-" + old.name)
+    os.rename(old, hidden)
+    first, warnings, real, done = [], [], lock_module.fcntl.flock, []
+
+    def flock(fd, op):
+        if not done and op & fcntl.LOCK_EX:
+            done.append(fd)
+            first.append(prune(data, DAYS30, now_ns=NOW, warn=warnings.append))
+        return real(fd, op)
+    monkeypatch.setattr(lock_module.fcntl, "flock", flock)
+    report = prune(data, DAYS30, now_ns=NOW, warn=warnings.append)
+    assert done and report.removed == report.kept == [] and warnings == []
+    assert first[0].removed == first[0].kept == []
     assert not hidden.exists() and not hidden.parent.exists()
 
 

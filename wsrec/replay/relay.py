@@ -72,6 +72,8 @@ RETRY = 0.001
 GATHER_FROM = 32
 GATHER_PER_FRAME = 20e-6
 GATHER_MAX = 0.002
+#: seconds a leaving client's handler waits for the pump to let go of it
+LET_GO = 5.0
 
 
 @dataclass
@@ -322,9 +324,14 @@ class Relay:
         finally:
             sink.detached = True
             self._wake()
-            if not sink.gone.wait(5.0):   # the pump lets go of it on its next round
+            # the pump lets go of it on its next round. Only the pump removes a sink, so
+            # one it is slow to reach stays listed until then: its socket may be closed
+            # meanwhile, but the pump's poll still watches that number (for POLLOUT), and
+            # would return at once every round once it's reused. With no pump, nothing does.
+            if not sink.gone.wait(LET_GO):
                 with self._lock:
-                    if sink in self._sinks:
+                    pump = self._pump
+                    if (pump is None or not pump.is_alive()) and sink in self._sinks:
                         self._sinks.remove(sink)
         if self.done.is_set() and sink.why is None:
             raise Stopped

@@ -16,10 +16,13 @@ they should stay:
   their temporary and ``.damaged`` names). Reported and left alone.
 
 A local session is removed under its lock: renamed to a hidden ``.pruning-<id>`` beside it
-(so every reader stops seeing it at once), its files unlinked (parts first), the folder
-removed. A date folder left empty goes too, unless it is today's or later (a recorder may
-be about to create a session in it), and so does a legacy venue folder left empty. A
-``.pruning-`` folder left by an interrupted prune is finished by the next one.
+(so every reader stops seeing it at once), its files unlinked (parts first, the lock, still
+held, last), the folder removed. A date folder left empty goes too, unless it is today's or
+later (a recorder may be about to create a session in it), and so does a legacy venue folder
+left empty. A ``.pruning-`` folder left by an interrupted prune is finished by the next one,
+under its lock, which is never created there: one held is another prune's, finishing it, and
+one gone leaves only an empty folder to remove. A session another prune removed meanwhile is
+not reported at all.
 
 In a bucket there is no lock: a session whose manifest says ``recording`` (``uploading``:
 its recorder may be running, or may have crashed) counts as crashed. Its objects are
@@ -33,6 +36,7 @@ session it continued, which readers never need.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -209,22 +213,24 @@ def _local(base: Path, folder: Path, report: PruneReport, include_crashed: bool,
            now: int):
     opened = _open_old(folder, report.cutoff_ns)
     if not isinstance(opened, tuple):
-        return opened
+        return _unless_gone(folder, opened)
     session, ended = opened
     if session.crashed and not include_crashed:
         return _kept(folder, "crashed", "crashed while recording, never repaired")
     foreign = _foreign_path(base, folder) or _foreign_files(folder)
     if foreign:
-        return _kept(folder, "left", foreign)
+        return _unless_gone(folder, _kept(folder, "left", foreign))
     try:
         removed = _removed(session, ended)
     except (WsrecError, OSError) as exc:
-        return _kept(folder, "left", f"cannot read it: {_text(exc)}")
+        return _unless_gone(folder, _kept(folder, "left", f"cannot read it: {_text(exc)}"))
     if report.dry_run:
         return removed
     try:
         lock = SessionLock(folder)
     except SessionBusy:
+        if not os.path.lexists(folder):
+            return None   # being removed by another prune, which renamed it
         return _kept(folder, "live", "being recorded")
     except StorageError as exc:
         if not os.path.lexists(folder):
@@ -232,6 +238,8 @@ def _local(base: Path, folder: Path, report: PruneReport, include_crashed: bool,
         return _kept(folder, "error", str(exc))
     try:
         with lock:
+            if not os.path.lexists(lock.path):
+                return None   # locked after another prune removed it (and its lock)
             # under the lock nothing else changes it: look again, then remove it
             if load_manifest(folder)["status"] == "recording" and not include_crashed:
                 return _kept(folder, "crashed", "crashed while recording, never repaired")
@@ -243,6 +251,11 @@ def _local(base: Path, folder: Path, report: PruneReport, include_crashed: bool,
         return _kept(folder, "error", f"could not remove it: {_text(exc)}")
     _drop_empty_parent(folder.parent, now)
     return removed
+
+
+def _unless_gone(folder: Path, outcome):
+    """``outcome``, or None when ``folder`` is gone: another prune removed it meanwhile."""
+    return outcome if os.path.lexists(folder) else None
 
 
 def _foreign_path(base: Path, folder: Path) -> str | None:
@@ -280,8 +293,11 @@ def _foreign_files(folder: Path) -> str | None:
 
 
 def _remove_folder(folder: Path, lock: SessionLock | None = None) -> None:
-    """Rename ``folder`` to a hidden name beside it, unlink its files (parts first, the
-    manifest and the lock last), release ``lock``, remove the folder."""
+    """Rename ``folder`` to a hidden name beside it, unlink its files (parts first, then
+    the manifest, and the lock, still held, last), release ``lock``, remove the folder.
+
+    So a second prune finishing the hidden folder meanwhile finds its lock held, or no lock
+    and an empty folder, which it may remove first: a folder gone by then is removed."""
     hidden = folder          # an interrupted prune's is hidden already
     if not folder.name.startswith(_HIDDEN):
         hidden, n = folder.with_name(_HIDDEN + folder.name), 0
@@ -291,20 +307,34 @@ def _remove_folder(folder: Path, lock: SessionLock | None = None) -> None:
         os.rename(folder, hidden)
         fsync_dir(folder.parent)
     _unlink_all(hidden)
+    _unlink(hidden / LOCK)
     if lock is not None:
         lock.release()
-    os.rmdir(hidden)
-    fsync_dir(folder.parent)
+    _rmdir(hidden)
 
 
 def _unlink_all(folder: Path) -> None:
-    names = os.listdir(folder)
-    last = {MANIFEST: 1, LOCK: 2}
-    for name in sorted(names, key=lambda n: (last.get(n, 0), n)):
-        try:
-            os.unlink(folder / name)
-        except FileNotFoundError:
-            pass
+    """Unlink every file in ``folder`` but its lock: parts first, the manifest last."""
+    names = [n for n in os.listdir(folder) if n != LOCK]
+    for name in sorted(names, key=lambda n: (n == MANIFEST, n)):
+        _unlink(folder / name)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rmdir(folder: Path) -> None:
+    """Remove the emptied ``folder`` and make that durable; gone already is done too (another
+    prune removed it, and its parent maybe)."""
+    try:
+        os.rmdir(folder)
+        fsync_dir(folder.parent)
+    except FileNotFoundError:
+        pass
 
 
 def _drop_empty_parent(parent: Path, now: int) -> None:
@@ -321,20 +351,55 @@ def _drop_empty_parent(parent: Path, now: int) -> None:
 
 def _finish_interrupted(base: Path, venue: str | None, now: int,
                         warn: Warn | None) -> None:
-    """Finish the ``.pruning-`` folders an interrupted prune left (both layouts)."""
+    """Finish the ``.pruning-`` folders an interrupted prune left (both layouts); quietly
+    leave those another prune is finishing now."""
     patterns = [f"venue={venue or '*'}/date=*/{_HIDDEN}*", f"{venue or '*'}/{_HIDDEN}*"]
     for folder in sorted(f for pattern in patterns for f in base.glob(pattern)):
-        problem = _foreign_path(base, folder) or _foreign_files(folder)
-        if problem:
-            (warn or print_warning)(f"{folder}: left alone: {problem}")
-            continue
         try:
-            with SessionLock(folder) as lock:
-                _remove_folder(folder, lock)
+            problem = _foreign_path(base, folder) or _finish(folder)
         except (WsrecError, OSError) as exc:
             (warn or print_warning)(f"{folder}: could not finish removing it: {_text(exc)}")
             continue
+        if problem:
+            (warn or print_warning)(f"{folder}: left alone: {problem}")
+            continue
         _drop_empty_parent(folder.parent, now)
+
+
+def _finish(folder: Path) -> str | None:
+    """Finish removing the hidden ``folder``, under its lock; why it was left alone (None:
+    removed, or being removed by another prune). Its lock is never created: a prune unlinks
+    it last, so without it the folder is empty (or gone) and only ``rmdir`` is left."""
+    try:
+        kind = os.lstat(folder / LOCK).st_mode
+    except FileNotFoundError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind):
+        return f"holds {LOCK}, which wsrec does not write"   # opened by no one
+    try:
+        lock = SessionLock(folder, create=False) if kind is not None else None
+    except SessionBusy:
+        return None   # another prune holds it and is removing it
+    except StorageError:
+        if os.path.lexists(folder / LOCK):
+            raise
+        lock = None   # unlinked meanwhile by the prune removing it
+    if lock is None or not os.path.lexists(lock.path):   # locked after that prune let go
+        if lock is not None:
+            lock.release()
+        try:
+            _rmdir(folder)
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+            return _foreign_files(folder) or f"it holds files but no {LOCK}"
+        return None
+    with lock:
+        foreign = _foreign_files(folder)
+        if foreign:
+            return foreign
+        _remove_folder(folder, lock)
+    return None
 
 
 # -- in a bucket ---------------------------------------------------------------------------
