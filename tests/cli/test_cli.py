@@ -464,3 +464,16 @@ def test_read_damaged_skips_the_damaged_row_groups(run, data, command):
     assert result.stderr.strip().splitlines() == [
         f"warning: {part}: skipped row group 1 (100 rows, seq 100..199): "
         + result.stderr.split("seq 100..199): ")[1].strip()]
+
+
+def test_prune_summary_and_warnings_go_through_the_log(run, data):
+    """``--log-format json``: prune's summary on stderr is a JSON line too."""
+    from wsrec.logs import set_format
+
+    try:
+        result = run("--log-format", "json", "prune", "--older-than", "30d")
+    finally:
+        set_format("text")   # the command set it process-wide
+    assert result.exit_code == 0, result.output
+    [line] = [json.loads(text) for text in result.stderr.splitlines()]
+    assert line["level"] == "info" and line["msg"].startswith("removed 0 session(s)")

@@ -102,6 +102,61 @@ def test_record_config_records_every_stream_and_reports_each(run, tmp_path):
     assert not [line for line in quiet.stderr.splitlines() if ": complete: " in line]
 
 
+def test_config_check_takes_data_as_record_config_does(run, tmp_path):
+    """``--data`` is the data root when the file names none (as for ``record --config``),
+    before $WSREC_DATA; the file's own ``data`` wins over both."""
+    (tmp_path / "w.toml").write_text(TWO.replace('data = "data"\n', ""))
+    given = run("config", "check", "w.toml", "--data", tmp_path / "given")
+    assert given.exit_code == 0, given.output
+    assert given.stderr == f"ok: 2 stream(s) into {tmp_path / 'given'}\n"
+    as_json = run("config", "check", "w.toml", "--data", tmp_path / "given", "--json")
+    assert json.loads(as_json.stdout)["data"] == str(tmp_path / "given")
+    fallback = run("config", "check", "w.toml")
+    assert fallback.stderr == f"ok: 2 stream(s) into {tmp_path / 'fallback'}\n"
+    (tmp_path / "w.toml").write_text(TWO)
+    assert run("config", "check", "w.toml", "--data", tmp_path / "given").stderr == \
+        f"ok: 2 stream(s) into {tmp_path / 'data'}\n"
+
+
+def test_json_logs_carry_the_summaries_and_config_checks_line(run, tmp_path):
+    """``--log-format json``: every stderr line is JSON, the per-stream summaries of
+    ``record --config`` and the ``ok:`` line of ``config check`` too."""
+    from wsrec.logs import set_format
+
+    (tmp_path / "w.toml").write_text(TWO)
+    try:
+        checked = run("--log-format", "json", "config", "check", "w.toml")
+        recorded = run("--log-format", "json", "record", "--config", "w.toml")
+    finally:
+        set_format("text")   # the command set it process-wide
+    assert checked.exit_code == 0 and recorded.exit_code == 0, recorded.output
+    [ok] = [json.loads(line) for line in checked.stderr.splitlines()]
+    assert ok["msg"] == f"ok: 2 stream(s) into {tmp_path / 'data'}" and ok["streams"] == 2
+    lines = [json.loads(line) for line in recorded.stderr.splitlines()]
+    summaries = {line["stream"]: line for line in lines if ": complete: " in line["msg"]}
+    assert sorted(summaries) == ["fl", "hl"]
+    for name, line in summaries.items():
+        assert line["msg"].startswith(f"{name}: complete: ") and line["level"] == "info"
+        assert line["status"] == "complete" and line["stopped_by"] == "duration"
+        assert line["frames_in"] > 0 and wsrec.open_session(line["path"]).venue == name
+
+
+def test_record_config_quiet_reaches_the_relays(run, tmp_path):
+    """--quiet: the streams' relays write no line either (here: the stale socket one
+    replaces, as a client's connect or drop would)."""
+    import socket
+
+    path = tmp_path / "r.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))   # left by a server that did not stop cleanly
+    stale.close()
+    (tmp_path / "w.toml").write_text(TWO.split("\n[[stream]]\nname = \"hl\"")[0]
+                                     + f'serve = "unix:{path}"\n')
+    result = run("record", "--config", "w.toml", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "note: replaced" not in result.stderr and "fl: complete: " not in result.stderr
+
+
 def test_record_config_exits_1_when_a_stream_failed(run, tmp_path):
     (tmp_path / "w.toml").write_text(TWO + """
 [[stream]]

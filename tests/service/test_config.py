@@ -263,6 +263,36 @@ watchdog = -1
     assert error(text).startswith('/etc/wsrec/wsrec.toml:14: [[stream]] "u": watchdog')
 
 
+def _served(name, serve):
+    return f"[[stream]]\nname = '{name}'\nvenue = 'flow'\nserve = {serve}\n"
+
+
+@pytest.mark.parametrize("first,second,said", [
+    ('"ws://127.0.0.1:8765"', '"ws://127.0.0.1:8765/other"', "(as ws://127.0.0.1:8765)"),
+    ('"tcp://127.0.0.1:9000"', '["unix:/tmp/b.sock", "ws://localhost:9000"]',
+     "(as tcp://127.0.0.1:9000)"),
+    ('"tcp://0.0.0.0:9000"', '"ws://10.1.2.3:9000"', "(as tcp://0.0.0.0:9000)"),
+    ('"unix:/tmp/a.sock"', '"unix:/tmp/./a.sock"', "(as unix:/tmp/a.sock)"),
+])
+def test_serve_targets_are_unique_across_the_streams(first, second, said):
+    """Two streams listening on one port or socket path would pass the check and fail at
+    the start ("cannot listen"): a usage error naming the line of the second's serve."""
+    message = error(_served("a", first) + "\n" + _served("b", second))
+    assert message.startswith('/etc/wsrec/wsrec.toml:9: [[stream]] "b": serve: '), message
+    assert f"is already served by the stream at line 1 {said}: the second could not " \
+        "listen; give each its own port or path (port 0 picks a free one)" in message
+
+
+def test_serve_targets_that_can_share_and_a_target_twice_in_one_stream():
+    config = parse(_served("a", '["ws://127.0.0.1:0", "tcp://127.0.0.1:9000"]') +
+                   _served("b", '["ws://127.0.0.1:0", "tcp://10.1.2.3:9000", "unix:/tmp/b"]'))
+    assert [len(s.serve) for s in config.streams] == [2, 3]   # port 0: a free one each
+    message = error(_served("a", '["unix:/tmp/a", "unix:/tmp/a"]'))
+    assert message == ('/etc/wsrec/wsrec.toml:4: [[stream]] "a": serve: unix:/tmp/a is served '
+                       'twice in this stream: the second could not listen; give each its '
+                       'own port or path (port 0 picks a free one)')
+
+
 def test_streams_as_an_inline_array_are_named_by_number():
     message = error("stream = [{ name = 'a', venue = 'flow' }, { venue = 'flow' }]\n")
     assert message.startswith("/etc/wsrec/wsrec.toml:1: [[stream]] #2: every [[stream]]")

@@ -25,8 +25,8 @@ from wsrec.cli.commands import cli
 from wsrec.errors import UsageError, WsrecError
 from wsrec.logs import set_format
 from wsrec.record.recorder import Recorder, RecordOptions, StreamStats
-from wsrec.service.metrics import (DEFAULT_DOWN_LIMIT, METRICS, MetricsServer, parse_address,
-                                   unhealthy)
+from wsrec.service.metrics import (DEFAULT_DOWN_LIMIT, METRICS, FailedStream, MetricsServer,
+                                   parse_address, unhealthy)
 from wsrec.sim import SimOptions, get_simulator
 from wsrec.venues import Request, get_venue
 
@@ -367,6 +367,44 @@ def test_disk_and_spool_figures_come_from_disk_usage():
     assert asked.count("/x") == 1                                 # once per path per scrape
     assert stream_values(samples, "wsrec_spool_free_bytes") == {"b": 7}
     assert stream_values(samples, "wsrec_upload_backlog_bytes") == {"b": 1234}
+
+
+def test_a_failed_stream_is_down_and_unhealthy_with_its_last_numbers():
+    """``FailedStream`` (a config's stream that ended failed): ``wsrec_up`` 0, its last
+    numbers when it has them, and a /healthz line naming it and why."""
+    items = [stats(stream="ok"),
+             FailedStream("gone", "flow", "flow: gave up after 3 retries: refused",
+                          stats(stream="gone", venue="flow", frames_in=7, down_s=12.0)),
+             FailedStream("never", "alpaca", "alpaca: invalid URL")]
+    assert unhealthy(items) == ["gone (flow) failed: flow: gave up after 3 retries: refused",
+                                "never (alpaca) failed: alpaca: invalid URL"]
+    server = MetricsServer("127.0.0.1:0", lambda: items)
+    url = server.start()
+    try:
+        samples = scrape(url)
+        status, body = get(url, "/healthz")
+    finally:
+        server.stop()
+    assert stream_values(samples, "wsrec_up") == {"ok": 1, "gone": 0, "never": 0}
+    assert value(samples, "wsrec_frames_total", stream="gone", venue="flow",
+                 direction="in") == 7
+    assert value(samples, "wsrec_down_seconds", stream="gone", venue="flow") == 12.0
+    assert stream_values(samples, "wsrec_connections_open")["never"] == 0
+    assert status == 503 and body == ("down: gone (flow) failed: flow: gave up after 3 "
+                                      "retries: refused; never (alpaca) failed: alpaca: "
+                                      "invalid URL\n")
+
+
+def test_a_recorder_is_labelled_by_its_label_else_its_folder(data):
+    venue = get_venue("flow")
+    request = Request(url="ws://127.0.0.1:1/", env={})
+    recs = [Recorder(venue, request, data=data, name="shared", signals=False),
+            Recorder(venue, request, data=data, name="shared", signals=False, label="two")]
+    try:
+        assert [r.stats().stream for r in recs] == ["shared", "two"]
+    finally:
+        for r in recs:
+            r.writer.close()
 
 
 # -- the server ---------------------------------------------------------------------------------

@@ -386,3 +386,139 @@ def test_serve_relays_a_stream_live_until_it_ends(cfg, tmp_path):
     start = stored.index(got[0])
     assert stored[start:start + len(got)] == got   # what was stored, as it was stored
     assert not path.exists()   # removed when the stream ended
+
+
+def test_a_stream_starting_or_closing_slowly_holds_up_no_other(cfg, tmp_path, monkeypatch):
+    """The streams share one loop: building a Recorder (a bucket root is asked whether it
+    is there) and sealing its last part (and waiting for its uploads) run in threads, so
+    another stream's frames keep coming while one of them is slow at either."""
+    from wsrec.service import supervisor as module
+    from wsrec.store.rolling import RollingWriter
+
+    write(cfg, FLOW.format(name="fast", rate=100), FLOW.format(name="slow", rate=100)
+          + "max_frames = 5\n", top=f"backoff = 0.05\ndata = '{tmp_path / 'data'}'\n")
+    holder, seen = {}, {}
+
+    def other_goes_on(what):
+        """Block (as a slow disk or network would) until "fast" stores 5 more frames;
+        record whether it did (it can't while this blocks the loop)."""
+        sup = holder["sup"]
+        before = frames(sup, "fast")
+        deadline = time.monotonic() + 10
+        while frames(sup, "fast") < before + 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen[what] = frames(sup, "fast") - before
+
+    class SlowToBuild(module.Recorder):
+        def __init__(self, *args, **kwargs):
+            if kwargs.get("label") == "slow":
+                other_goes_on("build")
+            super().__init__(*args, **kwargs)
+
+    real_close = RollingWriter.close
+
+    def slow_close(self, *args, **kwargs):
+        if self.venue == "slow":
+            other_goes_on("close")
+        return real_close(self, *args, **kwargs)
+
+    monkeypatch.setattr(module, "Recorder", SlowToBuild)
+    monkeypatch.setattr(RollingWriter, "close", slow_close)
+
+    async def main():
+        sup = Supervisor(load_config(cfg), log=lambda line: None)
+        holder["sup"] = sup
+        task = asyncio.create_task(sup.run())
+        await until(lambda: any(r.stream == "slow" for r in sup.results), what="slow ends")
+        sup.stop()
+        return await asyncio.wait_for(task, 30)
+
+    results = {r.stream: r for r in asyncio.run(main())}
+    assert seen["build"] >= 5 and seen["close"] >= 5, seen
+    assert results["slow"].result.frames_in == 5
+    assert_complete(results["slow"], "max-frames")
+    assert_complete(results["fast"], "signal")
+
+
+def _get(url, path):
+    """(status, body) of GET ``path`` on the metrics server at ``url``."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.replace("/metrics", path), timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
+def _samples(text, name):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [s for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == name]
+
+
+def test_metrics_label_streams_by_name_and_report_failed_ones_down(cfg, tmp_path):
+    """Two streams filing into one folder are two series (by their names, not the
+    folder); a stream that failed stays, down, and /healthz names it until a reload
+    removes it; a stream that ended complete is not unhealthy."""
+    def shared(name):
+        return FLOW.format(name=name, rate=100) + 'folder = "shared"\n'
+
+    top = f"backoff = 0.05\nmetrics = '127.0.0.1:0'\ndata = '{tmp_path / 'data'}'\n"
+    write(cfg, shared("a"), shared("b"), BAD,
+          FLOW.format(name="short", rate=100) + "max_frames = 5\n", top=top)
+
+    async def main():
+        sup = Supervisor(load_config(cfg), log=lambda line: None)
+        task = asyncio.create_task(sup.run())
+        await until(lambda: {r.stream for r in sup.results} >= {"bad", "short"},
+                    what="bad and short end")
+        await until(lambda: frames(sup, "a") > 3 and frames(sup, "b") > 3, what="frames")
+        url = sup.metrics.url
+        text = (await asyncio.to_thread(_get, url, "/metrics"))[1]
+        health = await asyncio.to_thread(_get, url, "/healthz")
+        write(cfg, shared("a"), shared("b"),
+              FLOW.format(name="short", rate=100) + "max_frames = 5\n", top=top)
+        await sup.reload_file()
+        after = (await asyncio.to_thread(_get, url, "/metrics"))[1]
+        healed = await asyncio.to_thread(_get, url, "/healthz")
+        sup.stop()
+        return text, health, after, healed, await asyncio.wait_for(task, 30)
+
+    text, health, after, healed, results = asyncio.run(main())
+    frames_in = {s.labels["stream"]: s for s in _samples(text, "wsrec_frames_total")
+                 if s.labels["direction"] == "in"}
+    assert set(frames_in) == {"a", "b", "bad"}   # "short" ended complete: gone
+    assert frames_in["a"].value > 3 and frames_in["b"].value > 3
+    up = {s.labels["stream"]: s.value for s in _samples(text, "wsrec_up")}
+    assert up["bad"] == 0 and "short" not in up
+    status, body = health
+    assert status == 503 and body.startswith("down: bad (alpaca) failed: alpaca error 402")
+    assert "short" not in body and body.count("\n") == 1
+    assert {s.labels["stream"] for s in _samples(after, "wsrec_up")} == {"a", "b"}
+    assert healed == (200, "ok\n")
+    by = {r.stream: r for r in results}
+    assert by["a"].result.venue == by["b"].result.venue == "shared"
+    assert by["a"].result.session != by["b"].result.session
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_silences_the_relays_of_the_streams(cfg, tmp_path, capfd, quiet):
+    """``quiet`` (``record --config --quiet``) reaches the streams' relays: no line about
+    their clients or sockets (here: the stale socket a relay replaces)."""
+    import socket
+
+    path = tmp_path / "s.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))   # a socket file nothing listens on
+    stale.close()
+    write(cfg, FLOW.format(name="fl", rate=200) + f'serve = "unix:{path}"\nmax_frames = 5\n',
+          top=f"backoff = 0.05\ndata = '{tmp_path / 'data'}'\n")
+    sup = Supervisor(load_config(cfg), log=lambda line: None, quiet=quiet)
+    (result,) = asyncio.run(sup.run())
+    assert_complete(result, "max-frames")
+    err = capfd.readouterr().err
+    assert ("note: replaced unix:" in err) is not quiet, err

@@ -276,8 +276,8 @@ def data_option(f):
             return f(*args, data=data, **kwargs)
         if name in _WRITES:
             return f(*args, data=data, **kwargs)
-        if name == "record" and not (is_remote_url(data) or data is None and is_remote_url(
-                os.environ.get(ENV_DATA) or "")):
+        if name in ("record", "config") and not (is_remote_url(data) or data is None and
+                                                 is_remote_url(os.environ.get(ENV_DATA) or "")):
             return f(*args, data=data, **kwargs)   # a local root: as given
         return f(*args, data=open_root(data, endpoint=s3_endpoint), **kwargs)
 
@@ -633,7 +633,7 @@ def prune_cmd(older_than, venue, dry_run, include_crashed, data, as_json):
     from wsrec.store.prune import prune
 
     def warn(message):
-        click.echo(f"warning: {message}", err=True)
+        log(message, "warning")
 
     report = prune(data, older_than, venue=venue, dry_run=dry_run,
                    include_crashed=include_crashed, warn=warn)
@@ -644,7 +644,7 @@ def prune_cmd(older_than, venue, dry_run, include_crashed, data, as_json):
             click.echo(removed.line(dry_run))
     for kept in report.kept_for("left", "error"):
         warn(f"{kept.venue}/{kept.id}: {kept.detail}")
-    click.echo(report.summary(), err=True)
+    log(report.summary())
     failed = report.kept_for("error")
     if failed:
         raise click.ClickException(f"{len(failed)} session(s) could not be removed")
@@ -923,7 +923,8 @@ def _record_config(config: Path, data, quiet: bool, as_json: bool) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     progress = _StreamsProgress(quiet)
     try:
-        results = run_config(config, data=data, log=progress.write, progress=progress)
+        results = run_config(config, data=data, log=progress.write, progress=progress,
+                             quiet=quiet)
     finally:
         progress.close()
     if as_json:
@@ -936,7 +937,15 @@ def _record_config(config: Path, data, quiet: bool, as_json: bool) -> None:
             line = _summary_line(r.result) if r.result else f"failed: {r.error}"
             error = f" ({r.error})" if r.result and r.error else ""
             upload = f"; {r.result.upload}" if r.result and r.result.upload else ""
-            click.echo(f"{r.stream}: {line}{error}{upload}", err=True)
+            fields = dict(stream=r.stream, status=r.status, error=r.error)
+            if r.result:
+                fields.update(venue=r.result.venue, session=r.result.session,
+                              path=str(r.result.path), frames_in=r.result.frames_in,
+                              frames_out=r.result.frames_out, events=r.result.events,
+                              bytes_in=r.result.bytes_in, reconnects=r.result.reconnects,
+                              seconds=round(r.result.seconds, 3),
+                              stopped_by=r.result.stopped_by, upload=r.result.upload)
+            log(f"{r.stream}: {line}{error}{upload}", **fields)
     if failed:
         names = ", ".join(dict.fromkeys(r.stream for r in failed))
         raise click.ClickException(f"{len(failed)} of {len(results)} stream recording(s) "
@@ -973,26 +982,31 @@ class _StreamsProgress:
 @cli.command("config")
 @click.argument("action", type=click.Choice(["check"]), metavar="check")
 @click.argument("file", type=click.Path(path_type=Path))
+@data_option
 @json_option
-def config_cmd(action, file, as_json):
+def config_cmd(action, file, data, as_json):
     """Check a config file of 'wsrec record --config' as the recording does before it
     connects, and print the streams it would record, one line each (secrets redacted).
-    Exit 2 naming the line of the first problem.
+    Exit 2 naming the line of the first problem. --data is the data root when the file
+    names none, as for 'record --config'.
 
     Example:
 
         wsrec config check wsrec.toml
+        wsrec config check wsrec.toml --data /srv/wsrec
         wsrec config check wsrec.toml --json | jq '.streams[].name'
     """
     from wsrec.service.config import load_config
-    checked = load_config(file, data=os.environ.get(ENV_DATA) or None)
+    checked = load_config(file, data=data)
+    root = str(getattr(checked.data, "url", checked.data))
     if as_json:
-        _json({"config": str(file), "data": str(checked.data),
+        _json({"config": str(file), "data": root,
                "streams": [s.describe() for s in checked.streams]})
         return
     for stream in checked.streams:
         click.echo(stream.summary())
-    click.echo(f"ok: {len(checked.streams)} stream(s) into {checked.data}", err=True)
+    log(f"ok: {len(checked.streams)} stream(s) into {root}", config=str(file), data=root,
+        streams=len(checked.streams))
 
 
 @cli.command("sim")

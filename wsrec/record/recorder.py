@@ -141,7 +141,8 @@ class StreamStats:
     (``wall_ns`` for the last frame, ``mono_ns`` for the rest), so they are as testable
     as the recorder is."""
 
-    stream: str               # the session's venue folder name (``--name``, a config's)
+    stream: str               # the recording's label (``Recorder(label=)``): a config
+                              # file's stream name, else the session's venue folder
     venue: str                # the venue's protocol name
     frames_in: int
     frames_out: int
@@ -447,7 +448,8 @@ class Recorder:
                  options: RecordOptions | None = None, name: str | None = None,
                  args: dict | None = None, progress=None, clock=None, redact=(),
                  mono_ns=None, sleep=None, rng=None, wall_ns=None, upload=None,
-                 signals: bool = True, disk_usage=None, taps=(), relay_clients=None):
+                 signals: bool = True, disk_usage=None, taps=(), relay_clients=None,
+                 label: str | None = None):
         self.venue = venue
         # ``signals``: SIGINT/SIGTERM stop this recording and SIGHUP is ignored while it
         # runs; False when the caller owns the signals (``wsrec.service``: many recorders)
@@ -528,6 +530,11 @@ class Recorder:
         self.data_folder = data_root(data)      # where sessions are written (or spooled)
         # the live relay's client count, when something relays this recording (``stats``)
         self.relay_clients: Callable[[], int] | None = relay_clients
+        # what the metrics call it (``StreamStats.stream``): a config file's stream name
+        # (two streams may share a folder), else the session's venue folder
+        self.label = label or self.writer.venue
+        # set once the writer is handed to the closing thread: no row is written after
+        self._sealing = False
         self.next_conn = 0   # the number the next connection to open gets
         self.done_event = asyncio.Event()
         self.deadline: float | None = None   # on ``clock``: when ``duration`` is up
@@ -567,6 +574,8 @@ class Recorder:
 
     def event(self, kind: str, **info) -> None:
         """Write an event row; its string fields are redacted."""
+        if self._sealing:   # a straggler after the stop: the writer is being closed
+            return
         fields = {k: (v if k in ("ts_ns", "mono_ns", "conn", "stream")
                       else self._redact_info(v)) for k, v in info.items()}
         try:
@@ -628,6 +637,8 @@ class Recorder:
                  ts: int, mono: int) -> bool:
         """Store an inbound message; False when that ended the recording (``max_frames``
         reached, or the writer failed)."""
+        if self._sealing:
+            return False
         try:
             self.writer.append(payload, conn=conn, stream=stream, dir="in",
                                kind="text" if text else "binary", channels=channels,
@@ -650,6 +661,8 @@ class Recorder:
 
     def store_out(self, message: bytes, conn, stream: str, text: bool) -> None:
         """Count a message just sent, and store it with every secret redacted."""
+        if self._sealing:
+            return
         self.frames_out += 1
         self.bytes_out += len(message)
         try:
@@ -713,7 +726,7 @@ class Recorder:
         relay = self.relay_clients
         uploader = self.uploader
         return StreamStats(
-            stream=self.writer.venue, venue=self.venue.name, frames_in=self.frames_in,
+            stream=self.label, venue=self.venue.name, frames_in=self.frames_in,
             frames_out=self.frames_out, bytes_in=self.bytes_in, bytes_out=self.bytes_out,
             events=self.events, reconnects=self.reconnects, gaps=self.gaps,
             connections=sum(s.conn is not None for s in slots),
@@ -796,13 +809,12 @@ class Recorder:
         if self.uploader is not None and self.uploader.failure is not None and not self.error:
             self.error = self.redact(f"uploads stopped: {self.uploader.failure}")
         status = "failed" if self.error else "complete"
-        try:
-            self.writer.close(status, self.error)
-        except WsrecError as exc:
-            status, self.error = "failed", self.error or self.redact(str(exc))
-        upload = None
-        if self.uploader is not None:
-            upload = self.uploader.close(self.options.upload_timeout)
+        # sealing the last part (encode, fsync) and waiting for the uploads block: in a
+        # thread, so the other recordings of the loop (``record --config``) go on meanwhile.
+        # Nothing else writes after this point (``_sealing``; the streams and timers are
+        # over, a disk check only calls ``fail``, which is a no-op once done)
+        self._sealing = True
+        status, upload = await asyncio.to_thread(self._close, status)
         if self.progress:
             self.progress(self, final=True)
         return RecordResult(self._where(self.writer.folder), self.writer.venue,
@@ -810,6 +822,18 @@ class Recorder:
                             self.frames_out, self.events, self.bytes_in, self.reconnects,
                             time.monotonic() - started, self.stopped_by,
                             [self._where(w.folder) for w in self.writer.sessions], upload)
+
+    def _close(self, status: str) -> tuple[str, str | None]:
+        """Close the writer, then wait for the uploads (blocking: ``run`` calls it in a
+        thread); returns the final status and what was not uploaded."""
+        try:
+            self.writer.close(status, self.error)
+        except WsrecError as exc:
+            status, self.error = "failed", self.error or self.redact(str(exc))
+        upload = None
+        if self.uploader is not None:
+            upload = self.uploader.close(self.options.upload_timeout)
+        return status, upload
 
     def _where(self, folder: Path):
         """A session's folder: in the bucket (``RootPath``) when recording to one."""

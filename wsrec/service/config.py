@@ -17,8 +17,10 @@ per stream::
 did-you-mean for one that is not), every value as ``wsrec record`` checks its options
 (the same names with ``_`` for ``-``), every stream through ``build_request``, its
 venue's ``streams`` (channels, parameters, credentials) and ``check_options``, names
-unique. The first problem is a ``UsageError`` that names the file, the line and the
-stream: ``wsrec.toml:12: [[stream]] "hl": hyperliquid: unknown channel(s) foo (...)``.
+unique, ``serve`` targets unique across the streams (the same port, or Unix socket
+path, twice could not listen; port 0 picks a free one each time). The first problem
+is a ``UsageError`` that names the file, the line and the stream:
+``wsrec.toml:12: [[stream]] "hl": hyperliquid: unknown channel(s) foo (...)``.
 TOML syntax errors carry tomllib's line and column.
 
 Secrets stay out of the file: ``env`` maps a venue's credential variables to other
@@ -368,9 +370,10 @@ class _Parser:
                       self.global_line("stream") or self._table_line("stream"))
         if not streams_doc:
             self.fail("no [[stream]] table: add one per stream to record", None)
-        streams, seen = [], {}
+        streams, seen, served = [], {}, []
         for index, table in enumerate(streams_doc):
-            stream = self.stream(index, len(streams_doc), table, defaults, settings, seen)
+            stream = self.stream(index, len(streams_doc), table, defaults, settings, seen,
+                                 served)
             seen[stream.name] = stream.line
             streams.append(stream)
         root = settings.get("data")
@@ -389,9 +392,10 @@ class _Parser:
     # -- one stream ----------------------------------------------------------------------
 
     def stream(self, index: int, count: int, table: dict, defaults: dict, settings: dict,
-               seen: dict) -> StreamConfig:
+               seen: dict, served: list | None = None) -> StreamConfig:
         """One ``[[stream]]`` table, checked; ``seen``: the names before it (line of
-        each)."""
+        each); ``served``: the ``serve`` targets before it (what each listens on, the
+        target, the line of its stream), its own added."""
         span = self.where.stream_range(index, count)
         header = span[0] if span else self.global_line("stream")
         name = table.get("name")
@@ -453,7 +457,43 @@ class _Parser:
         except UsageError as exc:
             key = _key_of(exc, table)
             fail(_in_config_terms(str(exc)), key)
+        served = [] if served is None else served
+        mine: list = []
+        for target in stream.serve:
+            where = _listens(target)
+            for other, other_target, other_line in mine + served:
+                if where is not None and _clash(where, other):
+                    said = "served twice in this stream" if other_line == -1 else \
+                        f"already served by the stream at line {other_line}"
+                    also = f" (as {other_target})" if other_target != target else ""
+                    fail(f"serve: {target} is {said}{also}: the second could not listen; "
+                         f"give each its own port or path (port 0 picks a free one)", "serve")
+            mine.append((where, target, -1))
+        served += [(where, target, stream.line) for where, target, _ in mine]
         return stream
+
+
+_ANY_HOST = ("0.0.0.0", "::", "")
+
+
+def _listens(target: str) -> tuple | None:
+    """What a ``serve`` target listens on: ("unix", path) or ("port", port, host); None
+    for port 0 (a free one each time)."""
+    kind, host, port = parse_target(target)
+    if kind == "unix":
+        return "unix", os.path.normpath(os.path.abspath(os.path.expanduser(port)))
+    if port == 0:
+        return None
+    host = str(host).strip("[]").lower()
+    return "port", port, "127.0.0.1" if host == "localhost" else host
+
+
+def _clash(a: tuple, b: tuple | None) -> bool:
+    """Two ``_listens`` that can't both listen: the same path, or the same port on the
+    same host or where one of them listens on every host."""
+    if b is None or a[:2] != b[:2]:
+        return False
+    return a[0] == "unix" or a[2] == b[2] or a[2] in _ANY_HOST or b[2] in _ANY_HOST
 
 
 def _check_stream(stream: StreamConfig, environ) -> None:

@@ -3,8 +3,9 @@
 ``MetricsServer`` serves, from a daemon thread, over plain HTTP:
 
 * ``GET /metrics``: the Prometheus text format (``prometheus_client``) with each
-  recording's numbers, labelled ``stream`` (the session's venue folder name) and
-  ``venue`` (its protocol): frames, bytes and events, reconnects, gaps, open
+  recording's numbers, labelled ``stream`` (its label: a config file's stream name, else
+  the session's venue folder name) and ``venue`` (its protocol): frames, bytes and
+  events, reconnects, gaps, open
   connections, whether it is up and for how long it has been down, the age of its last
   frame, the writer's lag, free disk under the data root (or spool) and, when it has
   one, the upload backlog and relay clients (``METRICS`` lists every name; docs/
@@ -13,7 +14,8 @@
   nothing for them;
 * ``GET /healthz``: ``200 ok``, or ``503`` with one line naming each stream that has
   been down (without every connection it keeps open) longer than its watchdog, or
-  ``DEFAULT_DOWN_LIMIT`` seconds when it has none, and for how long;
+  ``DEFAULT_DOWN_LIMIT`` seconds when it has none, and for how long, and each
+  ``FailedStream`` (a stream of ``record --config`` that ended failed) and why;
 * anything else: 404.
 
 Ages are computed on each recorder's own (injectable) clocks, so tests drive the health
@@ -35,6 +37,7 @@ import os
 import shutil
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,7 +49,7 @@ from wsrec.errors import UsageError, WsrecError
 from wsrec.logs import log
 from wsrec.record.recorder import RecordResult, StreamStats, record
 
-__all__ = ["MetricsServer", "StatsCollector", "parse_address", "unhealthy",
+__all__ = ["MetricsServer", "StatsCollector", "FailedStream", "parse_address", "unhealthy",
            "record_with_metrics", "DEFAULT_DOWN_LIMIT", "METRICS"]
 
 #: seconds a stream with no watchdog may be down before /healthz turns 503
@@ -99,17 +102,34 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _snapshot(item) -> StreamStats:
+@dataclass(frozen=True)
+class FailedStream:
+    """A stream that ended failed and is not being recorded again (``record --config``:
+    a fatal error, retries used up): reported down (``wsrec_up`` 0, its last numbers
+    with it) and unhealthy, naming ``error``, for as long as the source lists it.
+    ``last``: its numbers now (``Recorder.stats`` of the ended recorder); None when it
+    never started."""
+    stream: str
+    venue: str
+    error: str
+    last: StreamStats | None = None
+
+
+def _snapshot(item) -> StreamStats | FailedStream:
     return item.stats() if hasattr(item, "stats") else item
 
 
-def unhealthy(streams: Iterable[StreamStats], default_limit: float = DEFAULT_DOWN_LIMIT
-              ) -> list[str]:
+def unhealthy(streams: Iterable[StreamStats | FailedStream],
+              default_limit: float = DEFAULT_DOWN_LIMIT) -> list[str]:
     """One phrase per stream down longer than its watchdog (``default_limit`` seconds
-    when it has none), e.g. ``alpaca (alpaca) down for 75.0 s, limit 60 s``; empty:
-    healthy."""
+    when it has none), e.g. ``alpaca (alpaca) down for 75.0 s, limit 60 s``, and per
+    stream that failed, e.g. ``btc (hyperliquid) failed: gave up after 3 retries: ...``;
+    empty: healthy."""
     out = []
     for s in streams:
+        if isinstance(s, FailedStream):
+            out.append(f"{s.stream} ({s.venue}) failed: {s.error}")
+            continue
         limit = s.watchdog or default_limit
         if s.down_s is not None and s.down_s > limit:
             out.append(f"{s.stream} ({s.venue}) down for {s.down_s:.1f} s, limit {limit:g} s")
@@ -118,14 +138,15 @@ def unhealthy(streams: Iterable[StreamStats], default_limit: float = DEFAULT_DOW
 
 class StatsCollector(Collector):
     """A ``prometheus_client`` collector of ``streams()`` (``StreamStats``, or objects
-    whose ``stats()`` gives one, such as ``Recorder``), read at each scrape.
+    whose ``stats()`` gives one, such as ``Recorder``; a ``FailedStream``: ``wsrec_up``
+    0 and its last numbers), read at each scrape.
     ``disk_usage(path)`` gives ``.free`` (``shutil.disk_usage``; injectable)."""
 
     def __init__(self, streams: Callable[[], Iterable], *, disk_usage=shutil.disk_usage):
         self.streams = streams
         self.disk_usage = disk_usage
 
-    def snapshot(self) -> list[StreamStats]:
+    def snapshot(self) -> list[StreamStats | FailedStream]:
         return [_snapshot(item) for item in self.streams()]
 
     def collect(self):
@@ -140,8 +161,16 @@ class StatsCollector(Collector):
 
         free = {}
         for s in stats:
-            key = [s.stream, s.venue]
-            add("wsrec_up", key, 0 if s.down_s is not None else 1)
+            if isinstance(s, FailedStream):
+                key = [s.stream, s.venue]
+                add("wsrec_up", key, 0)
+                if s.last is None:   # never started: no numbers
+                    add("wsrec_connections_open", key, 0)
+                    continue
+                s = s.last
+            else:
+                key = [s.stream, s.venue]
+                add("wsrec_up", key, 0 if s.down_s is not None else 1)
             add("wsrec_connections_open", key, s.connections)
             add("wsrec_down_seconds", key, s.down_s or 0.0)
             for direction, frames, size in (("in", s.frames_in, s.bytes_in),

@@ -11,6 +11,13 @@ one starts, and a changed one stops and starts again with its new entry (a new
 session). Settings of the whole process that can't change while it runs (the data
 root, the spool, ...) are a log line asking for a restart. Every change is one line.
 
+The streams share the loop, so nothing a stream does at its start or end blocks it:
+building its ``Recorder`` (a bucket root is asked whether it is there) and sealing its
+last part and waiting for its uploads (``Recorder.run``) happen in threads. The metrics
+endpoint (``metrics``) labels each stream by its name, and reports a stream that ended
+failed, and is not recorded again, as down (``wsrec_up`` 0, ``/healthz`` 503) until a
+reload removes or changes its entry.
+
 The signal handlers only call ``stop()`` and ``reload()``, which are safe from any
 thread, so tests call them directly::
 
@@ -32,7 +39,7 @@ from wsrec.record.recorder import Recorder, RecordResult, ignore_sighup, restore
 from wsrec.logs import log, set_format
 from wsrec.replay.relay import RelayOptions, serving
 from wsrec.service.config import ServiceConfig, StreamConfig, load_config
-from wsrec.service.metrics import MetricsServer
+from wsrec.service.metrics import FailedStream, MetricsServer
 from wsrec.sim import SimThread, get_simulator
 
 __all__ = ["Supervisor", "StreamResult", "run_config", "PROGRESS_INTERVAL"]
@@ -79,12 +86,13 @@ class Supervisor:
     ``log(line)``: one line per start, end and change (default: stderr).
     ``progress(statuses, final)``: called every ``PROGRESS_INTERVAL`` seconds and at the
     end with ``status()``. ``recorder``: more ``Recorder`` keywords (tests: clocks).
+    ``quiet``: the streams' live relays (``serve``) write no line per client.
     """
 
     def __init__(self, config: ServiceConfig, *, data=None,
                  environ: Mapping[str, str] | None = None,
                  log: Callable[[str], None] | None = None, progress=None,
-                 recorder: dict | None = None):
+                 recorder: dict | None = None, quiet: bool = False):
         self.config = config
         self.metrics: MetricsServer | None = None   # running while ``config.metrics``
         self.default_data = data
@@ -92,7 +100,11 @@ class Supervisor:
         self.log = log or _stderr
         self.progress = progress
         self.recorder_kwargs = dict(recorder or {})
+        self.quiet = quiet
         self.running: dict[str, _Running] = {}
+        # the streams that ended failed and are not recorded again: name -> (error, its
+        # ended Recorder or None); reported down by the metrics until a reload clears it
+        self.failed: dict[str, tuple[str, Recorder | None]] = {}
         self.results: list[StreamResult] = []
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -223,6 +235,7 @@ class Supervisor:
         failed at once, with one log line."""
         run = _Running(cfg)
         self.running[cfg.name] = run
+        self.failed.pop(cfg.name, None)
         try:
             planned = cfg.request(self.environ)
             if cfg.sim is not None:
@@ -232,21 +245,27 @@ class Supervisor:
                                        **run.sim.simulator.credentials()}
             if self.stopping:
                 raise _NotStarted()
-            run.recorder = Recorder(planned.venue, planned.request, data=self.config.data,
-                                    options=cfg.options, name=planned.name,
-                                    args=planned.args, redact=cfg.redacted_names,
-                                    signals=False, **self._extras(run, planned),
-                                    **self.recorder_kwargs)
+            # in a thread: a bucket root is asked whether it is there (the network), the
+            # first session is created (the disk); the other streams go on meanwhile
+            extras = self._extras(run, planned)
+            run.recorder = await asyncio.to_thread(
+                Recorder, planned.venue, planned.request, data=self.config.data,
+                options=cfg.options, name=planned.name, args=planned.args,
+                redact=cfg.redacted_names, signals=False, label=cfg.name, **extras,
+                **self.recorder_kwargs)
         except (WsrecError, _NotStarted) as exc:
             del self.running[cfg.name]
             await asyncio.to_thread(run.release)
             if isinstance(exc, WsrecError):
                 error = " ".join(str(exc).split())
                 self.results.append(StreamResult(cfg.name, "failed", error, None))
+                self.failed[cfg.name] = (error, None)
                 self.log(f"{cfg.name}: failed to start: {error}")
             self._wake.set()
             return
         rec = run.recorder
+        if self.stopping:   # the stop came while it was being built: it ends at once
+            rec.stop()
         self.log(f"{cfg.name}: recording {cfg.venue}{' (simulator)' if cfg.sim else ''} "
                  f"into {rec.writer.venue}/{rec.writer.id}")
         run.task = asyncio.create_task(self._record(run))
@@ -262,10 +281,12 @@ class Supervisor:
                 self.log(f"{name}: complete ({result.stopped_by}): {result.frames_in:,} "
                          f"frames in, {result.reconnects} reconnects -> {where}")
             else:
+                self.failed[name] = (result.error or "failed", run.recorder)
                 self.log(f"{name}: failed: {result.error} ({where} marked failed)")
         except WsrecError as exc:
             error = run.recorder.redact(" ".join(str(exc).split()))
             self.results.append(StreamResult(name, "failed", error, None))
+            self.failed[name] = (error, run.recorder)
             self.log(f"{name}: failed: {error}")
         finally:
             if self.running.get(name) is run:
@@ -339,6 +360,8 @@ class Supervisor:
             say("reload: no stream changed")
         ending = [self.running[n] for n in removed + changed if n in self.running]
         await asyncio.gather(*(self._end(run, "reload") for run in ending))
+        for name in removed + changed:   # no longer reported failed
+            self.failed.pop(name, None)
         self.config = new
         for cfg in new.streams:   # in the file's order
             if cfg.name in changed + added and not self.stopping:
@@ -389,20 +412,32 @@ class Supervisor:
         venue = planned.venue.name
         return run.relays.enter_context(serving(
             cfg.serve, venue, planned.request,
-            RelayOptions(max_lag=cfg.serve_max_lag, msgpack=venue == "alpaca")))
+            RelayOptions(max_lag=cfg.serve_max_lag, quiet=self.quiet,
+                         msgpack=venue == "alpaca")))
 
     def _integrations(self) -> None:
         """The process-wide ones: JSON logs (a file's ``log_format = "json"``; "text", the
         default, leaves ``wsrec --log-format`` as given) and the metrics endpoint, which
-        reports every stream being recorded; a port in use fails before any starts."""
+        reports every stream being recorded, and those that ended failed (not restarted)
+        as down; a port in use fails before any starts."""
         if self.config.log_format == "json":
             set_format("json")
         if self.config.metrics:
-            self.metrics = MetricsServer(self.config.metrics, self._recorders)
+            self.metrics = MetricsServer(self.config.metrics, self._streams)
             self.metrics.start()
 
-    def _recorders(self) -> list[Recorder]:
-        return [r.recorder for r in list(self.running.values()) if r.recorder is not None]
+    def _streams(self) -> list:
+        """What the metrics report (their thread calls it): the running recorders, and a
+        ``FailedStream`` for each stream that ended failed."""
+        out: list = [r.recorder for r in list(self.running.values())
+                     if r.recorder is not None]
+        venues = {s.name: s.venue for s in self.config.streams}
+        for name, (error, rec) in list(self.failed.items()):
+            if name not in self.running:
+                out.append(FailedStream(name, rec.venue.name if rec is not None
+                                        else venues.get(name, ""), error,
+                                        rec.stats() if rec is not None else None))
+        return out
 
 
 class _NotStarted(Exception):
@@ -410,14 +445,14 @@ class _NotStarted(Exception):
 
 
 def run_config(path, *, data=None, environ: Mapping[str, str] | None = None, log=None,
-               progress=None) -> list[StreamResult]:
+               progress=None, quiet: bool = False) -> list[StreamResult]:
     """Check the config file at ``path`` (UsageError before anything connects), then
     record its streams until they end or a signal stops them (see ``Supervisor``)."""
     hup = ignore_sighup()   # from before the first session exists until the last closes
     try:
         config = load_config(path, data=data, environ=environ)
         supervisor = Supervisor(config, data=data, environ=environ, log=log,
-                                progress=progress)
+                                progress=progress, quiet=quiet)
         return asyncio.run(supervisor.run())
     finally:
         restore_sighup(hup)
