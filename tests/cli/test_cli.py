@@ -68,6 +68,7 @@ def test_ls_shows_live_and_crashed(run, data):
 
 
 def test_ls_empty_and_unreadable(run, data):
+    data.mkdir(parents=True, exist_ok=True)
     result = run("ls")
     assert result.exit_code == 0 and result.stdout == "" and "no sessions" in result.stderr
     folder, _ = write_session(data, n=5)
@@ -75,6 +76,16 @@ def test_ls_empty_and_unreadable(run, data):
     result = run("ls")
     assert result.exit_code == 0 and "unreadable" in result.stdout
     assert "not valid JSON" in result.stderr
+
+
+def test_ls_of_a_data_root_that_does_not_exist_is_an_error(run, tmp_path):
+    """A root given with --data (or $WSREC_DATA) that isn't there is a mistake, not an
+    empty list; the default root not there yet is just empty."""
+    missing = tmp_path / "nowhere"
+    result = run("ls", "--data", str(missing))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"data root {missing} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and not missing.exists()
 
 
 def test_info(run, data):

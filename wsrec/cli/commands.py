@@ -391,6 +391,10 @@ def ls_cmd(venue, since, until, data, as_json):
         _json(rows)
         return
     if not rows:
+        if data.local and not Path(data.base).is_dir() and \
+                click.get_current_context().params.get("data") is not None:
+            raise WsrecError(f"data root {data.url} does not exist: check --data (or "
+                             f"${ENV_DATA})")
         where = f"venue {venue!r} under " if venue else ""
         log(f"no sessions for {where}{data.url}")
         return
