@@ -488,3 +488,30 @@ def test_prune_summary_and_warnings_go_through_the_log(run, data):
     assert result.exit_code == 0, result.output
     [line] = [json.loads(text) for text in result.stderr.splitlines()]
     assert line["level"] == "info" and line["msg"].startswith("removed 0 session(s)")
+
+
+@pytest.mark.parametrize("venue", ["alpaca", "hyperliquid", "vega", "flow", "dfuse"])
+def test_venues_lists_line_up_however_long_a_name(run, venue):
+    """Each list of `wsrec venues VENUE` (channels, parameters, credentials) has its
+    descriptions in one column, even past a long name (vega's includeDerivedParties)."""
+    result = run("venues", venue)
+    assert result.exit_code == 0
+    sections, current = [], None
+    for line in result.stdout.splitlines():
+        if line.startswith("  ") and current is not None:
+            current.append(line)
+        else:
+            current = []
+            sections.append(current)
+    for rows in (s for s in sections if len(s) > 1):
+        starts = {len(r) - len(r[2:].split("  ", 1)[1].lstrip()) for r in rows if "  " in r[2:]}
+        assert len(starts) == 1, rows
+
+
+def test_a_mistyped_venue_gets_a_did_you_mean(run, data):
+    write_session(data, n=5)
+    result = run("info", "alpacaa")
+    _one_line_error(result, "no session matches 'alpacaa'", "did you mean 'alpaca'?")
+    result = run("info", "zzz")
+    _one_line_error(result, "no session matches 'zzz'")
+    assert "did you mean" not in result.stderr

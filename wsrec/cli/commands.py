@@ -1056,6 +1056,13 @@ def sim_cmd(venue, host, port, **options):
     serve_sim(venue, SimOptions(**options), host, port)
 
 
+def _columns(rows: dict) -> None:
+    """``name  description`` lines, the descriptions in one column however long a name."""
+    width = max(map(len, rows), default=0)
+    for name, text in rows.items():
+        click.echo(f"  {name:<{width}}  {text}")
+
+
 @cli.command("venues")
 @click.argument("venue", required=False, type=click.Choice(sorted(VENUES)), metavar="[VENUE]")
 @json_option
@@ -1082,17 +1089,14 @@ def venues_cmd(venue, as_json):
             click.echo(f"  {k:<12} {u}")
         click.echo("channels:" + (f" (default {', '.join(info['default_channels'])})"
                                   if info["default_channels"] else ""))
-        for k, d in info["channels"].items():
-            click.echo(f"  {k:<28} {d}")
+        _columns(info["channels"])
         click.echo(f"symbols (--symbols, the symbols column): {info['symbols'] or 'none'}")
         if info["params"]:
             click.echo("parameters (--param KEY=VALUE):")
-            for k, d in info["params"].items():
-                click.echo(f"  {k:<20} {d}")
+            _columns(info["params"])
         if info["credentials"]:
             click.echo("credentials (environment):")
-            for k, d in info["credentials"].items():
-                click.echo(f"  {k:<20} {d}")
+            _columns(info["credentials"])
         click.echo("normalized tables (convert/replay --normalize TABLE):"
                    + ("" if info["normalized"] else " none"))
         for table, channels in info["normalized"].items():

@@ -16,6 +16,7 @@ remote one; ``Session`` opens either.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,7 @@ import pyarrow.fs as pafs
 from wsrec.errors import (AmbiguousSession, CorruptData, SessionNotFound, UnsupportedDataRoot,
                           WsrecError)
 from wsrec.store.layout import (DAY_NS, date_dir, dates_between, parse_date_dir, parse_rel,
-                                parse_venue_dir, start_of, venue_dir)
+                                parse_venue_dir, start_of, venue_dir, venue_of)
 from wsrec.store.location import (DEFAULT_DATA, ENV_DATA, Root, RootPath, check_data,
                                   is_remote_url, open_root)
 from wsrec.store.manifest import MANIFEST, load_manifest
@@ -330,8 +331,11 @@ def resolve(ref, data=None, *, warn: Warn | None = None):
     matches = [f for f in folders if f.name == prefix] or \
               [f for f in folders if f.name.startswith(prefix)]
     if not matches:
+        close = [] if venue else difflib.get_close_matches(
+            ref, sorted({venue_of(f) for f in folders}), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise SessionNotFound(f"no session matches {ref!r} under {root.url} "
-                              f"(try 'wsrec ls' to see the sessions)")
+                              f"({hint}try 'wsrec ls' to see the sessions)")
     if len(matches) > 1:
         names = ", ".join(folder_label(f) for f in matches[:5])
         more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
