@@ -55,11 +55,39 @@ start with ``_`` are internal)::
 """
 
 from wsrec._version import __version__
-from wsrec.errors import (AmbiguousSession, CorruptData, DiskFull, SessionBusy,
-                          SessionNotFound, StorageError, UsageError, WsrecError)
-from wsrec.store.filters import Filters
-from wsrec.store.session import Frame, Session, open_session
-from wsrec.store.writer import SessionWriter
+
+# The public names load on first use (PEP 562), so that ``import wsrec.cli`` and
+# ``wsrec --help`` don't pay for pyarrow: name -> the module that defines it.
+_LAZY = {
+    "SessionWriter": "wsrec.store.writer",
+    "open_session": "wsrec.store.session",
+    "Session": "wsrec.store.session",
+    "Frame": "wsrec.store.session",
+    "Filters": "wsrec.store.filters",
+    "WsrecError": "wsrec.errors",
+    "UsageError": "wsrec.errors",
+    "SessionNotFound": "wsrec.errors",
+    "AmbiguousSession": "wsrec.errors",
+    "SessionBusy": "wsrec.errors",
+    "CorruptData": "wsrec.errors",
+    "StorageError": "wsrec.errors",
+    "DiskFull": "wsrec.errors",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wsrec' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from websockets.exceptions import InvalidURI
-from websockets.uri import WebSocketURI, parse_uri
 
 from wsrec.errors import ConnectError, UsageError
 from wsrec.secrets import redact_url
+
+if TYPE_CHECKING:
+    from websockets.uri import WebSocketURI
 
 __all__ = ["InvalidURL", "parse_url", "url_problem"]
 
@@ -55,6 +56,8 @@ def parse_url(url: str) -> WebSocketURI:
             raise InvalidURL(url, f"invalid port {port} (ports are 1 to 65535)")
     if parts.fragment:
         raise InvalidURL(url, "a WebSocket URL has no #fragment")
+    from websockets.exceptions import InvalidURI   # here: ``wsrec venues`` doesn't need it
+    from websockets.uri import parse_uri
     try:
         return parse_uri(url)
     except InvalidURI as exc:

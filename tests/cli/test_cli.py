@@ -242,18 +242,18 @@ def test_other_errors_are_not_usage_errors(run, data, monkeypatch):
     a usage error; wsrec's own errors exit 1."""
     import pyarrow as pa
 
-    import wsrec.cli.commands as commands
+    import wsrec.replay.convert as convert_module   # the command imports it when it runs
     write_session(data, n=20, venue="alpaca")
 
     def broken(*args, **kwargs):
         raise pa.ArrowInvalid("boom")
-    monkeypatch.setattr(commands, "convert", broken)
+    monkeypatch.setattr(convert_module, "convert", broken)
     result = run("convert", "alpaca", "--format", "csv", "-q")
     assert result.exit_code == 1 and isinstance(result.exception, pa.ArrowInvalid)
 
     def refused(*args, **kwargs):
         raise wsrec.errors.CorruptData("part-000000.parquet: cannot read part")
-    monkeypatch.setattr(commands, "convert", refused)
+    monkeypatch.setattr(convert_module, "convert", refused)
     _one_line_error(run("convert", "alpaca", "--format", "csv", "-q"), "cannot read part")
 
 

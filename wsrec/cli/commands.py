@@ -17,36 +17,56 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from tqdm import tqdm
 
 from wsrec._version import __version__
 from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.logs import FORMATS as LOG_FORMATS, get_format, log, set_format
-from wsrec.store.info import details, summary
-from wsrec.store.repair import find_session, repair as repair_session, repair_spool
-from wsrec.store.session import Session
-from wsrec.store.roots import (ENV_DATA, check_root, resolve, resolve_range, session_folders,
-                               sessions_between)
-from wsrec.store.location import is_remote_url, open_root, parse_endpoint
-from wsrec.record.recorder import RecordOptions, ignore_sighup
-from wsrec.service.metrics import parse_address, record_with_metrics
-from wsrec.secrets import redact_url
-from wsrec.record.request import build_request
+from wsrec.record.formats import IMPORT_FORMATS
 from wsrec.record.units import parse_seconds, parse_size
-from wsrec.sim import SIMULATORS, SimOptions, serve_sim
-from wsrec.replay.convert import FORMATS, convert
-from wsrec.store.filters import Filters
-from wsrec.store.layout import venue_of
-from wsrec.record.importer import IMPORT_FORMATS, import_file
 from wsrec.replay._pacing import Lateness
-from wsrec.replay.stdout import (ReplayOptions, count_frames, parse_speed, replay_to_stream,
-                                 use_lean_memory_pool, why_empty)
+from wsrec.replay.formats import FORMATS
+from wsrec.secrets import redact_url
+from wsrec.store.layout import venue_of
 from wsrec.timefmt import format_duration, format_ns, is_offset, parse_duration, parse_time
-from wsrec.venues import VENUES
-from wsrec.store.gaps import describe_gap, venue_gaps
-from wsrec.store.verify import verify as verify_session
+
+# The engines (and pyarrow, websockets, asyncio, tqdm) load inside the commands that use
+# them, so that ``wsrec --help``, ``wsrec CMD --help``, ``wsrec venues`` and completion
+# stay fast; tests/cli/test_startup.py checks which modules those load.
+ENV_DATA = "WSREC_DATA"     # wsrec.store.location.ENV_DATA, checked by the tests
+
+if TYPE_CHECKING:
+    from wsrec.replay.stdout import ReplayOptions
+    from wsrec.store.session import Session
+
+
+class _LazyChoice(click.Choice):
+    """A choice of the sorted keys of ``module.name`` (VENUES, SIMULATORS), imported the
+    first time the choices are needed (parsing the argument, completing it), not when
+    the command is defined or its help printed (the argument has a metavar)."""
+
+    def __init__(self, module: str, name: str):
+        self._source = (module, name)
+        super().__init__(())
+
+    @property
+    def choices(self):
+        if self._choices is None:
+            import importlib
+            module, name = self._source
+            self._choices = tuple(sorted(getattr(importlib.import_module(module), name)))
+        return self._choices
+
+    @choices.setter
+    def choices(self, value):
+        self._choices = tuple(value) or None
+
+
+def _parse_speed(text):
+    from wsrec.replay.stdout import parse_speed
+    return parse_speed(text)
 
 __all__ = ["main", "cli"]
 
@@ -265,6 +285,7 @@ def data_option(f):
     folder as given, and a usage error for a bucket."""
     @functools.wraps(f)
     def command(*args, data=None, s3_endpoint=None, **kwargs):
+        from wsrec.store.location import is_remote_url, open_root
         name = click.get_current_context().info_name
         if name == "repair":
             kwargs["s3_endpoint"] = s3_endpoint   # --spool uploads
@@ -286,13 +307,19 @@ def data_option(f):
         help="S3 endpoint of an s3:// data root: MinIO, Ceph, R2, ... [env "
              "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default: AWS].")(command)
     return click.option("--data", metavar="DIR|URL", envvar=ENV_DATA, default=None,
-                        callback=_parsed_by(check_root),
+                        callback=_parsed_by(_check_root),
                         help=f"Data root: a local folder, or s3://bucket/prefix to read "
                              f"sessions from object storage [env {ENV_DATA}; default "
                              f"./wsrec-data].")(command)
 
 
+def _check_root(text: str):
+    from wsrec.store.roots import check_root
+    return check_root(text)
+
+
 def _endpoint(text: str) -> str:
+    from wsrec.store.location import parse_endpoint
     parse_endpoint(text)
     return text
 
@@ -307,6 +334,9 @@ def repair_option(f):
 
 
 def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session:
+    from wsrec.store.repair import repair as repair_session
+    from wsrec.store.roots import resolve
+    from wsrec.store.session import Session
     folder = resolve(ref, data)
     if do_repair and not isinstance(folder, Path):
         raise UsageError(f"--repair: {folder} is in object storage, which is read-only in "
@@ -369,6 +399,9 @@ def ls_cmd(venue, since, until, data, as_json):
         wsrec ls alpaca --json | jq '.[].id'
         wsrec ls hyperliquid --since 2026-11-20 --until 2026-11-22
     """
+    from wsrec.store.info import summary
+    from wsrec.store.roots import session_folders, sessions_between
+    from wsrec.store.session import Session
     rows = []
 
     def warn(message):
@@ -422,6 +455,7 @@ def info_cmd(session, data, as_json, do_repair):
         wsrec info last
         wsrec info alpaca --json | jq .symbols
     """
+    from wsrec.store.info import details
     d = details(_open(session, data, do_repair))
     if as_json:
         _json(d)
@@ -497,6 +531,8 @@ def verify_cmd(session, deep, data, as_json, do_repair):
         wsrec verify last && echo sound
         wsrec verify vega --deep --json | jq '.gaps[] | .what'
     """
+    from wsrec.store.gaps import describe_gap, venue_gaps
+    from wsrec.store.verify import verify as verify_session
     s = _open(session, data, do_repair, warn=False)  # verify reports the state itself
     problems = verify_session(s)
     gaps, undecodable = venue_gaps(s) if deep and not problems else ([], 0)
@@ -544,6 +580,8 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
         wsrec repair --upgrade --all
         wsrec repair --spool
     """
+    from wsrec.store.repair import find_session, repair as repair_session, repair_spool
+    from wsrec.store.roots import session_folders
     if spool is not None:
         if sessions or every or upgrade:
             raise click.UsageError("--spool takes no SESSION, --all or --upgrade")
@@ -676,6 +714,7 @@ _size_option = parse_size   # --spool-min-free: 1GiB, 500MB, 0, 1048576
 
 def _metrics_address(text: str) -> str:
     """--metrics: HOST:PORT, checked (``wsrec.service.metrics.parse_address``)."""
+    from wsrec.service.metrics import parse_address
     parse_address(text)
     return text
 
@@ -718,6 +757,7 @@ class _Progress:
     """The recording's progress line on stderr (tqdm), and its closing summary."""
 
     def __init__(self, quiet: bool, total: int | None):
+        from tqdm import tqdm
         self.quiet = quiet
         self.bar = None if quiet or get_format() == "json" else tqdm(
             total=total, unit=" frames", dynamic_ncols=True, disable=None, leave=False)
@@ -732,7 +772,8 @@ class _Progress:
 
 
 @cli.command("record")
-@click.argument("venue", type=click.Choice(sorted(VENUES)), metavar="VENUE", required=False)
+@click.argument("venue", type=_LazyChoice("wsrec.venues", "VENUES"), metavar="VENUE",
+                required=False)
 @click.argument("url", required=False)
 @click.option("--config", "config", metavar="FILE", type=click.Path(path_type=Path),
               help="Record every [[stream]] of this TOML file instead, each into its own "
@@ -844,6 +885,10 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
     each continuing the one before it ('wsrec replay VENUE --start ... --end ...' plays
     them as one).
     """
+    from wsrec.record.recorder import RecordOptions, ignore_sighup
+    from wsrec.record.request import build_request
+    from wsrec.service.metrics import record_with_metrics
+    from wsrec.sim import SimOptions
     if config is not None:
         _record_config(config, data, quiet, as_json)
         return
@@ -961,10 +1006,12 @@ class _StreamsProgress:
     progress line for all streams (frames in all, then each stream's count)."""
 
     def __init__(self, quiet: bool):
+        from tqdm import tqdm
         self.bar = None if quiet else tqdm(unit=" frames", dynamic_ncols=True,
                                            disable=None, leave=False)
 
     def write(self, line: str) -> None:
+        from tqdm import tqdm
         if get_format() == "json" or self.bar is None or self.bar.disable:
             log(line)
         else:
@@ -1014,7 +1061,7 @@ def config_cmd(action, file, data, as_json):
 
 
 @cli.command("sim")
-@click.argument("venue", type=click.Choice(sorted(SIMULATORS)), metavar="VENUE")
+@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="0 picks a free port.")
@@ -1053,6 +1100,7 @@ def sim_cmd(venue, host, port, **options):
         wsrec sim alpaca --port 8765 --rate 100
         wsrec sim flow --drop-every 50
     """
+    from wsrec.sim import SimOptions, serve_sim
     serve_sim(venue, SimOptions(**options), host, port)
 
 
@@ -1064,7 +1112,8 @@ def _columns(rows: dict) -> None:
 
 
 @cli.command("venues")
-@click.argument("venue", required=False, type=click.Choice(sorted(VENUES)), metavar="[VENUE]")
+@click.argument("venue", required=False, type=_LazyChoice("wsrec.venues", "VENUES"),
+                metavar="[VENUE]")
 @json_option
 def venues_cmd(venue, as_json):
     """List venues: channels, parameters, defaults, credentials, endpoints, and the
@@ -1075,6 +1124,7 @@ def venues_cmd(venue, as_json):
         wsrec venues
         wsrec venues alpaca --json | jq .channels
     """
+    from wsrec.venues import VENUES
     infos = [VENUES[name]().describe() for name in ([venue] if venue else VENUES)]
     if as_json:
         _json(infos[0] if venue else infos)
@@ -1125,6 +1175,8 @@ def _sessions_and_filters(refs, data, start, end, channels, symbols, direction, 
                           follow: bool = False):
     # a venue name with absolute --start/--end: every session of the venue in the range;
     # followed, the one it names (a venue's newest: the follower goes back from it to --start)
+    from wsrec.store.filters import Filters
+    from wsrec.store.roots import resolve, resolve_range
     start_ns, end_ns = (_absolute(v) for v in (start, end))
     folders = [resolve(refs[0], data)] if follow else \
         [f for ref in refs for f in resolve_range(ref, data, start_ns, end_ns)]
@@ -1207,7 +1259,7 @@ def _check_speed(sessions) -> None:
 
 @cli.command("replay")
 @click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
-@click.option("--speed", default="1", callback=_parsed_by(parse_speed), show_default=True,
+@click.option("--speed", default="1", callback=_parsed_by(_parse_speed), show_default=True,
               help="1 = original timing, 10 (or 10x) = ten times faster, 0.5, or max.")
 @filter_options
 @click.option("--to", "target", default="stdout", show_default=True, metavar="WHERE",
@@ -1257,6 +1309,7 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
         wsrec replay hyperliquid --normalize trades --speed 10 | jq -c '[.symbol,.price]'
         wsrec replay hyperliquid --follow --speed max | jq -c .
     """
+    from wsrec.replay.stdout import ReplayOptions, use_lean_memory_pool
     use_lean_memory_pool()
     if normalize and target != "stdout":
         raise click.UsageError("--normalize plays rows to stdout; leave out --to")
@@ -1297,6 +1350,7 @@ def _normalized(picked, filters, table):
 def _warn_empty(written: int, rows, picked, filters, nothing: str) -> None:
     """The warnings after a replay or conversion: frames of a normalized table (``rows``)
     that could not be mapped, and why nothing came out."""
+    from wsrec.replay.stdout import why_empty
     if rows is not None and rows.report():
         log(str(rows.report()), "warning")
     if written:
@@ -1311,6 +1365,8 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
                       stats: bool, rows=None) -> None:
     """replay --to stdout: the lines (or with ``rows``, normalized rows), a progress bar
     on a terminal, the --stats line."""
+    from tqdm import tqdm
+    from wsrec.replay.stdout import count_frames, replay_to_stream
     bar = None
     if not quiet and sys.stderr.isatty():
         total = None if options.follow else \
@@ -1359,6 +1415,7 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
 def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progress):
     """replay --follow to stdout until the recording ends, or until Ctrl-C or SIGTERM
     (a clean stop, exit 0): (frames written, whether a signal stopped it)."""
+    from wsrec.replay.stdout import replay_to_stream
     written = [0]
 
     def counted(done, ts):
@@ -1392,6 +1449,7 @@ def _stats_line(s: dict) -> str:
 def _progress_bar(quiet: bool, total, **units):
     """A progress bar on stderr (total and ETA) as replay's, only on a terminal and
     without --quiet; ``total()`` is only asked then."""
+    from tqdm import tqdm
     if quiet or not sys.stderr.isatty():
         return None
     return tqdm(total=total(), dynamic_ncols=True, leave=False, **units)
@@ -1429,6 +1487,8 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
         wsrec convert alpaca hyperliquid --format parquet -o both.parquet --level 12
         wsrec convert hyperliquid --normalize trades --format parquet -o trades.parquet
     """
+    from wsrec.replay.convert import convert
+    from wsrec.replay.stdout import count_frames, use_lean_memory_pool
     use_lean_memory_pool()
     picked, filters = _sessions_and_filters(sessions, data, start, end, channels, symbols,
                                             direction, do_repair)
@@ -1479,6 +1539,7 @@ def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
         wsrec import trades.txt.zst --venue hyperliquid --format lines
         wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
     """
+    from wsrec.record.importer import import_file
     bar = _progress_bar(quiet or as_json, lambda: None, unit="B", unit_scale=True,
                         unit_divisor=1024)
 

@@ -68,7 +68,7 @@ from wsrec.store.writer import SessionWriter, check_name
 
 __all__ = ["import_file", "ImportResult", "IMPORT_FORMATS", "detect_format", "epoch_ns"]
 
-IMPORT_FORMATS = ("jsonl", "lines", "har")
+from wsrec.record.formats import IMPORT_FORMATS  # noqa: E402,F401 - re-exported
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _MAX_LINE = 256 << 20        # bytes: a longer line is skipped, never held whole

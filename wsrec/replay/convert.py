@@ -62,7 +62,7 @@ from wsrec.replay.normalized import write_normalized
 
 __all__ = ["FORMATS", "convert", "CSV_FIELDS"]
 
-FORMATS = ("jsonl", "jsonl.zst", "csv", "parquet", "arrow")
+from wsrec.replay.formats import FORMATS  # noqa: E402,F401 - re-exported
 CSV_FIELDS = ["seq", "ts", "mono_ns", "venue", "session", "conn", "stream", "dir", "kind",
               "channel", "channels", "symbols", "enc", "data"]
 

@@ -30,8 +30,6 @@ import json
 import re
 
 import msgpack
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from wsrec.timefmt import MAX_NS, MIN_NS, NS, check_ns, format_ns, parse_time
 from wsrec.errors import UsageError
@@ -207,6 +205,8 @@ class Alpaca(Venue):
     def exch_ts(self, payloads, kinds):
         """JSON frames by ``exch_time``; msgpack (binary) frames decoded one by one, their
         first ``t`` Timestamp (else a news item's ``updated_at``)."""
+        import pyarrow as pa               # here: ``wsrec venues`` doesn't load pyarrow
+        import pyarrow.compute as pc
         times = super().exch_ts(payloads, kinds)
         binary = pc.fill_null(pc.equal(kinds, "binary"), False)
         if not pc.any(binary).as_py():

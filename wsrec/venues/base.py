@@ -219,7 +219,7 @@ class Venue:
         raise NotImplementedError
 
     def describe(self) -> dict:
-        from wsrec.venues import normalize
+        from wsrec.venues.tables import tables
         return {
             "name": self.name,
             "title": self.title,
@@ -233,7 +233,7 @@ class Venue:
             "heartbeat_s": self.heartbeat,
             "send_limit": self.send_limit,
             "connect_limit": self.connect_limit,
-            "normalized": {t: list(c) for t, c in normalize.tables(self).items()},
+            "normalized": {t: list(c) for t, c in tables(self).items()},
         }
 
     def check_channels(self, request: Request) -> list[str]:

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 from wsrec.errors import UsageError
 from wsrec.timefmt import parse_duration
 from wsrec.venues.base import Venue
+from wsrec.venues.tables import TABLES, tables
 
 __all__ = ["TABLES", "FIELDS", "schema", "parse_table", "exchange_times", "Normalizer",
            "MAP_ERRORS", "tables"]
@@ -72,7 +73,6 @@ FIELDS: dict[str, list[tuple[str, pa.DataType]]] = {
     "actions": [("height", pa.int64()), ("block_id", _S), ("tx_id", _S), ("type", _S),
                 ("account", _S), ("data", _S)],
 }
-TABLES = ("trades", "quotes", "book_changes", "book_snapshots", "bars", "blocks", "actions")
 SIDES = ("buy", "sell", "unknown")
 
 #: what a venue's ``normalize`` raises for a frame it cannot map
@@ -81,15 +81,6 @@ MAP_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, Overf
 _HEAD = [("local_ts", _TS), ("exch_ts", _TS), ("venue", _S)]
 _TAIL = [("seq", pa.int64())]
 _SNAPSHOT = re.compile(r"^book_snapshots?(?::(\d+))?(?::([0-9.]+[a-z]*))?$")
-
-
-def tables(venue) -> dict[str, tuple[str, ...]]:
-    """The tables a venue's frames yield -> the channels they come from (book snapshots
-    wherever there are book changes)."""
-    out = dict(venue.normalized)
-    if "book_changes" in out:
-        out["book_snapshots"] = out["book_changes"]
-    return {t: out[t] for t in TABLES if t in out}
 
 
 def parse_table(text: str) -> tuple[str, int, int]:
