@@ -21,7 +21,8 @@ start with ``_`` are internal)::
     record/     from a venue into a session     replay/     from sessions out
       recorder    the connection loop          stdout     paced lines to a file
       request     what to record, checked      serve      WebSocket, TCP, Unix servers
-      units       durations, sizes, ranges
+      units       durations, sizes, ranges    formats    the output format names (light)
+      formats     the import format names
       importer    jsonl, lines and HAR in       convert    Parquet, CSV, jsonl, Arrow out
       _connection the WebSocket client          normalized typed rows out, paced or to files
                                                 relay      a recording served live
@@ -48,6 +49,7 @@ start with ``_`` are internal)::
                 side, classification, exchange times, normalized rows, sequence
                 checks), Server (the venue's side), constants
       normalize   the normalized tables, shared by every venue
+      tables      their names (light: the CLI's options)
     urls        WebSocket URLs checked before anything connects
     logs        every line on stderr: text, or JSON lines (--log-format json)
     timefmt, secrets, lists, retry    times, redaction, comma lists, backoff
