@@ -11,7 +11,8 @@ from every exchange on sip; crypto trades and quotes have crypto's fields (the t
 ``tks``, no exchanges or conditions). Each symbol's first order book is a full one
 (``r:true``, a few levels a side), then changes to a level or two, some removing one
 (size 0). Minute bars start on the minute, daily bars on the day. ``error=CODE`` sends
-CODE after the welcome (402: refuses the credentials).
+CODE after the welcome (402: refuses the credentials). Times (``t``, news'
+``created_at``/``updated_at``) are the simulator's clock less a few ms of latency.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from wsrec.sim.base import Simulator
 __all__ = ["AlpacaSim"]
 
 _CODE_OF = {v: k for k, v in TYPES.items()}
-_EPOCH = 1_795_000_000_000_000_000
 _MINUTE, _DAY = 60_000_000_000, 86_400_000_000_000
 #: what '*' stands for, by feed
 _ALL = {"test": ["FAKEPACA"], "crypto": ["BTC/USD", "ETH/USD"],
@@ -89,10 +89,11 @@ class AlpacaSim(Simulator):
                 if symbol == "*":
                     symbol = rng.choice(_ALL.get(server.feed, ["AAPL", "MSFT"]))
                 seq += 1
+                t = self.exchange_ns(state)
                 if channel == "orderbooks":
-                    item = self.book(rng, symbol, prices, books)
+                    item = self.book(rng, symbol, prices, books, t)
                 else:
-                    item = self.item(rng, channel, symbol, prices, seq)
+                    item = self.item(rng, channel, symbol, prices, seq, t)
                 if server.feed == "crypto" and item["T"] in ("t", "q"):
                     item = self.crypto(rng, item)
                 elif "x" in item and server.feed in ("sip", "delayed_sip"):
@@ -101,11 +102,10 @@ class AlpacaSim(Simulator):
             payload, text = server.pack(items)
             await self.emit(ws, state, payload, not text)
 
-    def item(self, rng, channel, symbol, prices, seq) -> dict:
+    def item(self, rng, channel, symbol, prices, seq, t) -> dict:
         price = prices.get(symbol, 100 + (sum(map(ord, symbol)) % 400))
         price = round(price * (1 + rng.gauss(0, 0.0005)), 2)
         prices[symbol] = price
-        t = _EPOCH + int(self.now() * 1e9)
         if channel == "trades":
             return {"T": "t", "S": symbol, "i": seq, "x": "V", "p": price,
                     "s": rng.randint(1, 500), "c": ["@"], "z": "C", "t": t}
@@ -124,11 +124,10 @@ class AlpacaSim(Simulator):
                 "v": rng.randint(10, 900), "t": t - t % (_DAY if code == "d" else _MINUTE),
                 "n": rng.randint(1, 40), "vw": price}
 
-    def book(self, rng, symbol, prices, books) -> dict:
+    def book(self, rng, symbol, prices, books, t) -> dict:
         """An order book message: the symbol's first is its full book (``r:true``), the
         next change a level or remove one (size 0)."""
         mid = prices.get(symbol, 100 + (sum(map(ord, symbol)) % 400))
-        t = _EPOCH + int(self.now() * 1e9)
         size = lambda: round(rng.uniform(0.01, 3), 4)  # noqa: E731
         if symbol not in books:
             bids = [round(mid - 0.5 * i, 2) for i in range(1, 4)]

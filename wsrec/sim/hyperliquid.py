@@ -3,7 +3,8 @@
 The protocol is ``wsrec.venues.hyperliquid.HyperliquidServer``'s (a ``post`` is answered
 with an empty ``info`` response); this adds the idle close (a connection sent nothing
 for ``idle_timeout`` seconds is closed) and data for every subscription. ``error=TEXT``
-answers the first valid subscription with that error text.
+answers the first valid subscription with that error text. Times (``time``, a candle's
+``t``) are the simulator's clock less a few ms of latency.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from wsrec.venues.hyperliquid import SUBSCRIPTIONS, HyperliquidServer
 from wsrec.sim.base import Simulator, compact
 
 __all__ = ["HyperliquidSim"]
-
-_START_MS = 1_795_000_000_000
 
 
 class HyperliquidSim(Simulator):
@@ -63,17 +62,18 @@ class HyperliquidSim(Simulator):
         async for _ in self.ticks():
             if subs:
                 tid += 1
-                payload = self.frame(rng, rng.choice(subs), prices, tid)
+                payload = self.frame(rng, rng.choice(subs), prices, tid,
+                                     self.exchange_ns(state) // 1_000_000)
                 if payload is not None:
                     await self.emit(ws, state, payload)
 
-    def frame(self, rng, sub, prices, tid) -> bytes | None:
+    def frame(self, rng, sub, prices, tid, now) -> bytes | None:
+        """A data frame of subscription ``sub`` at exchange time ``now`` (ms)."""
         t = sub["type"]
         coin = sub.get("coin", "BTC")
         px = prices.get(coin, 10 + sum(map(ord, coin)) * 37.0)
         px = round(px * (1 + rng.gauss(0, 0.0004)), 1)
         prices[coin] = px
-        now = _START_MS + int(self.now() * 1000)
         level = lambda p: {"px": f"{p:.1f}", "sz": f"{rng.uniform(0.01, 9):.5f}",  # noqa: E731
                            "n": rng.randint(1, 30)}
         if t == "trades":
