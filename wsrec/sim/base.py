@@ -40,6 +40,7 @@ import math
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -53,7 +54,8 @@ from wsrec.errors import UsageError
 from wsrec.logs import log
 from wsrec.venues.base import Server, compact
 
-__all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact"]
+__all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact", "PRICE_LEVELS",
+           "price_level", "Walk"]
 
 #: a simulator catching up (sends that do not block) yields to its loop this often
 YIELD_EVERY = 16
@@ -61,6 +63,57 @@ YIELD_EVERY = 16
 #: LATENCY_BASE, plus up to LATENCY_JITTER per message
 LATENCY_BASE = (1_000_000, 6_000_000)
 LATENCY_JITTER = 2_000_000
+
+#: an instrument (its ticker, or a pair's base currency) -> (its price level, decimals)
+PRICE_LEVELS = {"BTC": (90_000.0, 1), "ETH": (3_000.0, 2), "SOL": (150.0, 3),
+                "AAPL": (230.0, 2), "MSFT": (420.0, 2)}
+
+
+def price_level(symbol: str) -> tuple[float, int]:
+    """Where ``symbol`` trades and to how many decimals: ``PRICE_LEVELS`` by its ticker or
+    base currency (``BTC/USD``, ``ETH-PERP``: BTC, ETH), else a level from 5 to 5,000
+    deterministic from its name, to 2 decimals."""
+    base = symbol.replace("-", "/").split("/")[0].upper()
+    if base in PRICE_LEVELS:
+        return PRICE_LEVELS[base]
+    return round(5 * 10 ** (zlib.crc32(base.encode()) % 1000 / 333), 2), 2
+
+
+class Walk:
+    """Each symbol's price: a random walk from its level, rounded to its decimals;
+    ``tick`` is its smallest step, ``step`` the spacing of its book levels (about a
+    basis point, at least a tick)."""
+
+    def __init__(self, rng: random.Random, sigma: float = 0.0005):
+        self.rng, self.sigma = rng, sigma
+        self.prices: dict[str, float] = {}
+
+    def next(self, symbol: str) -> float:
+        level, decimals = price_level(symbol)
+        price = self.prices.get(symbol, level)
+        price = round(price * (1 + self.rng.gauss(0, self.sigma)), decimals)
+        self.prices[symbol] = price
+        return price
+
+    def mid(self, symbol: str) -> float:
+        """The symbol's last price (its level before any)."""
+        return self.prices.get(symbol, price_level(symbol)[0])
+
+    @staticmethod
+    def decimals(symbol: str) -> int:
+        return price_level(symbol)[1]
+
+    @staticmethod
+    def tick(symbol: str) -> float:
+        return 10.0 ** -price_level(symbol)[1]
+
+    @staticmethod
+    def step(symbol: str) -> float:
+        level, decimals = price_level(symbol)
+        return max(round(level * 0.0001, decimals), 10.0 ** -decimals)
+
+    def format(self, symbol: str, price: float) -> str:
+        return f"{price:.{self.decimals(symbol)}f}"
 
 
 @dataclass
