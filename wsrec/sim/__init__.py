@@ -17,9 +17,11 @@ SIMULATORS: dict[str, type[Simulator]] = {
     s.venue: s for s in (AlpacaSim, HyperliquidSim, VegaSim, FlowSim, DfuseSim)}
 
 
-def get_simulator(venue: str, options: SimOptions | None = None) -> Simulator:
+def get_simulator(venue: str, options: SimOptions | None = None, clock=None) -> Simulator:
+    """``venue``'s simulator; ``clock``: its wall clock (ns since the epoch, for the
+    exchange times; ``time.time_ns`` when None)."""
     try:
-        return SIMULATORS[venue](options)
+        return SIMULATORS[venue](options, clock)
     except KeyError:
         raise UsageError(f"no simulator for {venue!r} (simulators: "
                          f"{', '.join(SIMULATORS)})") from None

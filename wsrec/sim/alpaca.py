@@ -8,10 +8,13 @@ at most ``max_symbols`` trade and quote symbols on the iex feed (405) and
 mixed types and symbols. The feed shows in the data: ``*`` stands for its own symbols,
 the test feed streams FAKEPACA only, trades and quotes come from IEX alone on iex and
 from every exchange on sip; crypto trades and quotes have crypto's fields (the taker side
-``tks``, no exchanges or conditions). Each symbol's first order book is a full one
+``tks``, no exchanges or conditions). Prices walk from each symbol's level
+(``wsrec.sim.base.PRICE_LEVELS``: BTC near 90,000, AAPL near 230, ...) in its decimals.
+Each symbol's first order book is a full one
 (``r:true``, a few levels a side), then changes to a level or two, some removing one
 (size 0). Minute bars start on the minute, daily bars on the day. ``error=CODE`` sends
-CODE after the welcome (402: refuses the credentials).
+CODE after the welcome (402: refuses the credentials). Times (``t``, news'
+``created_at``/``updated_at``) are the simulator's clock less a few ms of latency.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from __future__ import annotations
 import asyncio
 
 from wsrec.venues.alpaca import ERRORS, KEY_ENV, SECRET_ENV, TYPES, AlpacaServer
-from wsrec.sim.base import Simulator
+from wsrec.sim.base import Simulator, Walk
 
 __all__ = ["AlpacaSim"]
 
 _CODE_OF = {v: k for k, v in TYPES.items()}
-_EPOCH = 1_795_000_000_000_000_000
 _MINUTE, _DAY = 60_000_000_000, 86_400_000_000_000
 #: what '*' stands for, by feed
 _ALL = {"test": ["FAKEPACA"], "crypto": ["BTC/USD", "ETH/USD"],
@@ -74,7 +76,7 @@ class AlpacaSim(Simulator):
 
     async def stream(self, ws, state) -> None:
         server, rng = state["server"], state["rng"]
-        prices: dict[str, float] = {}
+        prices = Walk(rng)
         books: dict[str, list] = {}   # symbol -> the prices of its levels on the book
         seq = 0
         async for _ in self.ticks():
@@ -89,10 +91,11 @@ class AlpacaSim(Simulator):
                 if symbol == "*":
                     symbol = rng.choice(_ALL.get(server.feed, ["AAPL", "MSFT"]))
                 seq += 1
+                t = self.exchange_ns(state)
                 if channel == "orderbooks":
-                    item = self.book(rng, symbol, prices, books)
+                    item = self.book(rng, symbol, prices, books, t)
                 else:
-                    item = self.item(rng, channel, symbol, prices, seq)
+                    item = self.item(rng, channel, symbol, prices, seq, t)
                 if server.feed == "crypto" and item["T"] in ("t", "q"):
                     item = self.crypto(rng, item)
                 elif "x" in item and server.feed in ("sip", "delayed_sip"):
@@ -101,17 +104,15 @@ class AlpacaSim(Simulator):
             payload, text = server.pack(items)
             await self.emit(ws, state, payload, not text)
 
-    def item(self, rng, channel, symbol, prices, seq) -> dict:
-        price = prices.get(symbol, 100 + (sum(map(ord, symbol)) % 400))
-        price = round(price * (1 + rng.gauss(0, 0.0005)), 2)
-        prices[symbol] = price
-        t = _EPOCH + int(self.now() * 1e9)
+    def item(self, rng, channel, symbol, prices: Walk, seq, t) -> dict:
+        price = prices.next(symbol)
+        d, tick, step = prices.decimals(symbol), prices.tick(symbol), prices.step(symbol)
         if channel == "trades":
             return {"T": "t", "S": symbol, "i": seq, "x": "V", "p": price,
                     "s": rng.randint(1, 500), "c": ["@"], "z": "C", "t": t}
         if channel == "quotes":
-            return {"T": "q", "S": symbol, "bx": "V", "bp": round(price - 0.01, 2),
-                    "bs": rng.randint(1, 9), "ax": "V", "ap": round(price + 0.01, 2),
+            return {"T": "q", "S": symbol, "bx": "V", "bp": round(price - tick, d),
+                    "bs": rng.randint(1, 9), "ax": "V", "ap": round(price + tick, d),
                     "as": rng.randint(1, 9), "c": ["R"], "z": "C", "t": t}
         if channel == "news":
             return {"T": "n", "id": seq, "headline": f"{symbol} headline {seq}",
@@ -120,19 +121,18 @@ class AlpacaSim(Simulator):
                     "symbols": [symbol], "source": "sim"}
         code = _CODE_OF.get(channel, "b")
         return {"T": code, "S": symbol, "o": price,
-                "h": round(price + 0.5, 2), "l": round(price - 0.5, 2), "c": price,
+                "h": round(price + 5 * step, d), "l": round(price - 5 * step, d), "c": price,
                 "v": rng.randint(10, 900), "t": t - t % (_DAY if code == "d" else _MINUTE),
                 "n": rng.randint(1, 40), "vw": price}
 
-    def book(self, rng, symbol, prices, books) -> dict:
+    def book(self, rng, symbol, prices: Walk, books, t) -> dict:
         """An order book message: the symbol's first is its full book (``r:true``), the
         next change a level or remove one (size 0)."""
-        mid = prices.get(symbol, 100 + (sum(map(ord, symbol)) % 400))
-        t = _EPOCH + int(self.now() * 1e9)
+        mid, d, unit = prices.mid(symbol), prices.decimals(symbol), prices.step(symbol)
         size = lambda: round(rng.uniform(0.01, 3), 4)  # noqa: E731
         if symbol not in books:
-            bids = [round(mid - 0.5 * i, 2) for i in range(1, 4)]
-            asks = [round(mid + 0.5 * i, 2) for i in range(1, 4)]
+            bids = [round(mid - unit * i, d) for i in range(1, 4)]
+            asks = [round(mid + unit * i, d) for i in range(1, 4)]
             books[symbol] = [bids, asks]
             return {"T": "o", "S": symbol, "t": t, "b": [{"p": p, "s": size()} for p in bids],
                     "a": [{"p": p, "s": size()} for p in asks], "r": True}
@@ -141,8 +141,8 @@ class AlpacaSim(Simulator):
         if len(levels) > 1 and rng.random() < 0.3:
             change = {"p": levels.pop(rng.randrange(len(levels))), "s": 0}
         else:
-            step = round(0.5 * rng.randint(1, 6), 2)
-            price = round(mid - step if side == 0 else mid + step, 2)
+            step = unit * rng.randint(1, 6)
+            price = round(mid - step if side == 0 else mid + step, d)
             if price not in levels:
                 levels.append(price)
             change = {"p": price, "s": size()}

@@ -15,6 +15,13 @@ error paths testable:
   ``errors``), or ``http:STATUS`` to refuse the WebSocket upgrade with that HTTP status
   (400 to 599); anything else is refused when the simulator is made (``error_problem``).
 
+Exchange times are the simulator's wall clock (``clock``: ns since the epoch, injectable;
+``time.time_ns`` by default) less a small latency, a few ms deterministic from ``seed``
+(``exchange_ns``): a recording from a simulator shows receive-minus-exchange latencies
+like a venue's. A chain's blocks are timed from the wall clock when the simulator
+started (``block_ns``), one block every ``1 / rate`` s, so a block at the head is never
+later than the time it is sent.
+
 Every message a simulator sends is logged per connection in ``sent`` (and client
 messages in ``received``), so tests can compare a recording with what was sent.
 
@@ -32,6 +39,9 @@ import itertools
 import math
 import random
 import threading
+import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -44,10 +54,66 @@ from wsrec.errors import UsageError
 from wsrec.logs import log
 from wsrec.venues.base import Server, compact
 
-__all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact"]
+__all__ = ["SimOptions", "Simulator", "SimThread", "Dropped", "compact", "PRICE_LEVELS",
+           "price_level", "Walk"]
 
 #: a simulator catching up (sends that do not block) yields to its loop this often
 YIELD_EVERY = 16
+#: the simulated latency of exchange times (ns): a simulator's base, from its seed, in
+#: LATENCY_BASE, plus up to LATENCY_JITTER per message
+LATENCY_BASE = (1_000_000, 6_000_000)
+LATENCY_JITTER = 2_000_000
+
+#: an instrument (its ticker, or a pair's base currency) -> (its price level, decimals)
+PRICE_LEVELS = {"BTC": (90_000.0, 1), "ETH": (3_000.0, 2), "SOL": (150.0, 3),
+                "AAPL": (230.0, 2), "MSFT": (420.0, 2)}
+
+
+def price_level(symbol: str) -> tuple[float, int]:
+    """Where ``symbol`` trades and to how many decimals: ``PRICE_LEVELS`` by its ticker or
+    base currency (``BTC/USD``, ``ETH-PERP``: BTC, ETH), else a level from 5 to 5,000
+    deterministic from its name, to 2 decimals."""
+    base = symbol.replace("-", "/").split("/")[0].upper()
+    if base in PRICE_LEVELS:
+        return PRICE_LEVELS[base]
+    return round(5 * 10 ** (zlib.crc32(base.encode()) % 1000 / 333), 2), 2
+
+
+class Walk:
+    """Each symbol's price: a random walk from its level, rounded to its decimals;
+    ``tick`` is its smallest step, ``step`` the spacing of its book levels (about a
+    basis point, at least a tick)."""
+
+    def __init__(self, rng: random.Random, sigma: float = 0.0005):
+        self.rng, self.sigma = rng, sigma
+        self.prices: dict[str, float] = {}
+
+    def next(self, symbol: str) -> float:
+        level, decimals = price_level(symbol)
+        price = self.prices.get(symbol, level)
+        price = round(price * (1 + self.rng.gauss(0, self.sigma)), decimals)
+        self.prices[symbol] = price
+        return price
+
+    def mid(self, symbol: str) -> float:
+        """The symbol's last price (its level before any)."""
+        return self.prices.get(symbol, price_level(symbol)[0])
+
+    @staticmethod
+    def decimals(symbol: str) -> int:
+        return price_level(symbol)[1]
+
+    @staticmethod
+    def tick(symbol: str) -> float:
+        return 10.0 ** -price_level(symbol)[1]
+
+    @staticmethod
+    def step(symbol: str) -> float:
+        level, decimals = price_level(symbol)
+        return max(round(level * 0.0001, decimals), 10.0 ** -decimals)
+
+    def format(self, symbol: str, price: float) -> str:
+        return f"{price:.{self.decimals(symbol)}f}"
 
 
 @dataclass
@@ -85,8 +151,11 @@ class Simulator:
     #: the venue error codes ``error=`` takes, and what each does; None: any text
     errors: dict[str, str] | None = {}
 
-    def __init__(self, options: SimOptions | None = None):
+    def __init__(self, options: SimOptions | None = None,
+                 clock: Callable[[], int] | None = None):
         self.options = options or SimOptions()
+        #: the wall clock exchange times come from (ns since the epoch)
+        self.clock = clock or time.time_ns
         problem = self.error_problem(self.options.error)
         if problem is None and not (isinstance(self.options.rate, (int, float))
                                     and math.isfinite(self.options.rate)
@@ -101,6 +170,8 @@ class Simulator:
         self._ids = itertools.count()
         self._server = None
         self.loop_started = 0.0
+        self.wall_started = self.clock()   # the wall clock at start(): block times' origin
+        self.latency_base = random.Random(f"latency {self.options.seed}").randint(*LATENCY_BASE)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -117,6 +188,7 @@ class Simulator:
         h, p = sock.getsockname()[:2]
         self.url = f"ws://{h}:{p}"
         self.loop_started = asyncio.get_running_loop().time()
+        self.wall_started = self.clock()
         if announce:
             log(f"listening on {self.url}", url=self.url)
         return self.url
@@ -160,6 +232,31 @@ class Simulator:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time() - self.loop_started
+
+    def exchange_ns(self, state: dict) -> int:
+        """The exchange time of a message sent now on this connection (ns since the
+        epoch): the wall clock less the latency, never before the connection's last."""
+        rng = state.get("latency_rng")
+        if rng is None:
+            rng = state["latency_rng"] = random.Random(
+                f"latency {self.options.seed} {state.get('cid', 0)}")
+        t = self.clock() - self.latency_base - rng.randrange(LATENCY_JITTER)
+        t = max(t, state.get("exchange_ns", t))
+        state["exchange_ns"] = t
+        return t
+
+    def block_period_ns(self) -> int:
+        """The time between a chain's blocks: one block every ``1 / rate`` s (1 s at
+        rate 0, where the head stays put)."""
+        rate = self.options.rate
+        return round(1e9 / rate) if rate > 0 else 1_000_000_000
+
+    def block_ns(self, offset: int) -> int:
+        """The time of the block ``offset`` blocks after the one at the head when the
+        simulator started: the wall clock then, plus a block period each, less a latency
+        of a few ms (deterministic from the seed and the block)."""
+        jitter = (offset * 2654435761 + self.options.seed * 40503) % LATENCY_JITTER
+        return self.wall_started + offset * self.block_period_ns() - self.latency_base - jitter
 
     # -- per connection ------------------------------------------------------------------
 

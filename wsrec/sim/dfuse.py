@@ -7,8 +7,9 @@ its data: ``get_action_traces`` streams one trace per account per block from
 ``start_block`` (or the head), with ``progress`` after every block whose number is a
 multiple of ``with_progress``; ``get_head_info`` and ``get_table_rows`` too. The server
 sends ``{"type":"ping"}`` every ``ping_interval`` (10 s). ``error=CODE`` answers the
-first request with that code. Blocks are half a second apart, their ``block_time`` in
-EOSIO's form (milliseconds, no zone: UTC).
+first request with that code. Blocks are a block period (``1 / rate`` s) apart, timed
+from the simulator's clock (each a few ms before it is first sent), their ``block_time``
+in EOSIO's form (milliseconds, no zone: UTC); a ping's ``data`` is the clock's time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from wsrec.sim.base import Simulator, compact
 __all__ = ["DfuseSim", "GENESIS"]
 
 GENESIS = 300_000_000
-_GENESIS_TIME = dt.datetime(2026, 11, 18, 11, 0, tzinfo=dt.timezone.utc)
 
 
 class DfuseSim(Simulator):
@@ -61,7 +61,9 @@ class DfuseSim(Simulator):
         interval = self.options.ping_interval or 10.0
         while True:
             await asyncio.sleep(interval)
-            now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            seconds, ns = divmod(self.clock(), 1_000_000_000)
+            now = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S.") + f"{ns // 1000:06d}Z"
             await self.send(ws, state, compact({"type": "ping", "data": now}))
 
     async def answer(self, ws, state, message) -> bool:
@@ -100,7 +102,7 @@ class DfuseSim(Simulator):
                 await self.emit(ws, state, compact({"type": "action_trace", "req_id": req_id,
                                                     "data": {
                     "block_num": block, "block_id": block_id,
-                    "block_time": _block_time(block), "trx_id": f"{block:064x}",
+                    "block_time": self.block_time(block), "trx_id": f"{block:064x}",
                     "idx": 0, "trace": {"receipt": {"receiver": account},
                                         "act": {"account": account, "name": "transfer",
                                                 "data": {"quantity": "1.0000 EOS"}}}}}))
@@ -116,11 +118,16 @@ class DfuseSim(Simulator):
                                                 "data": {"block_num": block,
                                                          "block_id": block_id}}))
 
-    @staticmethod
-    def head_info(req_id, block) -> dict:
+    def block_time(self, block: int) -> str:
+        """A block's ``block_time``: EOSIO's form (milliseconds, no zone: UTC)."""
+        seconds, ns = divmod(self.block_ns(block - GENESIS), 1_000_000_000)
+        at = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+        return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns // 1_000_000:03d}"
+
+    def head_info(self, req_id, block) -> dict:
         return {"type": "head_info", "req_id": req_id, "data": {
             "last_irreversible_block_num": block - 330, "head_block_num": block,
-            "head_block_id": _block_id(block), "head_block_time": _block_time(block),
+            "head_block_id": _block_id(block), "head_block_time": self.block_time(block),
             "head_block_producer": "eosproducer1"}}
 
 
@@ -128,7 +135,3 @@ def _block_id(block: int) -> str:
     """An EOSIO block id: the block number in its first 4 bytes."""
     return f"{block:08x}" + f"{block * 2654435761 % (1 << 96):024x}" * 2
 
-
-def _block_time(block: int) -> str:
-    at = _GENESIS_TIME + dt.timedelta(milliseconds=500 * (block - GENESIS))
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}"

@@ -8,7 +8,8 @@ the drop (no close frame) of a connection with no subscription idle for
 ``inactivity``. ``error=CODE`` answers the first subscribe with CODE.
 
 Payloads are the access node's (``engine/access/rest/websockets`` in flow-go): block
-timestamps one second apart; an events message for every block, with a FlowToken
+timestamps from the simulator's clock, a block period (``1 / rate`` s) apart, each a few
+ms before the block is first sent; an events message for every block, with a FlowToken
 withdrawal and deposit (or, with an ``event_types`` filter, events of those types) in
 every third block, each payload base64 JSON-CDC, and ``events`` left out when there are
 none; ``message_index`` a number counting each subscription's messages from 0.
@@ -26,7 +27,6 @@ from wsrec.sim.base import Simulator, compact
 __all__ = ["FlowSim", "GENESIS"]
 
 GENESIS = 100_000_000
-_GENESIS_TIME = dt.datetime(2026, 11, 18, 11, 0, tzinfo=dt.timezone.utc)
 #: the events of a block with events, when a subscription names no event types
 _EVENT_TYPES = ("A.1654653399040a61.FlowToken.TokensWithdrawn",
                 "A.1654653399040a61.FlowToken.TokensDeposited")
@@ -91,10 +91,9 @@ class FlowSim(Simulator):
                 height += 1
                 index += 1
 
-    @staticmethod
-    def payload(topic, height, index, event_types=None) -> dict:
+    def payload(self, topic, height, index, event_types=None) -> dict:
         block_id = _block_id(height)
-        stamp = _timestamp(height)
+        stamp = _timestamp(self.block_ns(height - GENESIS))
         if topic == "block_digests":
             return {"block_id": block_id, "height": str(height), "timestamp": stamp}
         if topic == "block_headers":
@@ -119,13 +118,13 @@ def _block_id(height: int) -> str:
     return f"{height * 2654435761 % (1 << 64):016x}" * 4
 
 
-def _timestamp(height: int) -> str:
-    """A block's time: one second after the one before, with a few ms of jitter, in
-    Go's RFC 3339 with ns (trailing zeros dropped)."""
-    at = _GENESIS_TIME + dt.timedelta(seconds=height - GENESIS,
-                                      milliseconds=height * 37 % 1000)
-    fraction = f"{at.microsecond:06d}".rstrip("0")
-    return at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+def _timestamp(ns: int) -> str:
+    """A block's time (ns since the epoch) in Go's RFC 3339 with ns (trailing zeros
+    dropped)."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    at = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    digits = f"{fraction:09d}".rstrip("0")
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{digits}" if digits else "") + "Z"
 
 
 def _events(height: int, types) -> list:

@@ -3,7 +3,10 @@
 The protocol is ``wsrec.venues.hyperliquid.HyperliquidServer``'s (a ``post`` is answered
 with an empty ``info`` response); this adds the idle close (a connection sent nothing
 for ``idle_timeout`` seconds is closed) and data for every subscription. ``error=TEXT``
-answers the first valid subscription with that error text.
+answers the first valid subscription with that error text. Prices walk from each coin's
+level (``wsrec.sim.base.PRICE_LEVELS``: BTC near 90,000, ETH near 3,000, ...) in its
+decimals. Times (``time``, a candle's
+``t``) are the simulator's clock less a few ms of latency.
 """
 
 from __future__ import annotations
@@ -11,11 +14,9 @@ from __future__ import annotations
 import asyncio
 
 from wsrec.venues.hyperliquid import SUBSCRIPTIONS, HyperliquidServer
-from wsrec.sim.base import Simulator, compact
+from wsrec.sim.base import Simulator, Walk, compact
 
 __all__ = ["HyperliquidSim"]
-
-_START_MS = 1_795_000_000_000
 
 
 class HyperliquidSim(Simulator):
@@ -58,42 +59,42 @@ class HyperliquidSim(Simulator):
 
     async def stream(self, ws, state) -> None:
         rng, subs = state["rng"], state["server"].subs
-        prices: dict[str, float] = {}
+        prices = Walk(rng, sigma=0.0004)
         tid = 1000
         async for _ in self.ticks():
             if subs:
                 tid += 1
-                payload = self.frame(rng, rng.choice(subs), prices, tid)
+                payload = self.frame(rng, rng.choice(subs), prices, tid,
+                                     self.exchange_ns(state) // 1_000_000)
                 if payload is not None:
                     await self.emit(ws, state, payload)
 
-    def frame(self, rng, sub, prices, tid) -> bytes | None:
+    def frame(self, rng, sub, prices: Walk, tid, now) -> bytes | None:
+        """A data frame of subscription ``sub`` at exchange time ``now`` (ms)."""
         t = sub["type"]
         coin = sub.get("coin", "BTC")
-        px = prices.get(coin, 10 + sum(map(ord, coin)) * 37.0)
-        px = round(px * (1 + rng.gauss(0, 0.0004)), 1)
-        prices[coin] = px
-        now = _START_MS + int(self.now() * 1000)
-        level = lambda p: {"px": f"{p:.1f}", "sz": f"{rng.uniform(0.01, 9):.5f}",  # noqa: E731
+        px, step, tick = prices.next(coin), prices.step(coin), prices.tick(coin)
+        fmt = lambda p: prices.format(coin, p)  # noqa: E731
+        level = lambda p: {"px": fmt(p), "sz": f"{rng.uniform(0.01, 9):.5f}",  # noqa: E731
                            "n": rng.randint(1, 30)}
         if t == "trades":
-            data = [{"coin": coin, "side": rng.choice("AB"), "px": f"{px:.1f}",
+            data = [{"coin": coin, "side": rng.choice("AB"), "px": fmt(px),
                      "sz": f"{rng.uniform(0.0001, 2):.5f}", "time": now,
                      "hash": "0x" + f"{rng.getrandbits(128):032x}", "tid": tid,
                      "users": ["0x" + f"{rng.getrandbits(80):020x}",
                                "0x" + f"{rng.getrandbits(80):020x}"]}]
         elif t == "l2Book":
             data = {"coin": coin, "time": now,
-                    "levels": [[level(px - i) for i in range(1, 4)],
-                               [level(px + i) for i in range(1, 4)]]}
+                    "levels": [[level(px - i * step) for i in range(1, 4)],
+                               [level(px + i * step) for i in range(1, 4)]]}
         elif t == "bbo":
-            data = {"coin": coin, "time": now, "bbo": [level(px - 0.5), level(px + 0.5)]}
+            data = {"coin": coin, "time": now, "bbo": [level(px - tick), level(px + tick)]}
         elif t == "candle":
             data = {"t": now - now % 60000, "T": now - now % 60000 + 59999, "s": coin,
-                    "i": sub.get("interval", "1m"), "o": f"{px:.1f}", "c": f"{px:.1f}",
-                    "h": f"{px + 1:.1f}", "l": f"{px - 1:.1f}", "v": "12.5", "n": 42}
+                    "i": sub.get("interval", "1m"), "o": fmt(px), "c": fmt(px),
+                    "h": fmt(px + 5 * step), "l": fmt(px - 5 * step), "v": "12.5", "n": 42}
         elif t == "allMids":
-            data = {"mids": {c: f"{p:.1f}" for c, p in (prices or {"BTC": px}).items()}}
+            data = {"mids": {c: prices.format(c, p) for c, p in prices.prices.items()}}
         else:
             _, channel = SUBSCRIPTIONS[t]
             return compact({"channel": channel, "data": {"user": sub.get("user"),

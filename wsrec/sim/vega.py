@@ -7,8 +7,9 @@ a snapshot in pages of 50 (``lastPage`` on the last), then updates at ``rate``;
 ``trades`` sends trades, and ``markets/depth``, ``markets/depth/updates`` and
 ``markets/data`` follow one order book per market (whole books, the changed levels with
 chained ``sequenceNumber``/``previousSequenceNumber``, best bid and offer); ``candle/data``
-sends one-minute candles. ``error=CODE`` sends an error frame with that gRPC code and
-ends the stream.
+sends one-minute candles. Vega times are the simulator's clock less a few ms of latency
+(a snapshot's items one second apart up to then). ``error=CODE`` sends an error frame
+with that gRPC code and ends the stream.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ MARKETS = ["0570e3ba31dda99bcaa78cf7c32fe97f3ec93c7a87ae6efd41fc524defa1bef2",
 _SNAPSHOT = {"accounts": "accounts", "orders": "orders", "positions": "positions"}
 _BOOKS = ("markets/depth", "markets/depth/updates", "markets/data")
 _PAGE = 50
-_TS = 1_795_000_000_000_000_000     # the first frame's vega time (ns)
-_TICK = 1_000_000                   # vega time between frames (ns)
+_SNAPSHOT_AGE = 1_000_000_000      # vega time between a snapshot's items (ns)
 _MINUTE = 60_000_000_000
 
 
@@ -52,23 +52,25 @@ class VegaSim(Simulator):
     async def stream(self, ws, state, path, markets) -> None:
         rng = state["rng"]
         key = _SNAPSHOT.get(path)
-        if key:
-            items = [self.item(rng, path, rng.choice(markets), i)
-                     for i in range(rng.randint(60, 130))]
+        now = self.exchange_ns(state)
+        if key:   # what was there before: one item a second up to now
+            count = rng.randint(60, 130)
+            items = [self.item(rng, path, rng.choice(markets), i,
+                               now - (count - i) * _SNAPSHOT_AGE) for i in range(count)]
             for start in range(0, len(items), _PAGE):
                 page = {key: items[start:start + _PAGE]}
                 if start + _PAGE >= len(items):
                     page["lastPage"] = True
                 await self.send(ws, state, compact({"result": {"snapshot": page}}))
-        books = {m: _Book(rng, m, _TS) for m in markets} if path in _BOOKS else {}
+        books = {m: _Book(rng, m, now) for m in markets} if path in _BOOKS else {}
         candle = _Candle(rng)
         n = 0
         async for _ in self.ticks():
             n += 1
             market = rng.choice(markets)
-            ts = _TS + n * _TICK
+            ts = self.exchange_ns(state)
             if key:
-                body = {"updates": {key: [self.item(rng, path, market, n)]}}
+                body = {"updates": {key: [self.item(rng, path, market, n, ts)]}}
             elif path == "trades":
                 body = {"trades": [self.trade(rng, market, ts)]}
             elif path == "markets/depth":
@@ -82,14 +84,14 @@ class VegaSim(Simulator):
             elif path == "candle/data":
                 body = {"candle": candle.tick(rng, ts)}
             else:
-                body = {path.replace("/", "_"): self.item(rng, path, market, n)}
+                body = {path.replace("/", "_"): self.item(rng, path, market, n, ts)}
             await self.emit(ws, state, compact({"result": body}))
 
-    def item(self, rng, path, market, n) -> dict:
+    def item(self, rng, path, market, n, ts) -> dict:
         price = str(rng.randint(90_000, 110_000))
         return {"id": f"{rng.getrandbits(128):032x}", "marketId": market, "price": price,
                 "size": str(rng.randint(1, 50)), "side": rng.choice([1, 2]),
-                "timestamp": str(_TS + n * _TICK), "seq": n}
+                "timestamp": str(ts), "seq": n}
 
     @staticmethod
     def trade(rng, market, ts) -> dict:
