@@ -176,7 +176,7 @@ def test_recorded_from_the_simulator_normalizes_completely(data):
     for table in ("blocks", "actions"):
         n = Normalizer(dfuse, table)
         assert sum(n.feed(b).num_rows for b in batches) > 0 and n.unmapped == 0, table
-    times = [t for b in batches for t, c in zip(b.column("exch_ts").to_pylist(),
+    times = [t for b in batches for t, c in zip(b.column("exch_ts").cast(pa.int64()).to_pylist(),
                                                 b.column("channel").to_pylist())
              if c in ("action_trace", "head_info")]
     assert times and None not in times

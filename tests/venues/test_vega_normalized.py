@@ -222,7 +222,8 @@ def test_recorded_from_the_simulator_normalizes_completely(data):
         got = sum(n.feed(b).num_rows for b in batches)
         assert got > 0 and n.mapped > 0 and n.unmapped == 0, table
     assert all(t is not None for b in batches for t, c in
-               zip(b.column("exch_ts").to_pylist(), b.column("channel").to_pylist())
+               zip(b.column("exch_ts").cast(pa.int64()).to_pylist(),
+                   b.column("channel").to_pylist())
                if c in ("trades", "markets/data", "candle/data"))
     states: dict = {}   # per connection
     for b in batches:
