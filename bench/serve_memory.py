@@ -62,7 +62,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def client(url: str, stop: asyncio.Event, counts: list, i: int) -> None:
-    async with connect(url + "/v2/test", max_size=None, open_timeout=60) as ws:
+    async with connect(url, max_size=None, open_timeout=60) as ws:
         await asyncio.wait_for(ws.recv(), 60)
         await ws.send(json.dumps({"action": "auth", "key": "k", "secret": "s"}))
         await asyncio.wait_for(ws.recv(), 60)
@@ -87,7 +87,7 @@ def run(root: Path, n_clients: int, shared: bool, seconds: float, speed: str) ->
     if not first.startswith("listening on "):
         proc.kill()
         raise SystemExit(f"server did not start: {first}{proc.stderr.read()}")
-    url = first.split()[-1]
+    url = first.split()[-1]   # with alpaca's path: /v2/test
     errors: list[str] = []
     threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
     idle = rss_mb(proc.pid)

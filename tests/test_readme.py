@@ -95,7 +95,8 @@ def test_live_examples_run_against_the_simulators(workdir):
         sim = subprocess.Popen([sys.executable, "-m", "wsrec", "sim", venue, "--rate", "100"],
                                stderr=subprocess.PIPE, text=True)
         try:
-            url = sim.stderr.readline().split()[-1]
+            # --url takes the server; the recorder adds the path its request needs
+            url = "/".join(sim.stderr.readline().split()[-1].split("/")[:3])
             line = command.replace("--duration 1h", "--max-frames 20") + f" --url {url}"
             out = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True,
                                  text=True, timeout=120)

@@ -354,7 +354,7 @@ def test_sim_prints_listening_first(data):
 
         async def client():
             from websockets.asyncio.client import connect
-            async with connect(url + "/ws") as ws:
+            async with connect(url) as ws:   # the announced URL has the path
                 await ws.send('{"method":"ping"}')
                 return await asyncio.wait_for(ws.recv(), 10)
         assert asyncio.run(client()) == '{"channel":"pong"}'

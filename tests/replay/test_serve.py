@@ -12,8 +12,10 @@ import time
 
 import msgpack
 import pytest
+from client_cases import CLIENTS
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as sync_connect
 
 import wsrec
 from wsrec.record.recorder import RecordOptions
@@ -63,7 +65,8 @@ class Server:
         _STARTED.append(self.proc)
         first = self.proc.stderr.readline()
         assert first.startswith("listening on "), first + self.proc.stderr.read()
-        self.url = first.split()[-1]
+        self.announced = first.split()[-1]   # with the venue's path: a client's URL as is
+        self.url = "/".join(self.announced.split("/")[:3])   # without: tests add their own
 
     def finish(self, timeout=60):
         try:
@@ -603,3 +606,24 @@ def test_send_paced_unpaced_stop_and_too_late():
     assert got == [1]
     with pytest.raises(TooLate):
         send_paced([1, 2], [0, 1], _FakePacer(slip=6), got.append, max_late_ns=5)
+
+
+@pytest.mark.parametrize("venue", sorted(CLIENTS))
+def test_the_announced_url_is_a_working_session(recorded, venue):
+    """'listening on URL' names the venue's path (and a dfuse token placeholder, which a
+    replay takes), so a client connects to it as is."""
+    server = Server(recorded, venue, "--to", "ws://127.0.0.1:0", "--speed", "max")
+    assert server.announced != server.url
+    with sync_connect(server.announced, open_timeout=30, max_size=None) as ws:
+        assert CLIENTS[venue](ws)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.finish()[0] == 0
+
+
+def test_a_path_in_the_target_is_kept(recorded):
+    server = Server(recorded, "hyperliquid", "--to", "ws://127.0.0.1:0/feed", "--speed", "max")
+    assert server.announced.endswith("/feed")
+    with sync_connect(server.announced, open_timeout=30) as ws:
+        assert CLIENTS["hyperliquid"](ws)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.finish()[0] == 0

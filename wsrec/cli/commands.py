@@ -1093,7 +1093,16 @@ def config_cmd(action, file, data, as_json):
 def sim_cmd(venue, host, port, **options):
     """Serve a venue simulator for your own client, until Ctrl-C.
 
-    Prints 'listening on URL' as its first line on stderr.
+    Prints 'listening on URL' as its first line on stderr: a URL with the venue's
+    path, to connect to as is. The paths each venue serves:
+
+    \b
+      alpaca       /v2/test (default), /v2/iex, /v2/sip, /v2/delayed_sip,
+                   /v1beta3/crypto/us, /v1beta1/indicative, /v1beta1/opra, /v1beta1/news
+      dfuse        /v1/stream?token=JWT
+      flow         /v1/ws
+      hyperliquid  /ws
+      vega         /api/v2/stream/STREAM?FILTERS (default: trades)
 
     Example:
 

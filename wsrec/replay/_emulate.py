@@ -26,7 +26,7 @@ from wsrec.venues.flow import FlowServer
 from wsrec.venues.hyperliquid import HyperliquidServer
 from wsrec.venues.vega import VegaServer
 
-__all__ = ["Emulator", "emulator_for"]
+__all__ = ["Emulator", "emulator_for", "client_path"]
 
 Send = Callable[[bytes, bool], None]   # (payload, is_text)
 Close = Callable[[int, str], None]     # (code, reason)
@@ -95,6 +95,13 @@ _SERVERS = {
     "flow": FlowServer,
     "dfuse": partial(DfuseServer, auth=False),   # a replay takes any token
 }
+
+
+def client_path(venue: str) -> str:
+    """The path a client of an emulated ``venue`` connects to as is (its
+    ``Server.default_path``; "" for a venue that is not emulated)."""
+    make = _SERVERS.get(venue)
+    return "" if make is None else getattr(make, "func", make).default_path
 
 
 def emulator_for(venue: str, emulate: bool, send: Send, path: str, headers,

@@ -42,7 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.sync.server import serve as ws_serve
 
-from wsrec.replay._emulate import emulator_for
+from wsrec.replay._emulate import client_path, emulator_for
 from wsrec.errors import UsageError, WsrecError
 from wsrec.logs import log
 from wsrec.store.filters import Filters
@@ -401,14 +401,16 @@ def serve_replay(sessions: list[Session], filters: Filters, options: ReplayOptio
                  stop: threading.Event | None = None) -> dict:
     """Serve the replay at ``target`` until interrupted (SIGINT or SIGTERM, when called
     from the main thread), until ``stop`` is set, or, with ``once``, until the first
-    client's replay is done. Prints ``listening on URL`` first on stderr."""
+    client's replay is done. Prints ``listening on URL`` first on stderr (a WebSocket URL
+    with the venue's path when ``target`` has none: a client can connect to it as is)."""
     check_serve_options(serve)
     kind, host, port = parse_target(target)
     player = _Player(sessions, filters, options, serve)
     player.stop = stop
     with fine_switching(), _stop_on_signals(player) as caught:
         if kind == "ws":
-            _, shutdown = listen_ws(player, host, port, urlsplit(target).path or "/")
+            _, shutdown = listen_ws(player, host, port, urlsplit(target).path or "/",
+                                    client_path=client_path(player.venue))
         else:
             _, shutdown = listen_lines(player, kind, host, port)
         return _wait(player, shutdown, caught)
@@ -706,12 +708,13 @@ class WsClient:
 
 
 def listen_ws(host, hostname: str, port: int, path: str, *, compression: str | None = "deflate",
-              announce: str = "listening on", clients: Clients | None = None
-              ) -> tuple[str, Callable[[], None]]:
+              announce: str = "listening on", clients: Clients | None = None,
+              client_path: str = "") -> tuple[str, Callable[[], None]]:
     """A WebSocket server of ``host``'s clients (a ``WsClient`` each, in a thread of its
     own), serving from a thread; prints ``announce URL`` on stderr: (its URL, the
     function that stops it: clients closed with 1001, at most 2 s for their close).
-    Its connections are kept in ``clients``."""
+    Its connections are kept in ``clients``. ``client_path``: added to the URL when
+    ``path`` is ``/``, so a client can connect to it as is (the venue's path)."""
     clients = clients or Clients()
 
     def handler(ws):
@@ -725,7 +728,7 @@ def listen_ws(host, hostname: str, port: int, path: str, *, compression: str | N
         raise WsrecError(f"cannot listen on {hostname}:{port}: {exc.strerror or exc}") \
             from None
     bound = server.socket.getsockname()[1]
-    url = f"ws://{hostname}:{bound}{path if path != '/' else ''}"
+    url = f"ws://{hostname}:{bound}{path if path != '/' else client_path}"
     log_line(f"{announce} {url}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

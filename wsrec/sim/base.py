@@ -163,7 +163,8 @@ class Simulator:
             problem = f"rate must be a finite number >= 0, not {self.options.rate!r}"
         if problem:
             raise UsageError(f"{self.venue} simulator: {problem}")
-        self.url: str | None = None
+        self.url: str | None = None          # ws://HOST:PORT, without a path
+        self.client_url: str | None = None   # that with ``client_path()``: what is announced
         self.sent: dict[int, list[bytes]] = {}
         self.received: dict[int, list[bytes]] = {}
         self.active = 0
@@ -187,11 +188,17 @@ class Simulator:
         sock = self._server.sockets[0]
         h, p = sock.getsockname()[:2]
         self.url = f"ws://{h}:{p}"
+        self.client_url = self.url + self.client_path()
         self.loop_started = asyncio.get_running_loop().time()
         self.wall_started = self.clock()
         if announce:
-            log(f"listening on {self.url}", url=self.url)
+            log(f"listening on {self.client_url}", url=self.client_url)
         return self.url
+
+    def client_path(self) -> str:
+        """The path (and query) a client can connect to as is: the venue's
+        ``Server.default_path``."""
+        return self.server.default_path
 
     async def close(self) -> None:
         if self._server is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from urllib.parse import quote
 
 from wsrec.venues.dfuse import AUTH_ERRORS, INVALID_ERRORS, TOKEN_ENV, DfuseServer
 from wsrec.sim.base import Simulator, compact
@@ -34,6 +35,12 @@ class DfuseSim(Simulator):
               **{code: "an invalid request" for code in sorted(INVALID_ERRORS)},
               "internal_error": "a server error on the first request (the recorder retries)"}
     sample_credentials = {TOKEN_ENV: "sim.jwt.token"}
+
+    def client_path(self) -> str:
+        """``/v1/stream?token=...`` with a token this simulator accepts."""
+        token = (self.options.credentials or {}).get(TOKEN_ENV) or \
+            self.sample_credentials[TOKEN_ENV]
+        return self.server.default_path.replace("TOKEN", quote(token, safe=""))
 
     def head(self) -> int:
         return GENESIS + int(self.now() * self.options.rate)

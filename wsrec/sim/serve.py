@@ -1,7 +1,7 @@
 """Serving a venue's simulator for any client until SIGINT or SIGTERM: ``wsrec sim``.
 
     from wsrec.sim import SimOptions, serve_sim
-    serve_sim("alpaca", SimOptions(rate=100), port=8765)   # 'listening on ws://...' on stderr
+    serve_sim("alpaca", SimOptions(rate=100), port=8765)   # 'listening on ws://.../v2/test'
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def serve_sim(venue: str, options=None, host: str = "127.0.0.1", port: int = 0, 
     event loop.
 
     ``announce`` prints ``listening on URL`` on stderr once the server listens (the
-    signal handlers are in place by then); ``listening`` is called with that URL.
+    signal handlers are in place by then); ``listening`` is called with that URL. The
+    URL has the venue's path (``Simulator.client_path``): a client can connect to it
+    as is.
     ``options``: ``SimOptions``. UsageError for an unknown venue or options the
     simulator refuses (``param`` names the option); WsrecError when the address can't
     be listened on.
@@ -50,9 +52,9 @@ def serve_sim(venue: str, options=None, host: str = "127.0.0.1", port: int = 0, 
                 break
         watch = asyncio.create_task(_watch(stop, done)) if stop is not None else None
         try:
-            url = await sim.start(host, port, announce=announce)
+            await sim.start(host, port, announce=announce)
             if listening is not None:
-                listening(url)
+                listening(sim.client_url)
             await done.wait()
             await sim.close()
         finally:

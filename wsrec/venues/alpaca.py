@@ -324,6 +324,9 @@ class AlpacaServer(Server):
         self.authed = False
         self.ready = False
 
+    paths = tuple(PATHS)
+    default_path = "/v2/test"
+
     @classmethod
     def refuse(cls, path):
         return None if path.split("?")[0] in PATHS else f"no feed at {path}"

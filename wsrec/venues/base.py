@@ -127,6 +127,12 @@ class Server:
         self.close: tuple[int, str] | None = None
         self.ready = True
 
+    #: the paths the venue serves, as a client writes them (for help texts)
+    paths: tuple[str, ...] = ()
+    #: the path (and query) a client connects to when it names none: what ``wsrec sim``
+    #: and the replay server add to the URL they announce ("": the bare URL)
+    default_path = ""
+
     @classmethod
     def refuse(cls, path: str) -> str | None:
         """Why the venue answers an upgrade to ``path`` with HTTP 404 (None: it serves it)."""

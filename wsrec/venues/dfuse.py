@@ -397,6 +397,11 @@ class DfuseServer(Server):
         self.head = 0
         self.ready = False
 
+    paths = ("/v1/stream?token=JWT",)
+    #: TOKEN: a placeholder for the JWT (a replay takes any token; ``wsrec sim`` puts in
+    #: one it accepts)
+    default_path = "/v1/stream?token=TOKEN"
+
     @classmethod
     def refuse(cls, path):
         return None if urlsplit(path).path == "/v1/stream" else "not found"

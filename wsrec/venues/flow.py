@@ -330,6 +330,9 @@ class FlowServer(Server):
         self.next_id = 0
         self.ready = False
 
+    paths = ("/v1/ws",)
+    default_path = "/v1/ws"
+
     @classmethod
     def refuse(cls, path):
         return None if path.split("?")[0] == "/v1/ws" else "not found"

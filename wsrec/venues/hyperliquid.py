@@ -210,6 +210,9 @@ class HyperliquidServer(Server):
         if post_response is not None:
             self.post_response = post_response
 
+    paths = ("/ws",)
+    default_path = "/ws"
+
     @classmethod
     def refuse(cls, path):
         return None if path.split("?")[0] == "/ws" else "not found"

@@ -378,6 +378,9 @@ class VegaServer(Server):
         self.query = parse_qsl(parts.query)
         self.markets = [v for k, v in self.query if k in ("marketIds", "marketId")]
 
+    paths = tuple(f"/{PREFIX}/{p}" for p in PATHS)
+    default_path = f"/{PREFIX}/trades"
+
     @classmethod
     def refuse(cls, path):
         path = urlsplit(path).path.strip("/")
