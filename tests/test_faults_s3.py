@@ -121,21 +121,26 @@ def test_a_recorder_killed_while_uploading_is_finished_by_repair_spool(s3, tmp_p
     spool = tmp_path / "spool"
     env = {**os.environ, "PYTHONPATH": str(Path(wsrec.__file__).parent.parent),
            "WSREC_SPOOL": str(spool)}
+    before = set(remote_keys(s3, "bkt"))   # earlier tests' sessions don't count
+
+    def in_spool():
+        return list(spool.rglob("journal-*")) + list(spool.rglob("*.parquet"))
+
     proc = subprocess.Popen(
         [sys.executable, "-c", RECORD, str(spool)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         # the recorder has uploaded something (a part and a manifest) and has more to do
-        while time.monotonic() < deadline and not any(
-                k.endswith("session.json") for k in remote_keys(s3, "bkt")):
+        while time.monotonic() < deadline and not (in_spool() and any(
+                k.endswith("session.json") and k not in before
+                for k in remote_keys(s3, "bkt"))):
             time.sleep(0.1)
-        time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    left = list(spool.rglob("journal-*")) + list(spool.rglob("*.parquet"))
-    assert left, "nothing left in the spool to finish"
+    left = in_spool()
+    assert left, f"nothing left in the spool to finish: {proc.stderr.read().decode()[-2000:]}"
     out = subprocess.run([sys.executable, "-m", "wsrec", "repair", "--spool", str(spool)],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
