@@ -56,6 +56,7 @@ start with ``_`` are internal)::
     errors      the one error tree (see docs/DEVELOPMENT.md)
 """
 
+from wsrec._lazy import lazy_names
 from wsrec._version import __version__
 
 # The public names load on first use (PEP 562), so that ``import wsrec.cli`` and
@@ -76,20 +77,7 @@ _LAZY = {
     "DiskFull": "wsrec.errors",
 }
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wsrec' has no attribute {name!r}")
-    import importlib
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "__version__",
