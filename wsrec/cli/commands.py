@@ -270,6 +270,17 @@ def cli(log_format):
     Sessions live under a data root (--data, $WSREC_DATA, default ./wsrec-data), one
     folder per venue and one per session. SESSION arguments accept a session folder, an
     id or unique prefix, 'last', or a venue name (its newest session).
+
+    Each command has its own --help and man page (man wsrec-COMMAND).
+
+    Example:
+
+    \b
+        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
+        wsrec ls alpaca
+        wsrec verify last && wsrec info last
+        wsrec replay last --speed max | jq -c .
+        wsrec convert last --format parquet -o last.parquet
     """
     set_format(log_format)
 
@@ -395,6 +406,7 @@ def ls_cmd(venue, since, until, data, as_json):
 
     Example:
 
+    \b
         wsrec ls
         wsrec ls alpaca --json | jq '.[].id'
         wsrec ls hyperliquid --since 2026-11-20 --until 2026-11-22
@@ -452,6 +464,7 @@ def info_cmd(session, data, as_json, do_repair):
 
     Example:
 
+    \b
         wsrec info last
         wsrec info alpaca --json | jq .symbols
     """
@@ -528,6 +541,7 @@ def verify_cmd(session, deep, data, as_json, do_repair):
 
     Example:
 
+    \b
         wsrec verify last && echo sound
         wsrec verify vega --deep --json | jq '.gaps[] | .what'
     """
@@ -576,6 +590,7 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
 
     Example:
 
+    \b
         wsrec repair last && wsrec verify last
         wsrec repair --upgrade --all
         wsrec repair --spool
@@ -635,6 +650,7 @@ def migrate_cmd(dry_run, data):
 
     Example:
 
+    \b
         wsrec migrate --dry-run
         wsrec migrate && wsrec ls
     """
@@ -668,9 +684,10 @@ def prune_cmd(older_than, venue, dry_run, include_crashed, data, as_json):
 
     Example:
 
+    \b
         wsrec prune --older-than 30d --dry-run
         wsrec prune --older-than 12h --venue hyperliquid
-        wsrec prune --older-than 90d --data s3://market-data/raw --json | jq '.removed[].id'
+        wsrec prune --older-than 90d --data s3://market-data/raw --json
     """
     from wsrec.store.prune import prune
 
@@ -873,17 +890,18 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
     reconnecting on its own; SIGHUP re-reads the file and starts, stops or restarts
     only the streams whose entries changed. Exit 1 if any stream failed.
 
-    Example:
-
-        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
-        wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
-        wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
-        wsrec record hyperliquid -s BTC --serve ws://127.0.0.1:8765
-        wsrec record --config wsrec.toml
-
     A long recording is several sessions, one per UTC day (--rotate 1d) or hour (1h),
     each continuing the one before it ('wsrec replay VENUE --start ... --end ...' plays
     them as one).
+
+    Example:
+
+    \b
+        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
+        wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
+        wsrec record url wss://example.test/ws --send '{"op":"subscribe"}'
+        wsrec record hyperliquid -s BTC --serve ws://127.0.0.1:8765
+        wsrec record --config wsrec.toml
     """
     from wsrec.record.recorder import RecordOptions, ignore_sighup
     from wsrec.record.request import build_request
@@ -1043,6 +1061,7 @@ def config_cmd(action, file, data, as_json):
 
     Example:
 
+    \b
         wsrec config check wsrec.toml
         wsrec config check wsrec.toml --data /srv/wsrec
         wsrec config check wsrec.toml --json | jq '.streams[].name'
@@ -1098,7 +1117,8 @@ def sim_cmd(venue, host, port, **options):
 
     \b
       alpaca       /v2/test (default), /v2/iex, /v2/sip, /v2/delayed_sip,
-                   /v1beta3/crypto/us, /v1beta1/indicative, /v1beta1/opra, /v1beta1/news
+                   /v1beta3/crypto/us, /v1beta1/indicative, /v1beta1/opra,
+                   /v1beta1/news
       dfuse        /v1/stream?token=JWT
       flow         /v1/ws
       hyperliquid  /ws
@@ -1106,6 +1126,7 @@ def sim_cmd(venue, host, port, **options):
 
     Example:
 
+    \b
         wsrec sim alpaca --port 8765 --rate 100
         wsrec sim flow --drop-every 50
     """
@@ -1130,6 +1151,7 @@ def venues_cmd(venue, as_json):
 
     Example:
 
+    \b
         wsrec venues
         wsrec venues alpaca --json | jq .channels
     """
@@ -1312,10 +1334,11 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
 
     Example:
 
+    \b
         wsrec replay last --speed max | jq -c .
         wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
         wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
-        wsrec replay hyperliquid --normalize trades --speed 10 | jq -c '[.symbol,.price]'
+        wsrec replay hyperliquid --normalize trades | jq -c '[.symbol,.price]'
         wsrec replay hyperliquid --follow --speed max | jq -c .
     """
     from wsrec.replay.stdout import ReplayOptions, use_lean_memory_pool
@@ -1491,10 +1514,11 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
 
     Example:
 
+    \b
         wsrec convert alpaca --format csv -o quotes.csv -c quotes
         wsrec convert last --format jsonl.zst -o last.jsonl.zst --direction all
-        wsrec convert alpaca hyperliquid --format parquet -o both.parquet --level 12
-        wsrec convert hyperliquid --normalize trades --format parquet -o trades.parquet
+        wsrec convert alpaca vega --format parquet -o both.parquet --level 12
+        wsrec convert vega --normalize trades --format parquet -o trades.parquet
     """
     from wsrec.replay.convert import convert
     from wsrec.replay.stdout import count_frames, use_lean_memory_pool
@@ -1544,9 +1568,11 @@ def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
 
     Example:
 
+    \b
         wsrec import capture.har --venue mysite
         wsrec import trades.txt.zst --venue hyperliquid --format lines
-        wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
+        wsrec convert last --format jsonl -o s.jsonl
+        wsrec import s.jsonl --venue alpaca
     """
     from wsrec.record.importer import import_file
     bar = _progress_bar(quiet or as_json, lambda: None, unit="B", unit_scale=True,
