@@ -226,6 +226,21 @@ def test_venue_folders(root):
     assert values(["import", "x.jsonl", "--data", root, "--venue"], "m") == ["myhost"]
 
 
+def test_simulators(root):
+    from wsrec.sim import SIMULATORS
+    assert values(["sim"]) == sorted(SIMULATORS)
+    assert values(["sim"], "h") == ["hyperliquid"]
+
+
+def test_normalized_tables_of_the_sessions_venue(root):
+    from wsrec.venues.tables import tables
+    assert values(["replay", "--data", root, "hyperliquid", "--normalize"]) == \
+        list(tables(VENUES["hyperliquid"]))
+    assert values(["convert", "--data", root, f"flow/{F1}", "--normalize"], "b") == \
+        [t for t in tables(VENUES["flow"]) if t.startswith("b")]
+    assert values(["replay", "--data", root, "nosuch", "--normalize"]) == []
+
+
 @pytest.mark.parametrize("args, incomplete, expect", [
     (["record"], "h", ["hyperliquid"]),
     (["venues"], "v", ["vega"]),

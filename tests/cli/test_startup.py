@@ -80,8 +80,10 @@ def test_completion_loads_no_engine():
     ("wsrec replay --data {root} last -s BTC,", "plain,BTC,ETH"),
     ("wsrec record hyperliquid --data {root} -s ", "plain,BTC"),
     ("wsrec ls --data {root} --since 2026-11-20 ", "plain,hyperliquid"),
+    ("wsrec replay --data {root} last --normalize tr", "plain,trades"),
+    ("wsrec sim h", "plain,hyperliquid"),
 ], ids=["session-after-parsed-options", "info", "replay-channels", "replay-symbol-list",
-        "record-symbols", "ls-venue"])
+        "record-symbols", "ls-venue", "normalize", "sim"])
 def test_value_completion_loads_no_engine(tmp_path, words, expect):
     """Sessions, channels and symbols complete from folder names (and session.json),
     with --data and other parsed options on the line (their parsers don't load)."""

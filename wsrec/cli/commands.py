@@ -1072,7 +1072,8 @@ def config_cmd(action, file, data, as_json):
 
 
 @cli.command("sim")
-@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE")
+@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE",
+                shell_complete=completion.simulator_names)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="0 picks a free port.")
@@ -1234,6 +1235,7 @@ def _absolute(value) -> int | None:
 
 def normalize_option(f):
     return click.option("--normalize", metavar="TABLE", callback=_parsed_by(_normalized_table),
+                        shell_complete=completion.table_names,
                         help="Typed rows instead of frames: trades, quotes, book_changes, "
                              "book_snapshots:DEPTH:INTERVAL, bars, blocks, actions (which "
                              "a venue has: 'wsrec venues VENUE').")(f)

@@ -22,8 +22,9 @@ from click.shell_completion import CompletionItem
 
 from wsrec.store.layout import parse_date_dir, parse_rel, parse_venue_dir, venue_of
 
-__all__ = ["session_refs", "session_venues", "channel_list", "symbol_list", "dir_path",
-           "file_path", "venue_names", "ENV_DATA", "DEFAULT_DATA", "MANIFESTS_READ"]
+__all__ = ["session_refs", "session_venues", "channel_list", "symbol_list", "table_names",
+           "simulator_names", "venue_names", "dir_path", "file_path", "ENV_DATA",
+           "DEFAULT_DATA", "MANIFESTS_READ"]
 
 ENV_DATA = "WSREC_DATA"          # wsrec.store.location's, checked by the tests
 DEFAULT_DATA = "wsrec-data"
@@ -204,6 +205,28 @@ def _recorded_symbols(folder: str) -> list[str]:
     except (OSError, ValueError, AttributeError):
         return []
     return [s for s in symbols if isinstance(s, str) and s] if isinstance(symbols, list) else []
+
+
+@_quiet
+def table_names(ctx, param, incomplete: str) -> list[CompletionItem]:
+    """``--normalize``: the normalized tables the venue(s) of the sessions yield."""
+    from wsrec.venues import VENUES
+    from wsrec.venues.tables import tables
+    return _items([t for v in session_venues(ctx) if v in VENUES for t in tables(VENUES[v])],
+                  incomplete)
+
+
+@_quiet
+def simulator_names(ctx, param, incomplete: str) -> list[CompletionItem]:
+    """``sim VENUE``: the venues that ``wsrec.sim`` has a module for, found without
+    importing it (it loads asyncio and websockets)."""
+    import importlib.util
+    import pkgutil
+
+    from wsrec.venues import VENUES
+    spec = importlib.util.find_spec("wsrec.sim")
+    modules = {m.name for m in pkgutil.iter_modules(spec.submodule_search_locations or [])}
+    return _items(sorted(modules & set(VENUES)), incomplete)
 
 
 @_quiet
