@@ -73,6 +73,31 @@ def test_completion_loads_no_engine():
     assert _heavy(modules) == []
 
 
+@pytest.mark.parametrize("words, expect", [
+    ("wsrec replay --data {root} --speed 2 --start +1s 2026", "plain,20261122T000000Z-ab12"),
+    ("wsrec info --data {root} ", "plain,last"),
+    ("wsrec replay --data {root} hyperliquid -c l2", "plain,l2Book"),
+    ("wsrec replay --data {root} last -s BTC,", "plain,BTC,ETH"),
+    ("wsrec record hyperliquid --data {root} -s ", "plain,BTC"),
+    ("wsrec ls --data {root} --since 2026-11-20 ", "plain,hyperliquid"),
+    ("wsrec replay --data {root} last --normalize tr", "plain,trades"),
+    ("wsrec sim h", "plain,hyperliquid"),
+], ids=["session-after-parsed-options", "info", "replay-channels", "replay-symbol-list",
+        "record-symbols", "ls-venue", "normalize", "sim"])
+def test_value_completion_loads_no_engine(tmp_path, words, expect):
+    """Sessions, channels and symbols complete from folder names (and session.json),
+    with --data and other parsed options on the line (their parsers don't load)."""
+    folder = tmp_path / "venue=hyperliquid" / "date=2026-11-22" / "20261122T000000Z-ab12"
+    folder.mkdir(parents=True)
+    (folder / "session.json").write_text('{"args": {"symbols": ["BTC", "ETH"]}}')
+    words = words.format(root=tmp_path)
+    cword = len(words.split(" ")) - 1
+    modules, out = _modules([], env={"_WSREC_COMPLETE": "bash_complete",
+                                     "COMP_WORDS": words, "COMP_CWORD": str(cword)})
+    assert expect in out.splitlines(), out
+    assert _heavy(modules) == []
+
+
 def test_venue_argument_still_checked(tmp_path):
     """The venue choice is loaded lazily, but still offered and checked."""
     from click.testing import CliRunner

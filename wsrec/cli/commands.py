@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from wsrec._version import __version__
+from wsrec.cli import completion
 from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.logs import FORMATS as LOG_FORMATS, get_format, log, set_format
 from wsrec.record.formats import IMPORT_FORMATS
@@ -153,11 +154,11 @@ def _option_name(ctx: click.Context, name: str) -> str | None:
 
 
 def _parsed_by(parse):
-    """A click callback that returns ``parse(value)`` (None stays None); a UsageError it
-    raises is about this option."""
+    """A click callback that returns ``parse(value)`` (None stays None, and so does the
+    text while completing: no parser loads); a UsageError it raises is about this option."""
     def callback(ctx, param, value):
-        if value is None:
-            return None
+        if value is None or ctx.resilient_parsing:
+            return value
         try:
             return parse(value)
         except UsageError as exc:
@@ -318,7 +319,7 @@ def data_option(f):
         help="S3 endpoint of an s3:// data root: MinIO, Ceph, R2, ... [env "
              "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default: AWS].")(command)
     return click.option("--data", metavar="DIR|URL", envvar=ENV_DATA, default=None,
-                        callback=_parsed_by(_check_root),
+                        callback=_parsed_by(_check_root), shell_complete=completion.dir_path,
                         help=f"Data root: a local folder, or s3://bucket/prefix to read "
                              f"sessions from object storage [env {ENV_DATA}; default "
                              f"./wsrec-data].")(command)
@@ -393,7 +394,7 @@ def _table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
 
 
 @cli.command("ls")
-@click.argument("venue", required=False)
+@click.argument("venue", required=False, shell_complete=completion.venue_names)
 @click.option("--since", metavar="TIME", callback=_parsed_by(parse_time),
               help="Only sessions with rows at or after TIME (ISO 8601, UTC).")
 @click.option("--until", metavar="TIME", callback=_parsed_by(parse_time),
@@ -453,7 +454,7 @@ def ls_cmd(venue, since, until, data, as_json):
 
 
 @cli.command("info")
-@click.argument("session")
+@click.argument("session", shell_complete=completion.session_refs)
 @data_option
 @json_option
 @repair_option
@@ -524,7 +525,7 @@ def _counts(counts: dict, limit: int = 12) -> str:
 
 
 @cli.command("verify")
-@click.argument("session")
+@click.argument("session", shell_complete=completion.session_refs)
 @click.option("--deep", is_flag=True,
               help="Also check the venue's own numbering: Vega depth sequence numbers, "
                    "Flow block heights, dfuse progress markers (reads every such frame).")
@@ -573,11 +574,13 @@ def verify_cmd(session, deep, data, as_json, do_repair):
 
 
 @cli.command("repair")
-@click.argument("sessions", nargs=-1, metavar="[SESSION]...")
+@click.argument("sessions", nargs=-1, metavar="[SESSION]...",
+                shell_complete=completion.session_refs)
 @click.option("--upgrade", is_flag=True,
               help="Also migrate sessions written in an older format (lossless).")
 @click.option("--all", "every", is_flag=True, help="Every session under the data root.")
 @click.option("--spool", metavar="DIR", is_flag=False, flag_value="", default=None,
+              shell_complete=completion.dir_path,
               help="Finish the recordings to a bucket that a crash left in the spool "
                    "(default spool: $WSREC_SPOOL, else ~/.cache/wsrec/spool): repair, upload, "
                    "verify, then delete the local copy.")
@@ -668,7 +671,8 @@ def migrate_cmd(dry_run, data):
 @click.option("--older-than", "older_than", required=True, metavar="AGE",
               callback=_parsed_by(parse_duration),
               help="Remove the sessions that ended more than AGE ago (30d, 12h, 90m).")
-@click.option("--venue", metavar="VENUE", help="Only this venue's sessions.")
+@click.option("--venue", metavar="VENUE", help="Only this venue's sessions.",
+              shell_complete=completion.venue_names)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @click.option("--include-crashed", is_flag=True,
               help="Also remove crashed sessions never repaired (and, in a bucket, sessions "
@@ -737,8 +741,10 @@ def _metrics_address(text: str) -> str:
 
 
 def _heartbeat(ctx, param, value):
+    if value is None or ctx.resilient_parsing:   # completing: the recorder stays unloaded
+        return value
     from wsrec.record.recorder import MIN_HEARTBEAT
-    if value is not None and 0 < value < MIN_HEARTBEAT:
+    if 0 < value < MIN_HEARTBEAT:
         raise click.BadParameter(f"{value:g} is too short: give 0 (off) or at least "
                                  f"{MIN_HEARTBEAT:g} seconds")
     return value
@@ -763,11 +769,15 @@ def _params(ctx, param, values):
 def list_options(f):
     """--channels/-c and --symbols/-s: comma lists, repeatable (the same everywhere)."""
     f = click.option("--symbols", "-s", "symbols", multiple=True, metavar="LIST",
+                     shell_complete=completion.symbol_list,
                      help="Symbols (comma list, repeatable). --symbol works too.")(f)
-    f = click.option("--symbol", "symbols", multiple=True, hidden=True)(f)
+    f = click.option("--symbol", "symbols", multiple=True, hidden=True,
+                     shell_complete=completion.symbol_list)(f)
     f = click.option("--channels", "-c", "channels", multiple=True, metavar="LIST",
+                     shell_complete=completion.channel_list,
                      help="Channels (comma list, repeatable). --channel works too.")(f)
-    return click.option("--channel", "channels", multiple=True, hidden=True)(f)
+    return click.option("--channel", "channels", multiple=True, hidden=True,
+                        shell_complete=completion.channel_list)(f)
 
 
 class _Progress:
@@ -830,6 +840,7 @@ class _Progress:
               help="Roll into a new session at each UTC hour or midnight (the connection "
                    "stays open), or never.")
 @click.option("--spool", metavar="DIR", envvar="WSREC_SPOOL", default=None,
+              shell_complete=completion.dir_path,
               help="With an s3:// or gs:// --data: the local folder sessions are written to "
                    "until uploaded [env WSREC_SPOOL; default: ~/.cache/wsrec/spool].")
 @click.option("--spool-min-free", metavar="SIZE", callback=_parsed_by(_size_option),
@@ -1080,7 +1091,8 @@ def config_cmd(action, file, data, as_json):
 
 
 @cli.command("sim")
-@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE")
+@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE",
+                shell_complete=completion.simulator_names)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="0 picks a free port.")
@@ -1245,6 +1257,7 @@ def _absolute(value) -> int | None:
 
 def normalize_option(f):
     return click.option("--normalize", metavar="TABLE", callback=_parsed_by(_normalized_table),
+                        shell_complete=completion.table_names,
                         help="Typed rows instead of frames: trades, quotes, book_changes, "
                              "book_snapshots:DEPTH:INTERVAL, bars, blocks, actions (which "
                              "a venue has: 'wsrec venues VENUE').")(f)
@@ -1289,7 +1302,8 @@ def _check_speed(sessions) -> None:
 
 
 @cli.command("replay")
-@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...",
+                shell_complete=completion.session_refs)
 @click.option("--speed", default="1", callback=_parsed_by(_parse_speed), show_default=True,
               help="1 = original timing, 10 (or 10x) = ten times faster, 0.5, or max.")
 @filter_options
@@ -1488,10 +1502,12 @@ def _progress_bar(quiet: bool, total, **units):
 
 
 @cli.command("convert")
-@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...",
+                shell_complete=completion.session_refs)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
               help="jsonl and jsonl.zst (replay's envelope), csv, parquet, arrow (IPC file).")
-@click.option("--output", "-o", metavar="FILE|-", help="Where to write [default: stdout].")
+@click.option("--output", "-o", metavar="FILE|-", help="Where to write [default: stdout].",
+              shell_complete=completion.file_path)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--level", type=click.IntRange(1, 22), metavar="N",
               help="zstd level for parquet and jsonl.zst [default: 6 and 3].")
@@ -1554,7 +1570,8 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
 @cli.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--venue", required=True, help="Venue folder (and classification rules) for "
-                                             "the new session.")
+                                             "the new session.",
+              shell_complete=completion.venue_names)
 @click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS),
               help="jsonl (wsrec's envelope), lines ('<timestamp> <message>', optionally "
                    ".gz/.zst) or har [default: detected].")
