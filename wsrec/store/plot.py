@@ -122,7 +122,7 @@ def draw(t: Timeline, output, *, size: tuple[int, int] = DEFAULT_SIZE, title: st
                        else "stream down")
         labelled.add("gap")
     rates.set_ylabel(f"frames/s ({width_label(t.bucket_ns)} buckets)")
-    peak = max(total, default=0) * per_second
+    peak = max((max(counts) for counts in shown.values()), default=0) * per_second
     rates.set_ylim(0, peak * 1.1 if peak else 1)
     if not t.channels:
         rates.text(0.5, 0.5, "no frames received", transform=rates.transAxes,
