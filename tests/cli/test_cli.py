@@ -3,23 +3,12 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 import wsrec
 from wsrec.cli.commands import cli
 from wsrec.store.layout import session_rel
 
 from conftest import crashed_session, write_session
-
-
-@pytest.fixture
-def run(data):
-    runner = CliRunner()
-
-    def invoke(*args, env=None):
-        return runner.invoke(cli, [str(a) for a in args], env={"WSREC_DATA": str(data),
-                                                              **(env or {})})
-    return invoke
 
 
 def _one_line_error(result, *needles):

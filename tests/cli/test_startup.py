@@ -56,7 +56,8 @@ def _heavy(modules: set[str], allow: set[str] = frozenset()) -> list[str]:
 
 @pytest.mark.parametrize("args", [["--help"], ["record", "--help"], ["replay", "--help"],
                                   ["convert", "--help"], ["import", "--help"],
-                                  ["sim", "--help"], ["ls", "--help"], ["venues"]],
+                                  ["sim", "--help"], ["ls", "--help"], ["plot", "--help"],
+                                  ["venues"]],
                          ids=" ".join)
 def test_help_and_venues_load_no_engine(args):
     modules, out = _modules(args)

@@ -455,22 +455,35 @@ def ls_cmd(venue, since, until, data, as_json):
 
 @cli.command("info")
 @click.argument("session", shell_complete=completion.session_refs)
+@click.option("--width", "timeline_width", type=click.IntRange(1, 10_000), metavar="N",
+              help="Columns of the rate timeline [default: what the terminal leaves, at "
+                   "most 120; 100 with --json].")
 @data_option
 @json_option
 @repair_option
-def info_cmd(session, data, as_json, do_repair):
+def info_cmd(session, timeline_width, data, as_json, do_repair):
     """Show what a session holds: frames, bytes, time span, connections, gaps,
     counts by channel and symbol, and receive latency by channel (local receive time
     minus the venue's timestamp).
+
+    Last comes a timeline of each stream's frame rate: one column per time bucket, a
+    block as high as its frames, '·' where the stream was down (a recorded gap), a
+    space where it was up but silent ('wsrec plot' draws it).
 
     Example:
 
     \b
         wsrec info last
         wsrec info alpaca --json | jq .symbols
+        wsrec info last --json | jq '.timeline.streams[].frames'
     """
+    import shutil
+
     from wsrec.store.info import details
-    d = details(_open(session, data, do_repair))
+    from wsrec.store.timeline import fit_width, timeline_lines
+    if timeline_width is None:
+        timeline_width = 100 if as_json else fit_width(shutil.get_terminal_size().columns)
+    d = details(_open(session, data, do_repair), timeline_width=timeline_width)
     if as_json:
         _json(d)
         return
@@ -511,6 +524,8 @@ def info_cmd(session, data, as_json, do_repair):
         lines.append(("latency" if channel == next(iter(d["latency"])) else "",
                       f"{channel}: p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, "
                       f"p99 {lat['p99_ms']:.3f} ms ({lat['count']:,} frames)"))
+    for i, line in enumerate(timeline_lines(d["timeline"])):
+        lines.append(("timeline" if i == 0 else "", line))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key.ljust(width)}  {value}")
@@ -522,6 +537,51 @@ def _counts(counts: dict, limit: int = 12) -> str:
     items = [f"{k} {v:,}" for k, v in list(counts.items())[:limit]]
     more = len(counts) - limit
     return ", ".join(items) + (f", ... ({more} more)" if more > 0 else "")
+
+
+def _size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", text)
+    if not m or not all(100 <= int(v) <= 20_000 for v in m.groups()):
+        raise UsageError(f"not a picture size: {text!r} (expected WIDTHxHEIGHT in pixels, "
+                         f"each 100 to 20000, e.g. 1200x700)")
+    return int(m.group(1)), int(m.group(2))
+
+
+@cli.command("plot")
+@click.argument("session", shell_complete=completion.session_refs)
+@click.option("--output", "-o", metavar="PATH", type=click.Path(dir_okay=False),
+              help="PNG file to write [default: SESSION_ID-rate.png in the current "
+                   "folder].")
+@click.option("--bucket", metavar="TIME", callback=_parsed_by(parse_duration),
+              help="Bucket width, e.g. 1s, 5m [default: the narrowest round width, 1ms or "
+                   "more, giving at most one bucket per 3 pixels and per 5 rows].")
+@click.option("--size", metavar="WxH", default="1200x700", show_default=True,
+              callback=_parsed_by(_size), help="Picture size in pixels.")
+@data_option
+@json_option
+def plot_cmd(session, output, bucket, size, data, as_json):
+    """Draw a session's frame rate over time, per channel, into a PNG.
+
+    Frames/s per time bucket, the time a stream was down (a recorded gap) shaded red,
+    buckets with no frame grey, and where the venue stamps its frames, receive latency
+    (p50 and p99 of local receive time minus the venue's time) in a second panel.
+    Needs matplotlib (pip install 'wsrec[plot]'). Says which file it wrote on stderr
+    (--json: what was drawn, on stdout).
+
+    Example:
+
+    \b
+        wsrec plot last
+        wsrec plot hyperliquid -o rate.png --bucket 1m --size 1600x900
+    """
+    from wsrec.store.plot import plot_session
+    s = _open(session, data)
+    result = plot_session(s, output or f"{s.id}-rate.png", bucket_ns=bucket, size=size)
+    if as_json:
+        _json(result)
+        return
+    log(f"wrote {result['output']} ({size[0]}x{size[1]}, {result['buckets']:,} buckets "
+        f"of {result['bucket']})")
 
 
 @cli.command("verify")

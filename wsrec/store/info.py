@@ -8,8 +8,8 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wsrec.store._connections import track
 from wsrec.store.session import Session
+from wsrec.store.timeline import Binner, links_of, session_range
 from wsrec.timefmt import format_ns
 from wsrec.venues.dfuse import BLOCK_DATA
 
@@ -35,8 +35,10 @@ def summary(session: Session) -> dict:
     }
 
 
-def details(session: Session) -> dict:
-    """Everything ``info`` shows; reads the session once, column-wise, batch by batch."""
+def details(session: Session, timeline_width: int = 100) -> dict:
+    """Everything ``info`` shows; reads the session once, column-wise, batch by batch.
+    ``timeline``: received frames per stream over time in at most ``timeline_width``
+    buckets (``wsrec.store.timeline``)."""
     out = summary(session)
     by_dir: Counter = Counter()
     by_kind: Counter = Counter()
@@ -45,8 +47,13 @@ def details(session: Session) -> dict:
     raw = 0
     first_ts = last_ts = None
     latencies: dict[str, list] = {}
-    columns = ["ts", "exch_ts", "dir", "kind", "channel", "channels", "symbols", "payload"]
+    columns = ["ts", "exch_ts", "dir", "kind", "stream", "channel", "channels", "symbols",
+               "payload"]
+    span = session_range(session)
+    binner = Binner(*span, timeline_width) if span else None
     for batch in session.batches(columns=columns):
+        if binner is not None:
+            binner.add(batch)
         _latencies(latencies, batch)
         raw += pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0
         _count(by_dir, batch.column("dir"))
@@ -58,9 +65,7 @@ def details(session: Session) -> dict:
         first_ts = lo if first_ts is None else min(first_ts, lo)
         last_ts = hi if last_ts is None else max(last_ts, hi)
     disk = out["bytes"]
-    links = session.manifest
-    if session.status == "recording":  # live or crashed: the manifest may lag the rows
-        links = track(session.frames(direction="event")).as_dict()
+    links = links_of(session)
     out.update({
         "frames_in": by_dir.get("in", 0),
         "frames_out": by_dir.get("out", 0),
@@ -78,6 +83,7 @@ def details(session: Session) -> dict:
         "channels": dict(by_channel.most_common()),
         "symbols": dict(by_symbol.most_common()),
         "latency": latency_summary(latencies),
+        "timeline": binner.result(links).as_dict() if binner is not None else None,
         "error": session.manifest.get("error"),
         "args": session.manifest.get("args", {}),
     })
