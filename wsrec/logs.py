@@ -15,8 +15,10 @@ message says the same in words.
 Each line is one write(2) of the whole line under a lock, so lines written by
 concurrent threads (a replay server's clients) never run together. The message and
 every string field pass through ``wsrec.secrets``' URL redaction (user-info and
-secret-named parameters) as a last guard; a recording's own secret values are removed
-by its ``Redactor`` before its messages get here.
+secret-named parameters) as a last guard, but for the values a caller names
+``public`` (the demo token in the URL a simulator announces: a client must be able to
+use that URL as printed); a recording's own secret values are removed by its
+``Redactor`` before its messages get here.
 
 Example::
 
@@ -32,6 +34,7 @@ import os
 import sys
 import threading
 import time
+from typing import Iterable
 
 from wsrec.errors import UsageError
 from wsrec.secrets import Redactor
@@ -70,12 +73,15 @@ def get_format() -> str:
 
 
 def format_line(message: str, level: str = "info", fields: dict | None = None, *,
-                fmt: str | None = None, ts_ns: int | None = None) -> str:
+                fmt: str | None = None, ts_ns: int | None = None,
+                public: Iterable[str] = ()) -> str:
     """The line ``log`` writes (without its newline), in ``fmt`` (default: the format
-    in use), stamped ``ts_ns`` (default: now). Pure apart from the defaults."""
+    in use), stamped ``ts_ns`` (default: now). ``public``: values the guard keeps
+    though they stand where a secret would (``wsrec.secrets.Redactor``). Pure apart
+    from the defaults."""
     if level not in LEVELS:
         raise UsageError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
-    guard = Redactor()
+    guard = Redactor(public=public)
     text = guard.text(str(message))
     if (fmt or _format) == "text":
         return text if level in ("info", "debug") else f"{level}: {text}"
@@ -87,10 +93,12 @@ def format_line(message: str, level: str = "info", fields: dict | None = None, *
     return json.dumps(record, separators=(",", ":"), default=str)
 
 
-def log(message: str, level: str = "info", **fields) -> None:
+def log(message: str, level: str = "info", *, public: Iterable[str] = (), **fields) -> None:
     """Write one line on stderr (see the module's docstring): ``message`` with ``level``,
-    and in JSON lines the keyword ``fields`` too."""
-    write_line(format_line(message, level, fields))
+    and in JSON lines the keyword ``fields`` too. ``public``: values that are no secret
+    though they stand where one would (a simulator's demo token in the URL it
+    announces): printed as they are; every other secret-looking value is masked."""
+    write_line(format_line(message, level, fields, public=public))
 
 
 def write_line(text: str) -> None:

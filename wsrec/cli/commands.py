@@ -399,11 +399,18 @@ def _table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
               help="Only sessions with rows at or after TIME (ISO 8601, UTC).")
 @click.option("--until", metavar="TIME", callback=_parsed_by(parse_time),
               help="Only sessions that began before TIME.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list finished sessions without an inbound frame (a recorder that "
+                   "never got through; hidden by default).")
 @data_option
 @json_option
-def ls_cmd(venue, since, until, data, as_json):
+def ls_cmd(venue, since, until, show_all, data, as_json):
     """List sessions, oldest first. With --since/--until, only the date folders of the
     range are listed, and only the manifests of sessions begun before --since are read.
+
+    FRAMES counts the inbound frames, as 'wsrec info' does (--json also has frames_out,
+    events, and rows: all of them). Finished sessions without an inbound frame (a
+    recorder that never got through) stay on disk but are listed only with --all.
 
     Example:
 
@@ -412,7 +419,7 @@ def ls_cmd(venue, since, until, data, as_json):
         wsrec ls alpaca --json | jq '.[].id'
         wsrec ls hyperliquid --since 2026-11-20 --until 2026-11-22
     """
-    from wsrec.store.info import summary
+    from wsrec.store.info import is_empty, summary
     from wsrec.store.roots import session_folders, sessions_between
     from wsrec.store.session import Session
     rows = []
@@ -431,18 +438,24 @@ def ls_cmd(venue, since, until, data, as_json):
             state = "no manifest" if getattr(exc, "missing", False) else "unreadable"
             rows.append({"venue": venue_of(folder), "id": folder.name, "path": str(folder),
                          "start": None, "end": None, "duration_ns": None, "frames": None,
-                         "bytes": None, "status": state, "state": state,
+                         "frames_in": None, "frames_out": None, "events": None,
+                         "rows": None, "bytes": None, "status": state, "state": state,
                          "live": False, "crashed": False, "problem": str(exc)})
+    hidden = 0 if show_all else sum(map(is_empty, rows))
+    if hidden:
+        rows = [r for r in rows if not is_empty(r)]
+        log(f"{hidden} empty session{'s' if hidden > 1 else ''} hidden (--all shows them)")
+    if not rows and not hidden and data.local and not Path(data.base).is_dir() and \
+            click.get_current_context().params.get("data") is not None:
+        raise WsrecError(f"data root {data.url} does not exist: check --data (or "
+                         f"${ENV_DATA})")
     if as_json:
         _json(rows)
         return
     if not rows:
-        if data.local and not Path(data.base).is_dir() and \
-                click.get_current_context().params.get("data") is not None:
-            raise WsrecError(f"data root {data.url} does not exist: check --data (or "
-                             f"${ENV_DATA})")
-        where = f"venue {venue!r} under " if venue else ""
-        log(f"no sessions for {where}{data.url}")
+        if not hidden:
+            where = f"venue {venue!r} under " if venue else ""
+            log(f"no sessions for {where}{data.url}")
         return
     table = [["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE", "STATUS"]]
     for r in rows:
@@ -1386,7 +1399,9 @@ def _check_speed(sessions) -> None:
 @click.option("--max-message-size", type=click.IntRange(min=1), default=1 << 20,
               show_default=True, metavar="BYTES",
               help="WebSocket server: close a client that sends a bigger message (1009).")
-@click.option("--once", is_flag=True, help="Servers: exit after the first client's replay.")
+@click.option("--once", is_flag=True,
+              help="Servers: exit after the first client's replay, or when that client "
+                   "leaves before it is done.")
 @click.option("--follow", is_flag=True,
               help="Keep going as the recorder appends, and on into the sessions that "
                    "continue it (--rotate), until the recording ends; one SESSION (a venue: "

@@ -192,13 +192,20 @@ class Simulator:
         self.loop_started = asyncio.get_running_loop().time()
         self.wall_started = self.clock()
         if announce:
-            log(f"listening on {self.client_url}", url=self.client_url)
+            log(f"listening on {self.client_url}", url=self.client_url,
+                public=self.public_values())
         return self.url
 
     def client_path(self) -> str:
         """The path (and query) a client can connect to as is: the venue's
         ``Server.default_path``."""
         return self.server.default_path
+
+    def public_values(self) -> tuple[str, ...]:
+        """The ``sample_credentials`` values the options don't replace: demo values, no
+        secret, so the URL announced with one in it is printed as a client needs it."""
+        given = set((self.options.credentials or {}).values())
+        return tuple(v for v in self.sample_credentials.values() if v not in given)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -13,12 +13,16 @@ from wsrec.store.timeline import Binner, links_of, session_range
 from wsrec.timefmt import format_ns
 from wsrec.venues.dfuse import BLOCK_DATA
 
-__all__ = ["summary", "details", "latency_summary"]
+__all__ = ["summary", "details", "latency_summary", "directions", "is_empty"]
 
 
-def summary(session: Session) -> dict:
-    """One ``ls`` row: cheap (manifest, directory listing, journals only when present)."""
+def summary(session: Session, *, count: bool = True) -> dict:
+    """One ``ls`` row: the manifest, a directory listing, journals only when present, and
+    the ``dir`` column (``directions``; not read with ``count=False``). ``frames`` is what
+    ``info`` calls frames: the inbound ones (None when they can't be counted); ``rows``
+    counts every row."""
     start, end = session.start_ns, session.end_ns
+    counts = directions(session) if count else None
     return {
         "venue": session.venue,
         "id": session.id,
@@ -26,7 +30,11 @@ def summary(session: Session) -> dict:
         "start": format_ns(start),
         "end": format_ns(end),
         "duration_ns": end - start if start is not None and end is not None else None,
-        "frames": session.rows(),
+        "frames": counts and counts["in"],
+        "frames_in": counts and counts["in"],
+        "frames_out": counts and counts["out"],
+        "events": counts and counts["event"],
+        "rows": session.rows(),
         "bytes": session.disk_bytes(),
         "status": session.status,
         "state": session.state,
@@ -35,12 +43,35 @@ def summary(session: Session) -> dict:
     }
 
 
+def directions(session: Session) -> dict | None:
+    """Rows by direction, ``{"in": n, "out": n, "event": n}``, from the ``dir`` column
+    alone (dictionary-encoded: a few bytes a row group); None for a session in an older
+    format or with a damaged part (``verify`` says which)."""
+    from wsrec.errors import CorruptData
+    if session.outdated:
+        return None
+    counts = Counter({"in": 0, "out": 0, "event": 0})
+    try:
+        for batch in session.batches(columns=["dir"]):
+            _count(counts, batch.column("dir"))
+    except CorruptData:
+        return None
+    return dict(counts)
+
+
+def is_empty(row: dict) -> bool:
+    """Whether an ``ls`` row (``summary``) is a finished session without one inbound
+    frame: a recorder that never got through (its outbound frames and events stay on
+    disk, and ``ls --all`` lists it)."""
+    return row.get("frames") == 0 and row.get("state") not in ("live", "crashed")
+
+
 def details(session: Session, timeline_width: int = 100) -> dict:
     """Everything ``info`` shows; reads the session once, column-wise, batch by batch.
     ``timeline``: received frames per stream over time in at most ``timeline_width``
     buckets (``wsrec.store.timeline``)."""
-    out = summary(session)
-    by_dir: Counter = Counter()
+    out = summary(session, count=False)
+    by_dir: Counter = Counter({"in": 0, "out": 0, "event": 0})
     by_kind: Counter = Counter()
     by_channel: Counter = Counter()
     by_symbol: Counter = Counter()
@@ -67,9 +98,10 @@ def details(session: Session, timeline_width: int = 100) -> dict:
     disk = out["bytes"]
     links = links_of(session)
     out.update({
-        "frames_in": by_dir.get("in", 0),
-        "frames_out": by_dir.get("out", 0),
-        "events": by_dir.get("event", 0),
+        "frames": by_dir["in"],
+        "frames_in": by_dir["in"],
+        "frames_out": by_dir["out"],
+        "events": by_dir["event"],
         "kinds": dict(by_kind.most_common()),
         "raw_bytes": raw,
         "compression_ratio": round(raw / disk, 2) if disk else None,
