@@ -406,3 +406,16 @@ def test_a_stderr_that_fails_ends_the_bar_not_the_command():
     bar(5)
     assert not bar.active
     bar.close()
+
+
+def test_record_shows_its_bar_on_a_terminal(run, on_terminal):
+    result = run("record", "alpaca", "-s", "FAKEPACA", "--sim", "--sim-rate", "200",
+                 "--duration", "1s")
+    assert result.exit_code == 0, result.output
+    assert "/1.0 [" in result.stderr, result.stderr      # of --duration seconds
+    result = run("record", "alpaca", "-s", "FAKEPACA", "--sim", "--sim-rate", "200",
+                 "--max-frames", "30")
+    assert result.exit_code == 0, result.output
+    assert "/30 [" in result.stderr, result.stderr       # of --max-frames frames
+    result = run("record", "alpaca", "-s", "FAKEPACA", "--sim", "--max-frames", "30", "-q")
+    assert result.exit_code == 0 and "\r" not in result.stderr, result.stderr
