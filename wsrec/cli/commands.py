@@ -602,10 +602,11 @@ def plot_cmd(session, output, bucket, size, data, as_json):
 @click.option("--deep", is_flag=True,
               help="Also check the venue's own numbering: Vega depth sequence numbers, "
                    "Flow block heights, dfuse progress markers (reads every such frame).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @data_option
 @json_option
 @repair_option
-def verify_cmd(session, deep, data, as_json, do_repair):
+def verify_cmd(session, deep, quiet, data, as_json, do_repair):
     """Check a session end to end; exit 1 naming every problem, 0 when sound.
 
     Checks part checksums, row counts, schema and decoding, seq continuity,
@@ -622,7 +623,8 @@ def verify_cmd(session, deep, data, as_json, do_repair):
     from wsrec.store.gaps import describe_gap, venue_gaps
     from wsrec.store.verify import verify as verify_session
     s = _open(session, data, do_repair, warn=False)  # verify reports the state itself
-    problems = verify_session(s)
+    with _progress_bar(quiet or as_json, s.rows, unit=" rows") as bar:
+        problems = verify_session(s, progress=bar)
     gaps, undecodable = venue_gaps(s) if deep and not problems else ([], 0)
     lines = problems + [describe_gap(g) for g in gaps]
     if undecodable:
@@ -657,8 +659,9 @@ def verify_cmd(session, deep, data, as_json, do_repair):
               help="Finish the recordings to a bucket that a crash left in the spool "
                    "(default spool: $WSREC_SPOOL, else ~/.cache/wsrec/spool): repair, upload, "
                    "verify, then delete the local copy.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @data_option
-def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
+def repair_cmd(sessions, upgrade, every, spool, quiet, data, s3_endpoint=None):
     """Rebuild a crashed session's open part from its journal and mark it recovered;
     with --upgrade, migrate sessions of an older format to the current one.
 
@@ -693,7 +696,8 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
     for folder in folders:
         name = f"{venue_of(folder)}/{folder.name}"
         try:
-            actions = repair_session(folder, upgrade=upgrade)
+            with _progress_bar(quiet, unit="B", in_bytes=True) as bar:
+                actions = repair_session(folder, upgrade=upgrade, progress=bar.of)
         except SessionBusy:
             if not every:
                 raise
@@ -854,21 +858,26 @@ def list_options(f):
 
 
 class _Progress:
-    """The recording's progress line on stderr (tqdm), and its closing summary."""
+    """The recording's progress bar on stderr: of --max-frames frames, else of --duration
+    seconds (with the frames as text), else a count of frames."""
 
-    def __init__(self, quiet: bool, total: int | None):
-        from tqdm import tqdm
-        self.quiet = quiet
-        self.bar = None if quiet or get_format() == "json" else tqdm(
-            total=total, unit=" frames", dynamic_ncols=True, disable=None, leave=False)
+    def __init__(self, quiet: bool, total: int | None, duration: float | None = None,
+                 **bar):
+        self.duration = None if total else duration
+        self.bar = _progress_bar(quiet, total or duration,
+                                 unit=" s" if self.duration else " frames", **bar)
 
     def __call__(self, rec, final: bool) -> None:
-        if self.bar is not None:
-            self.bar.n = rec.frames_in
-            self.bar.set_postfix_str(f"{format_bytes(rec.bytes_in)}, {rec.frames_out} out, "
-                                     f"{rec.reconnects} reconnects", refresh=True)
-            if final:
-                self.bar.close()
+        note = (f"{format_bytes(rec.bytes_in)}, {rec.frames_out} out, "
+                f"{rec.reconnects} reconnects")
+        if self.duration is None:
+            self.bar(rec.frames_in, note)
+        else:
+            left = rec.deadline - rec.clock() if rec.deadline is not None else self.duration
+            self.bar(round(min(self.duration, max(0.0, self.duration - left)), 1),
+                     f"{rec.frames_in:,} frames, {note}")
+        if final:
+            self.bar.close()
 
 
 @cli.command("record")
@@ -1016,7 +1025,8 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
             max_lag=serve_max_lag, quiet=quiet, msgpack=planned.venue.name == "alpaca")) as hooks:
         result = record_with_metrics(
             metrics, planned.venue, planned.request, data=data, options=options,
-            name=planned.name, args=planned.args, progress=_Progress(quiet, max_frames),
+            name=planned.name, args=planned.args,
+            progress=_Progress(quiet, max_frames, duration),
             sim=SimOptions(rate=sim_rate) if sim else None, redact=redact_names,
             **hooks)
     _report_recording(result, quiet, as_json)
@@ -1107,29 +1117,22 @@ class _StreamsProgress:
     """record --config on stderr: the supervisor's log lines, and on a terminal one
     progress line for all streams (frames in all, then each stream's count)."""
 
-    def __init__(self, quiet: bool):
-        from tqdm import tqdm
-        self.bar = None if quiet else tqdm(unit=" frames", dynamic_ncols=True,
-                                           disable=None, leave=False)
+    def __init__(self, quiet: bool, **bar):
+        self.bar = _progress_bar(quiet, **bar)
 
     def write(self, line: str) -> None:
-        from tqdm import tqdm
-        if get_format() == "json" or self.bar is None or self.bar.disable:
-            log(line)
+        if self.bar.active:
+            self.bar.write(line)
         else:
-            tqdm.write(line, file=sys.stderr)
+            log(line)
 
     def __call__(self, streams: list, final: bool) -> None:
-        if self.bar is None or self.bar.disable:
-            return
-        self.bar.n = sum(s["frames_in"] for s in streams)
-        self.bar.set_postfix_str(", ".join(
+        self.bar(sum(s["frames_in"] for s in streams), ", ".join(
             f"{s['stream']} {s['frames_in']:,}" if s["state"] == "running"
-            else f"{s['stream']} {s['state']}" for s in streams), refresh=True)
+            else f"{s['stream']} {s['state']}" for s in streams))
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 @cli.command("config")
@@ -1486,33 +1489,33 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
                       stats: bool, rows=None) -> None:
     """replay --to stdout: the lines (or with ``rows``, normalized rows), a progress bar
     on a terminal, the --stats line."""
-    from tqdm import tqdm
     from wsrec.replay.stdout import count_frames, replay_to_stream
-    bar = None
-    if not quiet and sys.stderr.isatty():
-        total = None if options.follow else \
-            count_frames(picked, filters) if rows is None else rows.count()
-        bar = tqdm(total=total * options.loop if options.loop and total is not None else None,
-                   unit=" frames", dynamic_ncols=True, leave=False)
+
+    def total():
+        if options.follow:
+            return None
+        n = count_frames(picked, filters) if rows is None else rows.count()
+        return n * options.loop if options.loop else None
+
+    bar = _progress_bar(quiet, total)
+    out = bar.stdout(sys.stdout.buffer)
     lateness = Lateness() if stats else None
 
     def progress(done, ts):
-        if bar is not None:
-            bar.n = done
-            if ts:
-                bar.set_postfix_str(format_ns(ts)[:23], refresh=False)
-            bar.refresh()
+        if bar.active:   # called for every frame of a paced replay
+            bar(done, format_ns(ts)[:23] if ts else None)
 
     stopped = False
     try:
         if options.follow:
-            written, stopped = _follow_to_stdout(picked, filters, options, lateness, progress)
+            written, stopped = _follow_to_stdout(picked, filters, options, lateness, progress,
+                                                 out)
         elif rows is None:
-            written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+            written = replay_to_stream(picked, filters, options, out,
                                        lateness=lateness, progress=progress)
         else:
             from wsrec.replay.normalized import replay_normalized
-            written = replay_normalized(rows, options, sys.stdout.buffer, lateness=lateness,
+            written = replay_normalized(rows, options, out, lateness=lateness,
                                         progress=progress)
     except BrokenPipeError:
         # the reader went away (| head): that is a normal end
@@ -1523,8 +1526,7 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
             pass
         return
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not stopped:
         _warn_empty(written, rows, picked, filters, "nothing replayed")
     if stats:
@@ -1533,7 +1535,7 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
         click.echo(_stats_line(summary), err=True)
 
 
-def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progress):
+def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progress, out):
     """replay --follow to stdout until the recording ends, or until Ctrl-C or SIGTERM
     (a clean stop, exit 0): (frames written, whether a signal stopped it)."""
     from wsrec.replay.stdout import replay_to_stream
@@ -1548,7 +1550,7 @@ def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progres
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        written[0] = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+        written[0] = replay_to_stream(picked, filters, options, out,
                                       lateness=lateness, progress=counted)
         return written[0], False
     except KeyboardInterrupt:
@@ -1567,13 +1569,11 @@ def _stats_line(s: dict) -> str:
 
 # -- convert ---------------------------------------------------------------------------------
 
-def _progress_bar(quiet: bool, total, **units):
-    """A progress bar on stderr (total and ETA) as replay's, only on a terminal and
-    without --quiet; ``total()`` is only asked then."""
-    from tqdm import tqdm
-    if quiet or not sys.stderr.isatty():
-        return None
-    return tqdm(total=total(), dynamic_ncols=True, leave=False, **units)
+def _progress_bar(quiet: bool, total=None, **bar):
+    """The progress bar of a long command (``wsrec.cli.progress.Bar``): on a terminal
+    and without --quiet; ``total`` (a function) is only asked then."""
+    from wsrec.cli.progress import Bar
+    return Bar(total, quiet=quiet, **bar)
 
 
 @cli.command("convert")
@@ -1621,21 +1621,14 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
     bar = _progress_bar(quiet, lambda: count_frames(picked, filters) if normalized is None
                         else normalized.count(),
                         unit=" rows" if normalized is None else " frames")
-
-    def progress(rows):
-        if bar is not None:
-            bar.n = rows
-            bar.refresh()
-
     try:
         rows = convert(picked, filters, fmt, output, force=force, level=level,
-                       stdout=sys.stdout.buffer, progress=progress,
+                       stdout=bar.stdout(sys.stdout.buffer), progress=bar,
                        data_as_string=data_as_string, normalized=normalized)
     except BrokenPipeError:
         return
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not quiet and output not in (None, "-"):
         what = "rows" if normalized is None else f"{normalized.table} rows"
         log(f"wrote {rows:,} {what} to {output}")
@@ -1667,20 +1660,11 @@ def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
         wsrec import s.jsonl --venue alpaca
     """
     from wsrec.record.importer import import_file
-    bar = _progress_bar(quiet or as_json, lambda: None, unit="B", unit_scale=True,
-                        unit_divisor=1024)
-
-    def progress(done, total):
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    bar = _progress_bar(quiet or as_json, unit="B", in_bytes=True)
     try:
-        result = import_file(file, venue, data, fmt, strict, progress=progress)
+        result = import_file(file, venue, data, fmt, strict, progress=bar.of)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if result.bad:
         shown = ", ".join(map(str, result.bad[:10]))
         more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
