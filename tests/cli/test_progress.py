@@ -187,6 +187,26 @@ def test_a_log_line_goes_above_the_bar():
     assert "".join(screen.line).strip() == ""   # the bar is gone at the end
 
 
+def test_a_log_line_from_anywhere_goes_above_the_bar(monkeypatch):
+    from wsrec.logs import log
+    terminal, clock = io.StringIO(), Clock()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = Bar(6, file=terminal, terminal=True, clock=clock)
+    clock.now += 1
+    bar(2)
+    log("reconnecting in 1.0s", "warning")
+    screen = Screen()
+    screen.feed(terminal.getvalue())
+    assert screen.lines == ["warning: reconnecting in 1.0s"]
+    assert "2/6" in "".join(screen.line)          # the bar is back under it
+    bar.close()
+    log("after the bar")                          # a closed bar is no longer told
+    screen = Screen()
+    screen.feed(terminal.getvalue())
+    assert screen.lines == ["warning: reconnecting in 1.0s", "after the bar"]
+    assert "".join(screen.line).strip() == ""
+
+
 # -- the commands -------------------------------------------------------------------------
 
 @pytest.fixture

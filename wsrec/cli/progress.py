@@ -9,7 +9,8 @@ and an ETA. It shows nothing with ``--quiet``, with ``--log-format json``, or wh
 stream is not a terminal (``is_terminal``, which tests may replace; ``terminal=`` forces
 the decision for one bar).
 
-Nothing else is ever written on the bar's line: a log line goes through ``write``, and
+Nothing else is ever written on the bar's line: a log line (``wsrec.logs``, or ``write``)
+takes the bar off the screen and puts it back under itself, and
 data written to stdout through the stream ``stdout(out)`` returns, which, when stdout
 is a terminal too, clears the bar before the data; the next count shows it again (as
 last laid out, so never more than ``interval`` old), once the data ends with a whole
@@ -23,7 +24,7 @@ import sys
 import time
 from typing import Callable
 
-from wsrec.logs import get_format
+from wsrec.logs import around_lines, get_format
 
 __all__ = ["Bar", "INTERVAL", "is_terminal"]
 
@@ -62,7 +63,9 @@ class Bar:
         self.active = not quiet and get_format() != "json" and (
             is_terminal(self.file) if terminal is None else terminal)
         self.total = None
+        self._unhook = None
         if self.active:
+            self._unhook = around_lines(self.clear, self._back)
             self.started = clock()
             self.total = total() if callable(total) else total
             self.draw()
@@ -111,6 +114,10 @@ class Bar:
         self._emit("\r" + status + " " * max(self.width - width, 0))
         self.width = width if self.active else 0
 
+    def _back(self) -> None:
+        if self.active and self.status:
+            self._put(self.status)
+
     def clear(self) -> None:
         """Take the bar off the screen (the next ``bar(done)`` shows it again)."""
         if self.width:
@@ -140,6 +147,8 @@ class Bar:
         return _Cleared(out, self) if self.active and is_terminal(out) else out
 
     def close(self) -> None:
+        if self._unhook is not None:
+            self._unhook()
         self.clear()
         self.active = False
 
