@@ -14,7 +14,7 @@ import msgpack
 import pytest
 from client_cases import CLIENTS
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.sync.client import connect as sync_connect
 
 import wsrec
@@ -171,6 +171,21 @@ def test_vega_emulation_with_websocket_client(recorded):
     except websocket.WebSocketConnectionClosedException:
         pass
     assert got and all(t["marketId"] == MARKETS[0] for m in got for t in m["result"]["trades"])
+    assert server.finish()[0] == 0
+
+
+def test_vega_announces_the_stream_the_session_has(tmp_path):
+    """A session of market depth is served at its own stream's path, not trades'."""
+    record_from_sim("vega", tmp_path, sim=SimOptions(rate=300), channels=["markets/depth"],
+                    options=RecordOptions(duration=0.5))
+    server = Server(tmp_path, "vega", "--to", "ws://127.0.0.1:0", "--once", "--speed", "max")
+    assert server.announced == server.url + "/api/v2/stream/markets/depth"
+    got = []
+    with sync_connect(server.announced, open_timeout=30, max_size=None) as ws:
+        with pytest.raises(ConnectionClosedOK):
+            while True:
+                got.append(json.loads(ws.recv(timeout=30)))
+    assert got and all(d["marketId"] in MARKETS for m in got for d in m["result"]["marketDepth"])
     assert server.finish()[0] == 0
 
 

@@ -895,8 +895,9 @@ class _Progress:
               help="Connect here instead (sandbox, testnet, a local server).")
 @click.option("--sim", is_flag=True, help="Record from the built-in simulator (no network, "
                                            "no credentials).")
-@click.option("--sim-rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
-              help="With --sim: data frames per second (0.001 to 1e6).")
+@click.option("--sim-rate", type=_Finite(0.001, 1e6),
+              help="With --sim: data frames per second (0.001 to 1e6; default 20, and "
+                   "flow's blocks at mainnet pace, one every 0.8 to 1.3 s).")
 @click.option("--feed", help="alpaca: test, iex, sip, delayed_sip, crypto, indicative, opra, "
                              "news.")
 @click.option("--msgpack", is_flag=True, help="alpaca: ask for binary msgpack frames.")
@@ -1173,8 +1174,9 @@ def config_cmd(action, file, data, as_json):
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="0 picks a free port.")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
-              help="Data frames per second (per stream; 0.001 to 1e6).")
+@click.option("--rate", type=_Finite(0.001, 1e6),
+              help="Data frames per second (per stream; 0.001 to 1e6; default 20, and "
+                   "flow's blocks at mainnet pace, one every 0.8 to 1.3 s).")
 @click.option("--drop-every", type=click.IntRange(min=1), metavar="N",
               help="Abort the connection after every N data frames.")
 @click.option("--malformed-every", type=click.IntRange(min=1), metavar="N",

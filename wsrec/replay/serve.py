@@ -447,7 +447,8 @@ def serve_replay(sessions: list[Session], filters: Filters, options: ReplayOptio
     with fine_switching(), _stop_on_signals(player) as caught:
         if kind == "ws":
             _, shutdown = listen_ws(player, host, port, urlsplit(target).path or "/",
-                                    client_path=client_path(player.venue))
+                                    client_path=client_path(player.venue, sessions,
+                                                            filters.channels))
         else:
             _, shutdown = listen_lines(player, kind, host, port)
         return _wait(player, shutdown, caught)
