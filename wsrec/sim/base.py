@@ -20,7 +20,7 @@ Exchange times are the simulator's wall clock (``clock``: ns since the epoch, in
 (``exchange_ns``): a recording from a simulator shows receive-minus-exchange latencies
 like a venue's. A chain's blocks are timed from the wall clock when the simulator
 started (``block_ns``), one block every ``1 / rate`` s, or, at the venue's own pace
-(``rate`` None and a ``block_time``, Flow's), a block time apart give or take a
+(``rate`` None and a ``block_pace``, Flow's), a block time apart give or take a
 deterministic jitter; the head is the last block whose time the clock has passed
 (``head_offset``), so a block at the head is never later than the time it is sent.
 
@@ -133,7 +133,7 @@ class Walk:
 class SimOptions:
     seed: int = 1
     #: data frames per second (per stream; a chain's blocks per second); None: the
-    #: venue's own pace (``Simulator.default_rate``, or a chain's ``block_time``)
+    #: venue's own pace (``Simulator.default_rate``, or a chain's ``block_pace``)
     rate: float | None = None
     drop_every: int | None = None
     malformed_every: int | None = None
@@ -170,7 +170,7 @@ class Simulator:
     #: a chain's block pace when the options name no rate: (mean, jitter) in ns, each
     #: block ``mean`` after the one before give or take up to twice ``jitter``; None:
     #: ``default_rate`` blocks a second
-    block_time: tuple[int, int] | None = None
+    block_pace: tuple[int, int] | None = None
 
     def __init__(self, options: SimOptions | None = None,
                  clock: Callable[[], int] | None = None):
@@ -286,26 +286,26 @@ class Simulator:
         return self.default_rate if rate is None else rate
 
     def paced(self) -> bool:
-        """Whether a chain's blocks come at the venue's own pace (``block_time``)."""
-        return self.options.rate is None and self.block_time is not None
+        """Whether a chain's blocks come at the venue's own pace (``block_pace``)."""
+        return self.options.rate is None and self.block_pace is not None
 
     def block_period_ns(self) -> int:
-        """The mean time between a chain's blocks: the venue's ``block_time``, or one
+        """The mean time between a chain's blocks: the venue's ``block_pace``, or one
         block every ``1 / rate`` s (1 s at rate 0, where the head stays put)."""
         if self.paced():
-            return self.block_time[0]
+            return self.block_pace[0]
         rate = self.rate
         return round(1e9 / rate) if rate > 0 else 1_000_000_000
 
     def block_offset_ns(self, offset: int) -> int:
         """When the block ``offset`` blocks after the head at start was made, from the
         wall clock at start: a block period each, and at the venue's pace a jitter of up
-        to ``block_time[1]`` either way (deterministic from the seed and the block), so
+        to ``block_pace[1]`` either way (deterministic from the seed and the block), so
         consecutive blocks are mean +- twice that apart."""
         base = offset * self.block_period_ns()
         if not self.paced() or offset == 0:
             return base
-        spread = self.block_time[1]
+        spread = self.block_pace[1]
         return base + _mix(offset, self.options.seed) % (2 * spread + 1) - spread
 
     def block_ns(self, offset: int) -> int:

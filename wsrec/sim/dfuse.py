@@ -2,13 +2,14 @@
 
 The protocol is ``wsrec.venues.dfuse.DfuseServer``'s (the token in the ``token`` query
 parameter: ``SimOptions.credentials``' token when it names one, else any three-part JWT
-but ``bad``); this adds a chain of ``rate`` blocks a second from block 300,000,000 and
+but ``bad``); this adds a chain from block 300,000,000, a block every half second as
+EOSIO makes them (or ``rate`` blocks a second when the options name a rate), and
 its data: ``get_action_traces`` streams one trace per account per block from
 ``start_block`` (or the head), with ``progress`` after every block whose number is a
 multiple of ``with_progress``; ``get_head_info`` and ``get_table_rows`` too. The server
 sends ``{"type":"ping"}`` every ``ping_interval`` (10 s). ``error=CODE`` answers the
-first request with that code. Blocks are a block period (``1 / rate`` s) apart, timed
-from the simulator's clock (each a few ms before it is first sent), their ``block_time``
+first request with that code. Blocks are a block period apart, timed from the
+simulator's clock (each a few ms before it is first sent), their ``block_time``
 in EOSIO's form (milliseconds, no zone: UTC); a ping's ``data`` is the clock's time.
 """
 
@@ -24,6 +25,8 @@ from wsrec.sim.base import Simulator, compact
 __all__ = ["DfuseSim", "GENESIS"]
 
 GENESIS = 300_000_000
+#: EOSIO's block interval, ns (no jitter: producers keep a fixed schedule)
+BLOCK_INTERVAL = 500_000_000
 
 
 class DfuseSim(Simulator):
@@ -35,6 +38,7 @@ class DfuseSim(Simulator):
               **{code: "an invalid request" for code in sorted(INVALID_ERRORS)},
               "internal_error": "a server error on the first request (the recorder retries)"}
     sample_credentials = {TOKEN_ENV: "sim.jwt.token"}
+    block_pace = (BLOCK_INTERVAL, 0)
 
     def client_path(self) -> str:
         """``/v1/stream?token=...`` with a token this simulator accepts."""
@@ -43,7 +47,7 @@ class DfuseSim(Simulator):
         return self.server.default_path.replace("TOKEN", quote(token, safe=""))
 
     def head(self) -> int:
-        return GENESIS + int(self.now() * self.rate)
+        return GENESIS + self.head_offset()
 
     def make_server(self, request) -> DfuseServer:
         server = DfuseServer(request.path, request.headers)

@@ -45,7 +45,7 @@ class FlowSim(Simulator):
               "500": "internal server error (the recorder retries)"}
     ping_interval_default = 9.0
     protocol_pings = True
-    block_time = BLOCK_TIME
+    block_pace = BLOCK_TIME
 
     def head(self) -> int:
         """The last block made, by the simulator's clock."""
