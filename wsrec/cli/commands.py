@@ -334,7 +334,6 @@ def repair_option(f):
 
 
 def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session:
-    from wsrec.store.repair import repair as repair_session
     from wsrec.store.roots import resolve
     from wsrec.store.session import Session
     folder = resolve(ref, data)
@@ -342,6 +341,7 @@ def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session
         raise UsageError(f"--repair: {folder} is in object storage, which is read-only in "
                          f"this version; repair it where it was recorded", param="do_repair")
     if do_repair:
+        from wsrec.store.repair import repair as repair_session
         for line in repair_session(folder):
             log(f"repair: {line}")
     session = Session(folder)
@@ -1374,10 +1374,10 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
                       stats: bool, rows=None) -> None:
     """replay --to stdout: the lines (or with ``rows``, normalized rows), a progress bar
     on a terminal, the --stats line."""
-    from tqdm import tqdm
     from wsrec.replay.stdout import count_frames, replay_to_stream
     bar = None
     if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
         total = None if options.follow else \
             count_frames(picked, filters) if rows is None else rows.count()
         bar = tqdm(total=total * options.loop if options.loop and total is not None else None,

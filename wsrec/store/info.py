@@ -6,12 +6,11 @@ import re
 from collections import Counter
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import pc
 from wsrec.store._connections import track
 from wsrec.store.session import Session
 from wsrec.timefmt import format_ns
-from wsrec.venues.dfuse import BLOCK_DATA
 
 __all__ = ["summary", "details", "latency_summary"]
 
@@ -94,6 +93,7 @@ def redelivered(session: Session) -> int:
     """dfuse: data frames of blocks that an earlier connection of the same stream had
     already delivered (a resume restarts at the last progress block + 1, so the blocks
     after it come twice)."""
+    from wsrec.venues.dfuse import BLOCK_DATA   # (the venues: not for ``ls``)
     count = 0
     seen: dict[tuple, int] = {}       # (stream, req_id) -> highest block so far
     before: dict[tuple, int] = {}     # the same, as of the stream's current connection

@@ -16,7 +16,6 @@ remote one; ``Session`` opens either.
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Callable
@@ -331,6 +330,7 @@ def resolve(ref, data=None, *, warn: Warn | None = None):
     matches = [f for f in folders if f.name == prefix] or \
               [f for f in folders if f.name.startswith(prefix)]
     if not matches:
+        import difflib
         close = [] if venue else difflib.get_close_matches(
             ref, sorted({venue_of(f) for f in folders}), n=1, cutoff=0.75)
         hint = f"did you mean {close[0]!r}? " if close else ""
