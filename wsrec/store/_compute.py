@@ -1,7 +1,7 @@
 """Arrow's compute functions without paying for ``pyarrow.compute`` up front.
 
 Importing ``pyarrow.compute`` builds a Python wrapper (signature, docstring) for each of
-its ~300 functions: 30-45 ms, a third of a short replay. The modules that read sessions
+its ~300 functions: 30-45 ms of a short replay's start-up. The modules that read sessions
 take ``pc`` from here instead, which imports ``pyarrow.compute`` the first time one of its
 names is used; the path that replays raw lines at full speed uses ``call``, which runs
 a function by name (``pyarrow._compute``, what the wrappers call) and never imports it.
