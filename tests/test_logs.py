@@ -45,6 +45,22 @@ def test_json_lines_carry_time_level_message_and_fields():
     assert multi["msg"] == "one\ntwo" and multi["level"] == "warning"
 
 
+def test_public_values_are_printed_real_secrets_masked(capsys):
+    """The guard masks secret-looking parameters, but for the values the caller names
+    public (the demo token of the URL a simulator announces)."""
+    url = "ws://127.0.0.1:1/v1/stream?token=sim.jwt.token"
+    assert format_line(f"listening on {url}", fmt="text") == \
+        "listening on ws://127.0.0.1:1/v1/stream?token=***"
+    assert format_line(f"listening on {url}", fmt="text", public=["sim.jwt.token"]) == \
+        f"listening on {url}"
+    line = json.loads(format_line(f"on {url}&api_key=k3y.real", "info", {"url": url},
+                                  fmt="json", ts_ns=T, public=["sim.jwt.token"]))
+    assert line["msg"] == f"on {url}&api_key=***" and line["url"] == url
+    log(f"listening on {url}", public=["sim.jwt.token"])
+    log("ws://h/?token=other.jwt.value", public=["sim.jwt.token"])
+    assert capsys.readouterr().err == f"listening on {url}\nws://h/?token=***\n"
+
+
 def test_set_format_and_the_clock(capsys):
     set_format("json", clock=lambda: T)
     assert logs.get_format() == "json"

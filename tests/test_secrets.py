@@ -125,6 +125,24 @@ def test_urls_lose_user_info_and_secret_parameters():
     assert redact_url("ws://u:pw@[::1/?token=zz") == "ws://***@[::1/?token=***"
 
 
+def test_public_values_are_kept_and_never_learned():
+    """A demo token (a simulator's, a replay's placeholder) stays in the URL a client must
+    use; a real secret in the same text is masked all the same."""
+    r = Redactor(public=["sim.jwt.token", "a b"])
+    assert r.text("listening on ws://h:1/v1/stream?token=sim.jwt.token") == \
+        "listening on ws://h:1/v1/stream?token=sim.jwt.token"
+    assert r.text("ws://h/?token=a+b&key=a%20b") == "ws://h/?token=a+b&key=a%20b"
+    assert r.text("ws://h/?token=real.jwt.value&other=sim.jwt.token") == \
+        "ws://h/?token=***&other=sim.jwt.token"
+    assert r.text("then real.jwt.value again") == "then *** again"   # learned, that one
+    assert "sim.jwt.token" not in r.values and r.values == ["real.jwt.value"]
+    r.add("sim.jwt.token")
+    assert r.values == ["real.jwt.value"]
+    assert Redactor().text("ws://h/?token=sim.jwt.token") == "ws://h/?token=***"
+    assert redact_url("ws://u:pw@h/?token=TOKEN&api_key=k", public=["TOKEN"]) == \
+        "ws://***@h/?token=TOKEN&api_key=***"
+
+
 def test_values_found_by_name_are_removed_everywhere_in_every_encoding():
     r = Redactor()
     r.text("ws://h/?token=" + quote("s3cr/t+val=", safe=""))

@@ -43,6 +43,7 @@ start with ``_`` are internal)::
       spool       where bucket sessions wait   normalized a session's typed rows
       gaps        venue sequence gaps          prune      old sessions removed
       disk        free space below a floor     follow     a live session, as it grows
+      timeline    frames per time bucket       plot       a session drawn as a PNG
       _rows, _flusher  the writer's row buffer and flush thread
       _journal, _part, _lock, _connections, _uploader
     venues/     each venue's whole protocol, no I/O: Venue and Stream (the client

@@ -13,10 +13,14 @@ of ``LEVELS``, ``msg`` the text line, and the keyword fields given to ``log`` fo
 message says the same in words.
 
 Each line is one write(2) of the whole line under a lock, so lines written by
-concurrent threads (a replay server's clients) never run together. The message and
+concurrent threads (a replay server's clients) never run together. Something else that
+draws on stderr (a progress bar) registers with ``around_lines`` to be told before and
+after each line, so that a line never lands on it. The message and
 every string field pass through ``wsrec.secrets``' URL redaction (user-info and
-secret-named parameters) as a last guard; a recording's own secret values are removed
-by its ``Redactor`` before its messages get here.
+secret-named parameters) as a last guard, but for the values a caller names
+``public`` (the demo token in the URL a simulator announces: a client must be able to
+use that URL as printed); a recording's own secret values are removed by its
+``Redactor`` before its messages get here.
 
 Example::
 
@@ -32,13 +36,14 @@ import os
 import sys
 import threading
 import time
+from typing import Callable, Iterable
 
 from wsrec.errors import UsageError
 from wsrec.secrets import Redactor
 from wsrec.timefmt import format_ns
 
-__all__ = ["log", "set_format", "get_format", "format_line", "write_line", "LEVELS",
-           "FORMATS"]
+__all__ = ["log", "set_format", "get_format", "format_line", "write_line", "around_lines",
+           "LEVELS", "FORMATS"]
 
 #: the levels a line can have, least severe first
 LEVELS = ("debug", "info", "warning", "error")
@@ -50,6 +55,7 @@ _RESERVED = ("ts", "level", "msg")
 _LOCK = threading.Lock()
 _format = "text"
 _clock = time.time_ns
+_around: list[tuple[Callable[[], None], Callable[[], None]]] = []
 
 
 def set_format(name: str, *, clock=None) -> None:
@@ -70,12 +76,15 @@ def get_format() -> str:
 
 
 def format_line(message: str, level: str = "info", fields: dict | None = None, *,
-                fmt: str | None = None, ts_ns: int | None = None) -> str:
+                fmt: str | None = None, ts_ns: int | None = None,
+                public: Iterable[str] = ()) -> str:
     """The line ``log`` writes (without its newline), in ``fmt`` (default: the format
-    in use), stamped ``ts_ns`` (default: now). Pure apart from the defaults."""
+    in use), stamped ``ts_ns`` (default: now). ``public``: values the guard keeps
+    though they stand where a secret would (``wsrec.secrets.Redactor``). Pure apart
+    from the defaults."""
     if level not in LEVELS:
         raise UsageError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
-    guard = Redactor()
+    guard = Redactor(public=public)
     text = guard.text(str(message))
     if (fmt or _format) == "text":
         return text if level in ("info", "debug") else f"{level}: {text}"
@@ -87,10 +96,12 @@ def format_line(message: str, level: str = "info", fields: dict | None = None, *
     return json.dumps(record, separators=(",", ":"), default=str)
 
 
-def log(message: str, level: str = "info", **fields) -> None:
+def log(message: str, level: str = "info", *, public: Iterable[str] = (), **fields) -> None:
     """Write one line on stderr (see the module's docstring): ``message`` with ``level``,
-    and in JSON lines the keyword ``fields`` too."""
-    write_line(format_line(message, level, fields))
+    and in JSON lines the keyword ``fields`` too. ``public``: values that are no secret
+    though they stand where one would (a simulator's demo token in the URL it
+    announces): printed as they are; every other secret-looking value is masked."""
+    write_line(format_line(message, level, fields, public=public))
 
 
 def write_line(text: str) -> None:
@@ -99,16 +110,41 @@ def write_line(text: str) -> None:
     capture) gets an ordinary write; a stderr that is gone is ignored."""
     data = text.rstrip("\n") + "\n"
     with _LOCK:
-        stream = sys.stderr
+        for before, _ in _around:
+            before()
         try:
+            _write(data)
+        finally:
+            for _, after in _around:
+                after()
+
+
+def around_lines(before: Callable[[], None], after: Callable[[], None]) -> Callable[[], None]:
+    """Call ``before()`` ahead of every line written to stderr and ``after()`` once it is
+    written (a progress bar takes itself off the line and puts itself back); returns the
+    function that stops it."""
+    pair = (before, after)
+    with _LOCK:
+        _around.append(pair)
+
+    def remove() -> None:
+        with _LOCK:
+            if pair in _around:
+                _around.remove(pair)
+    return remove
+
+
+def _write(data: str) -> None:
+    stream = sys.stderr
+    try:
+        stream.flush()
+        raw = data.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
+        fd = stream.fileno()
+        while raw:
+            raw = raw[os.write(fd, raw):]
+    except (AttributeError, OSError, ValueError):  # no file descriptor (captured)
+        try:
+            stream.write(data)
             stream.flush()
-            raw = data.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
-            fd = stream.fileno()
-            while raw:
-                raw = raw[os.write(fd, raw):]
-        except (AttributeError, OSError, ValueError):  # no file descriptor (captured)
-            try:
-                stream.write(data)
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
+        except (AttributeError, OSError, ValueError):
+            pass

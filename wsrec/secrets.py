@@ -20,7 +20,10 @@ A secret is found two ways:
 
 Values shorter than ``MIN_VALUE`` characters are redacted only where they appear by
 name (replacing ``abc`` everywhere would mangle unrelated text), and a few words that
-are modes rather than credentials (``auth=headers``, ``key=true``) are kept.
+are modes rather than credentials (``auth=headers``, ``key=true``) are kept, and so
+are the values a ``Redactor`` is told are ``public``: a simulator's demo token, a
+placeholder a replay server takes as any token (the URL it announces is then one a
+client can use as printed).
 """
 
 from __future__ import annotations
@@ -124,15 +127,21 @@ class Redactor:
     ``values``: secrets known up front (a venue's keys and tokens). ``names``: more
     names to treat as secret (``--redact NAME``), matched like ``SECRET_NAMES``.
     Everything redacted is also *learned* from first: a token found in a URL's query
-    is afterwards removed wherever it appears, in any encoding.
+    is afterwards removed wherever it appears, in any encoding. ``public``: values that
+    are no secret though they stand where one would (a simulator's demo token): kept
+    under any name, never learned.
     """
 
-    def __init__(self, values: Iterable[str] = (), names: Iterable[str] = ()):
+    def __init__(self, values: Iterable[str] = (), names: Iterable[str] = (),
+                 public: Iterable[str] = ()):
         if isinstance(values, str):
             values = [values]
         if isinstance(names, str):
             names = [names]
+        if isinstance(public, str):
+            public = [public]
         self.names = tuple(n.lower() for n in names if n)
+        self.public = frozenset(v for v in public if isinstance(v, str) and v)
         self._values: set[str] = set()
         self._text_re: re.Pattern | None = None
         self._bytes_re: re.Pattern | None = None
@@ -154,7 +163,7 @@ class Redactor:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)
             if not isinstance(value, str) or len(value) < MIN_VALUE or _is_mode_word(value) \
-                    or value in self._values:
+                    or value in self._values or value in self.public:
                 continue
             self._values.add(value)
             self._text_re = self._bytes_re = None
@@ -220,7 +229,8 @@ class Redactor:
                     self.add(user, unquote(user))
         if "=" in text:
             for m in _PARAM.finditer(text):
-                if self.secret_name(unquote_plus(m.group(2))):
+                if self.secret_name(unquote_plus(m.group(2))) and \
+                        unquote_plus(m.group(3)) not in self.public:
                     self.add(m.group(3), unquote_plus(m.group(3)), unquote(m.group(3)))
 
     # -- redacting --------------------------------------------------------------------------
@@ -244,8 +254,8 @@ class Redactor:
             text = _USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
         if "=" in text:
             def param(m):
-                value = m.group(3)
-                if not value or _is_mode_word(unquote_plus(value)) or \
+                value = unquote_plus(m.group(3))
+                if not value or _is_mode_word(value) or value in self.public or \
                         not self.secret_name(unquote_plus(m.group(2))):
                     return m.group(0)
                 return f"{m.group(1)}{m.group(2)}={REDACTED}"
@@ -368,6 +378,7 @@ def redact(obj, names: Iterable[str] = (), values: Iterable[str] = ()):
     return r.obj(obj)
 
 
-def redact_url(url: str, names: Iterable[str] = ()) -> str:
-    """``url`` with its user-info and secret-looking query parameters replaced."""
-    return Redactor(names=names).text(url)
+def redact_url(url: str, names: Iterable[str] = (), public: Iterable[str] = ()) -> str:
+    """``url`` with its user-info and secret-looking query parameters replaced (but
+    those holding one of the ``public`` values)."""
+    return Redactor(names=names, public=public).text(url)

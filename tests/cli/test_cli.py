@@ -8,18 +8,9 @@ from click.testing import CliRunner
 import wsrec
 from wsrec.cli.commands import cli
 from wsrec.store.layout import session_rel
+from wsrec.store.roots import session_folders
 
 from conftest import crashed_session, write_session
-
-
-@pytest.fixture
-def run(data):
-    runner = CliRunner()
-
-    def invoke(*args, env=None):
-        return runner.invoke(cli, [str(a) for a in args], env={"WSREC_DATA": str(data),
-                                                              **(env or {})})
-    return invoke
 
 
 def _one_line_error(result, *needles):
@@ -45,13 +36,73 @@ def test_ls_table_and_json(run, data):
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE",
                                 "STATUS"]
-    assert any(a.name in line and "complete" in line and " 22 " in line for line in lines)
+    assert any(a.name in line and "complete" in line and " 20 " in line for line in lines)
     rows = json.loads(run("ls", "--json").stdout)
     assert {r["id"] for r in rows} == {a.name, h.name}
     for r in rows:
-        assert {"venue", "id", "path", "start", "end", "frames", "bytes", "status"} <= set(r)
+        assert {"venue", "id", "path", "start", "end", "frames", "frames_in", "frames_out",
+                "events", "rows", "bytes", "status"} <= set(r)
     [row] = json.loads(run("ls", "hyperliquid", "--json").stdout)
-    assert row["frames"] == 12 and row["status"] == "complete" and row["bytes"] > 0
+    assert row["frames"] == row["frames_in"] == 10 and row["events"] == 2
+    assert row["rows"] == 12 and row["status"] == "complete" and row["bytes"] > 0
+
+
+def test_ls_frames_are_the_inbound_frames_info_counts(run, data):
+    """ls FRAMES and info's "frames" line are the same number: the inbound frames."""
+    folder, written = write_session(data, n=300)
+    inbound = sum(kw["dir"] == "in" for _, kw in written)
+    out = sum(kw["dir"] == "out" for _, kw in written)
+    assert out and inbound < len(written)   # outbound frames and events as well
+    [line] = run("ls").stdout.splitlines()[1:]
+    assert line.split()[5] == str(inbound)
+    assert f"frames       {inbound:,} in, {out:,} out, 2 events" in run("info", "last").stdout
+    [row] = json.loads(run("ls", "--json").stdout)
+    d = json.loads(run("info", "last", "--json").stdout)
+    for key in ("frames", "frames_in", "frames_out", "events", "rows"):
+        assert row[key] == d[key], key
+    assert (row["frames_in"], row["frames_out"], row["events"], row["rows"]) == \
+        (inbound, out, 2, len(written))
+
+
+def _failed_to_connect(data) -> str:
+    """What a recorder that never connected leaves: a failed session with one event."""
+    runner = CliRunner()
+    result = runner.invoke(cli, ["record", "url", "ws://127.0.0.1:1", "--duration", "5s",
+                                 "--max-retries", "0", "--data", str(data)])
+    assert result.exit_code == 1 and "cannot connect" in result.stderr, result.output
+    [session] = session_folders(data, "127.0.0.1")
+    return session.name
+
+
+@pytest.mark.timeout(60)
+def test_ls_hides_sessions_without_an_inbound_frame(run, data):
+    kept, _ = write_session(data, n=5)
+    empty = _failed_to_connect(data)
+    with wsrec.SessionWriter("alpaca", data=data) as w:   # it sent, nothing came back
+        w.event("open", url="wss://example.test/ws")
+        w.append(b'{"action":"subscribe"}', dir="out", kind="text")
+    result = run("ls")
+    assert result.exit_code == 0
+    assert kept.name in result.stdout and empty not in result.stdout
+    assert w.folder.name not in result.stdout
+    assert result.stderr == "2 empty sessions hidden (--all shows them)\n"
+    assert [r["id"] for r in json.loads(run("ls", "--json").stdout)] == [kept.name]
+    shown = run("ls", "--all")
+    assert shown.stderr == "" and empty in shown.stdout and w.folder.name in shown.stdout
+    rows = {r["id"]: r for r in json.loads(run("ls", "--all", "--json").stdout)}
+    assert rows[empty]["status"] == "failed" and rows[empty]["events"] == 1
+    assert rows[w.folder.name]["frames_out"] == 1 and rows[w.folder.name]["frames"] == 0
+    assert (w.folder / "session.json").exists()   # evidence kept on disk
+    # nothing else to list: the hint alone, not "no sessions"
+    result = run("ls", "127.0.0.1")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == "1 empty session hidden (--all shows them)\n"
+
+
+def test_ls_lists_a_live_session_before_its_first_frame(run, data):
+    with wsrec.SessionWriter("livey", data=data) as w:
+        rows = json.loads(run("ls", "--json").stdout)
+        assert [(r["id"], r["state"], r["frames"]) for r in rows] == [(w.id, "live", 0)]
 
 
 def test_ls_shows_live_and_crashed(run, data):
@@ -61,7 +112,8 @@ def test_ls_shows_live_and_crashed(run, data):
         out = run("ls").stdout
         assert "crashed" in out and "live" in out
         rows = {r["venue"]: r for r in json.loads(run("ls", "--json").stdout)}
-        assert rows["crashy"]["crashed"] and rows["crashy"]["frames"] == 51
+        assert rows["crashy"]["crashed"] and rows["crashy"]["frames"] == 50
+        assert rows["crashy"]["rows"] == 51
         assert rows["livey"]["live"] and rows["livey"]["status"] == "recording"
     finally:
         w.close()
@@ -82,10 +134,25 @@ def test_ls_of_a_data_root_that_does_not_exist_is_an_error(run, tmp_path):
     """A root given with --data (or $WSREC_DATA) that isn't there is a mistake, not an
     empty list; the default root not there yet is just empty."""
     missing = tmp_path / "nowhere"
-    result = run("ls", "--data", str(missing))
-    assert result.exit_code == 1 and result.stdout == ""
-    assert f"data root {missing} does not exist" in result.stderr
-    assert "Traceback" not in result.stderr and not missing.exists()
+    for json_flag in ((), ("--json",)):
+        result = run("ls", "--data", str(missing), *json_flag)
+        _one_line_error(result, f"data root {missing} does not exist")
+        assert result.stdout == "" and not missing.exists()
+    result = run("ls", env={"WSREC_DATA": str(missing)})
+    _one_line_error(result, f"data root {missing} does not exist", "$WSREC_DATA")
+
+
+@pytest.mark.parametrize("args,option", [
+    (("replay", "alpaca", "--start", "yesterday"), "--start"),
+    (("convert", "alpaca", "--format", "jsonl", "--end", "yesterday"), "--end"),
+    (("ls", "--since", "yesterday"), "--since"),
+])
+def test_a_time_that_is_not_one_names_its_option(run, data, args, option):
+    write_session(data, n=5)
+    result = run(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: Invalid value for {option}: not an ISO 8601 time: 'yesterday' (expected e.g.")
 
 
 def test_info(run, data):
@@ -99,7 +166,7 @@ def test_info(run, data):
     frames = list(s.frames())
     assert d["frames_in"] == sum(f.dir == "in" for f in frames)
     assert d["frames_out"] == sum(f.dir == "out" for f in frames)
-    assert d["events"] == 2 and d["frames"] == len(frames)
+    assert d["events"] == 2 and d["rows"] == len(frames) and d["frames"] == d["frames_in"]
     assert d["raw_bytes"] == sum(len(f.payload) for f in frames)
     assert d["symbols"]["AAPL"] == sum("AAPL" in f.symbols for f in frames)
     assert d["channels"]["trades"] == sum("trades" in f.channels for f in frames)
@@ -515,3 +582,8 @@ def test_a_mistyped_venue_gets_a_did_you_mean(run, data):
     result = run("info", "zzz")
     _one_line_error(result, "no session matches 'zzz'")
     assert "did you mean" not in result.stderr
+    # a venue wsrec knows, without a session under this root
+    _one_line_error(run("replay", "hyperliqiud"), "no session matches 'hyperliqiud'",
+                    "did you mean 'hyperliquid'? it has no sessions there either")
+    write_session(data, n=5, venue="hyperliquid")
+    _one_line_error(run("replay", "hyperliqiud"), "did you mean 'hyperliquid'? try")

@@ -244,14 +244,11 @@ def test_the_example_file_records_from_the_simulators(run, tmp_path, endpoint):
 def test_progress_shows_every_stream_on_one_line():
     import io
 
-    from tqdm import tqdm
-
     from wsrec.cli.commands import _StreamsProgress
-    progress = _StreamsProgress(quiet=False)
     out = io.StringIO()
-    progress.bar = tqdm(file=out, unit=" frames", disable=False, leave=False)
+    progress = _StreamsProgress(quiet=False, file=out, terminal=True, interval=0)
     progress([{"stream": "a", "state": "running", "frames_in": 1200},
               {"stream": "b", "state": "failed", "frames_in": 3}], final=False)
     progress.close()
     assert "1203 frames" in out.getvalue() and "a 1,200, b failed" in out.getvalue()
-    assert _StreamsProgress(quiet=True).bar is None
+    assert not _StreamsProgress(quiet=True, terminal=True).bar.active

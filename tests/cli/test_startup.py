@@ -56,7 +56,8 @@ def _heavy(modules: set[str], allow: set[str] = frozenset()) -> list[str]:
 
 @pytest.mark.parametrize("args", [["--help"], ["record", "--help"], ["replay", "--help"],
                                   ["convert", "--help"], ["import", "--help"],
-                                  ["sim", "--help"], ["ls", "--help"], ["venues"]],
+                                  ["sim", "--help"], ["ls", "--help"], ["plot", "--help"],
+                                  ["venues"]],
                          ids=" ".join)
 def test_help_and_venues_load_no_engine(args):
     modules, out = _modules(args)
@@ -70,6 +71,31 @@ def test_completion_loads_no_engine():
     modules, out = _modules([], env={"_WSREC_COMPLETE": "bash_complete",
                                      "COMP_WORDS": "wsrec re", "COMP_CWORD": "1"})
     assert "plain,record" in out and "plain,replay" in out
+    assert _heavy(modules) == []
+
+
+@pytest.mark.parametrize("words, expect", [
+    ("wsrec replay --data {root} --speed 2 --start +1s 2026", "plain,20261122T000000Z-ab12"),
+    ("wsrec info --data {root} ", "plain,last"),
+    ("wsrec replay --data {root} hyperliquid -c l2", "plain,l2Book"),
+    ("wsrec replay --data {root} last -s BTC,", "plain,BTC,ETH"),
+    ("wsrec record hyperliquid --data {root} -s ", "plain,BTC"),
+    ("wsrec ls --data {root} --since 2026-11-20 ", "plain,hyperliquid"),
+    ("wsrec replay --data {root} last --normalize tr", "plain,trades"),
+    ("wsrec sim h", "plain,hyperliquid"),
+], ids=["session-after-parsed-options", "info", "replay-channels", "replay-symbol-list",
+        "record-symbols", "ls-venue", "normalize", "sim"])
+def test_value_completion_loads_no_engine(tmp_path, words, expect):
+    """Sessions, channels and symbols complete from folder names (and session.json),
+    with --data and other parsed options on the line (their parsers don't load)."""
+    folder = tmp_path / "venue=hyperliquid" / "date=2026-11-22" / "20261122T000000Z-ab12"
+    folder.mkdir(parents=True)
+    (folder / "session.json").write_text('{"args": {"symbols": ["BTC", "ETH"]}}')
+    words = words.format(root=tmp_path)
+    cword = len(words.split(" ")) - 1
+    modules, out = _modules([], env={"_WSREC_COMPLETE": "bash_complete",
+                                     "COMP_WORDS": words, "COMP_CWORD": str(cword)})
+    assert expect in out.splitlines(), out
     assert _heavy(modules) == []
 
 
@@ -138,9 +164,10 @@ def test_reading_loads_no_compute_module_nor_engine(args):
 
 
 def test_info_loads_no_engine():
-    """``info`` counts with pyarrow.compute's kernels and reads exchange times with the
-    venue's code, but loads nothing else."""
+    """``info`` counts with pyarrow.compute's kernels (its timeline groups rows with
+    Arrow's ``group_by``, which loads pyarrow.acero and pyarrow.dataset) and reads exchange
+    times with the venue's code, but loads nothing else."""
     modules, out = _modules(["info", *SAMPLES, "alpaca"])
     assert "alpaca" in out
-    allowed = ("pyarrow.compute", "wsrec.venues")
+    allowed = ("pyarrow.compute", "pyarrow.dataset", "wsrec.venues")
     assert _loaded(modules, tuple(m for m in READ_FORBIDDEN if m not in allowed)) == []

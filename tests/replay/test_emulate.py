@@ -227,3 +227,29 @@ def test_vega_refuses_an_unknown_filter_and_closes():
     e.start()
     assert json.loads(sent[-1][0])["error"]["code"] == 3 and closed == [(1000, "")]
     assert not e.ready.is_set() and e.render(frame(b"{}", ["trades"])) is None
+
+
+class _Recorded:
+    """A session as ``client_path`` reads it: its manifest's connections."""
+
+    def __init__(self, *conns):
+        self.manifest = {"connections": [{"stream": s, "url": u} for s, u in conns]}
+
+
+def test_the_announced_path_is_a_recorded_stream_the_venue_serves():
+    from wsrec.replay._emulate import client_path
+    host = "wss://api.n07.testnet.vega.xyz"
+    depth = _Recorded(("markets/depth", f"{host}/api/v2/stream/markets/depth?marketIds=ab"),
+                      ("trades", f"{host}/api/v2/stream/trades"))
+    assert client_path("vega", [depth]) == "/api/v2/stream/markets/depth"
+    assert client_path("vega", [depth], frozenset({"trades"})) == "/api/v2/stream/trades"
+    assert client_path("vega", [depth], frozenset({"orders"})) == \
+        "/api/v2/stream/markets/depth"   # no stream of those channels: the first one
+    assert client_path("vega", []) == "/api/v2/stream/trades"   # nothing recorded: default
+    elsewhere = _Recorded(("trades", "ws://127.0.0.1:9/proxy/trades"))
+    assert client_path("vega", [elsewhere]) == "/api/v2/stream/trades"
+    crypto = _Recorded(("crypto", "wss://stream.data.alpaca.markets/v1beta3/crypto/us"))
+    assert client_path("alpaca", [crypto]) == "/v1beta3/crypto/us"
+    dfuse = _Recorded(("main", "wss://eos.dfuse.eosnation.io/v1/stream?token=x"))
+    assert client_path("dfuse", [dfuse]) == "/v1/stream?token=TOKEN"   # the default's query
+    assert client_path("url", [dfuse]) == ""

@@ -14,7 +14,7 @@ import msgpack
 import pytest
 from client_cases import CLIENTS
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.sync.client import connect as sync_connect
 
 import wsrec
@@ -174,6 +174,21 @@ def test_vega_emulation_with_websocket_client(recorded):
     assert server.finish()[0] == 0
 
 
+def test_vega_announces_the_stream_the_session_has(tmp_path):
+    """A session of market depth is served at its own stream's path, not trades'."""
+    record_from_sim("vega", tmp_path, sim=SimOptions(rate=300), channels=["markets/depth"],
+                    options=RecordOptions(duration=0.5))
+    server = Server(tmp_path, "vega", "--to", "ws://127.0.0.1:0", "--once", "--speed", "max")
+    assert server.announced == server.url + "/api/v2/stream/markets/depth"
+    got = []
+    with sync_connect(server.announced, open_timeout=30, max_size=None) as ws:
+        with pytest.raises(ConnectionClosedOK):
+            while True:
+                got.append(json.loads(ws.recv(timeout=30)))
+    assert got and all(d["marketId"] in MARKETS for m in got for d in m["result"]["marketDepth"])
+    assert server.finish()[0] == 0
+
+
 def test_flow_emulation_retags_with_the_clients_id(recorded):
     server = Server(recorded, "flow", "--to", "ws://127.0.0.1:0", "--once", "--speed", "max")
 
@@ -249,24 +264,75 @@ def test_slow_client_is_dropped_and_others_are_not(data):
     # a lag allowance the healthy client keeps within even on a loaded machine; the one
     # that never reads passes it a third of the way through the replay, with seconds to
     # spare before the healthy one is done
+    # (--once: the server ends with the first client, the healthy one: it joins first)
     server = Server(data, "bulk", "--to", "ws://127.0.0.1:0", "--max-lag", "3", "--once")
 
     host, port = server.url[len("ws://"):].split(":")
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it never reads
-    slow.connect((host, int(port)))
-    slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
 
     async def main():
-        return await asyncio.wait_for(drain(await connect(server.url, max_size=None)), 60)
+        ws = await connect(server.url, max_size=None)
+        first = await asyncio.wait_for(ws.recv(), 60)
+        slow.connect((host, int(port)))
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        return [first] + await asyncio.wait_for(drain(ws), 60)
 
     got = asyncio.run(main())
     slow.close()
     assert len(got) == 3_000  # the healthy client got everything
     code, err = server.finish()
     assert "disconnected" in err and "1008" in err
+
+
+def _slow_session(data, venue):
+    """Two frames, then one due a minute later: a replay at speed 1 lasts a minute."""
+    with wsrec.SessionWriter(venue, data=data) as w:
+        for i, at in enumerate((0, 0.01, 60)):
+            w.append(b'{"i":%d}' % i, kind="text", ts_ns=10**18 + int(at * 1e9),
+                     mono_ns=int(at * 1e9) + 1)
+
+
+@pytest.mark.timeout(60)
+def test_once_ends_when_its_client_leaves_early(data):
+    """--once: a client that leaves before the end of its replay ends the server then,
+    not when the next frame (a minute away) finds it gone."""
+    _slow_session(data, "early")
+    server = Server(data, "early", "--to", "ws://127.0.0.1:0", "--once")
+    t0 = time.monotonic()
+    with sync_connect(server.url, open_timeout=30) as ws:
+        assert ws.recv(timeout=30) == '{"i":0}'
+    code, err = server.finish(timeout=30)
+    assert code == 0 and "Traceback" not in err, err
+    assert "connection ended before its replay did; stopping (--once)" in err
+    assert time.monotonic() - t0 < 30
+    # a second client, still going, is not the one --once waits for
+    server = Server(data, "early", "--to", "ws://127.0.0.1:0", "--once")
+    with sync_connect(server.url, open_timeout=30) as first:
+        assert first.recv(timeout=30) == '{"i":0}'
+        with sync_connect(server.url, open_timeout=30) as second:
+            assert second.recv(timeout=30) == '{"i":0}'
+        with pytest.raises(subprocess.TimeoutExpired):
+            server.proc.wait(2)
+    assert server.finish(timeout=30)[0] == 0
+
+
+@pytest.mark.timeout(60)
+def test_once_ends_when_its_lines_client_leaves_early(data):
+    with wsrec.SessionWriter("lines", data=data) as w:
+        for i in range(300):   # a frame every 0.1 s for 30 s
+            w.append(b'{"i":%d}' % i, kind="text", ts_ns=10**18 + i * 100_000_000,
+                     mono_ns=i * 100_000_000 + 1)
+    server = Server(data, "lines", "--to", "tcp://127.0.0.1:0", "--once")
+    host, port = server.url[len("tcp://"):].rsplit(":", 1)
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        assert sock.recv(64).startswith(b'{"i":0}')
+    code, err = server.finish(timeout=30)
+    assert code == 0 and "Traceback" not in err, err
+    assert time.monotonic() - t0 < 15
 
 
 def test_shared_clock_late_joiner_starts_mid_way(data):
@@ -614,6 +680,8 @@ def test_the_announced_url_is_a_working_session(recorded, venue):
     replay takes), so a client connects to it as is."""
     server = Server(recorded, venue, "--to", "ws://127.0.0.1:0", "--speed", "max")
     assert server.announced != server.url
+    if venue == "dfuse":   # the placeholder, not masked: it is no secret
+        assert server.announced.endswith("/v1/stream?token=TOKEN"), server.announced
     with sync_connect(server.announced, open_timeout=30, max_size=None) as ws:
         assert CLIENTS[venue](ws)
     server.proc.send_signal(signal.SIGTERM)

@@ -133,6 +133,7 @@ sim = true
     assert ex.params == {"header.X-Client": "wsrec", "header.X-Other": "1"}
     assert alp.symbols == ("FAKEPACA", "AAPL") and alp.feed == "iex" and alp.msgpack
     assert alp.sim == SimOptions()
+    assert "sim at the venue's pace" in alp.summary(ENV)
     planned = alp.request(ENV)
     assert planned.request.params == {"feed": "iex", "auth": "headers", "msgpack": "true"}
 

@@ -179,3 +179,57 @@ def test_iex_has_the_free_plans_symbol_limit_and_sip_every_exchange():
         await recv_json(ws)
         return {item["S"] for _ in range(10) for item in await recv_json(ws)}
     assert talk("alpaca", "/v2/test", test_feed, options=SimOptions(rate=400)) == {"FAKEPACA"}
+
+
+#: the keys of each message type, as the venue docs list them (PROTOCOLS.md section 1)
+CRYPTO_KEYS = {"t": {"T", "S", "p", "s", "t", "i", "tks"},
+               "q": {"T", "S", "bp", "bs", "ap", "as", "t"},
+               "b": {"T", "S", "o", "h", "l", "c", "v", "t", "n", "vw"},
+               "u": {"T", "S", "o", "h", "l", "c", "v", "t", "n", "vw"},
+               "d": {"T", "S", "o", "h", "l", "c", "v", "t", "n", "vw"},
+               "o": {"T", "S", "t", "b", "a"}}
+STOCK_KEYS = {"t": {"T", "S", "i", "x", "p", "s", "c", "z", "t"},
+              "q": {"T", "S", "bx", "bp", "bs", "ax", "ap", "as", "c", "z", "t"},
+              "b": {"T", "S", "o", "h", "l", "c", "v", "t", "n", "vw"}}
+
+
+def _items_by_type(path, channels, types):
+    async def script(ws):
+        await recv_json(ws)
+        await ws.send(AUTH)
+        await recv_json(ws)
+        await ws.send(json.dumps({"action": "subscribe", **channels}))
+        await recv_json(ws)
+        seen: dict = {}
+        while set(seen) < types:
+            for item in await recv_json(ws):
+                seen.setdefault(item["T"], []).append(item)
+        return seen
+    return talk("alpaca", path, script, options=SimOptions(rate=300), timeout=30)
+
+
+def test_crypto_messages_have_the_crypto_shapes():
+    symbols = ["BTC/USD", "ETH/USD"]
+    seen = _items_by_type("/v1beta3/crypto/us", {c: symbols for c in (
+        "trades", "quotes", "bars", "updatedBars", "dailyBars", "orderbooks")}, set(CRYPTO_KEYS))
+    for code, items in seen.items():
+        for item in items:
+            keys = set(item) - {"r"} if code == "o" else set(item)
+            assert keys == CRYPTO_KEYS[code], (code, item)
+            assert item["S"] in symbols and item["t"].endswith("Z")
+    trade, quote = seen["t"][0], seen["q"][0]
+    assert trade["tks"] in ("B", "S") and isinstance(trade["s"], float) and trade["s"] > 0
+    assert all(isinstance(quote[k], float) for k in ("bp", "bs", "ap", "as"))
+    assert quote["bp"] < quote["ap"]
+    assert any(isinstance(b["v"], float) and b["v"] % 1 for b in seen["b"] + seen["u"] + seen["d"])
+    btc = [t["p"] for t in seen["t"] if t["S"] == "BTC/USD"]
+    assert all(80_000 < p < 100_000 for p in btc)   # BTC's price level
+    assert any(o.get("r") is True for o in seen["o"])   # each symbol's first book is full
+
+
+def test_stock_messages_keep_the_stock_shapes():
+    seen = _items_by_type("/v2/iex", {"trades": ["AAPL"], "quotes": ["AAPL"], "bars": ["AAPL"]},
+                          set(STOCK_KEYS))
+    for code, items in seen.items():
+        assert all(set(item) == STOCK_KEYS[code] for item in items), code
+    assert {t["x"] for t in seen["t"]} == {"V"} and isinstance(seen["q"][0]["bs"], int)

@@ -84,3 +84,65 @@ def test_list_subscriptions_with_their_arguments():
         {"subscription_id": "0", "topic": "events",
          "arguments": {"event_types": ["flow.AccountCreated"]}}],
         "action": "list_subscriptions"}
+
+
+T = 1_900_000_000_123_456_789   # a fake wall clock's time (2030)
+
+
+def test_blocks_come_at_mainnet_pace_by_the_clock():
+    from wsrec.sim import get_simulator
+    from wsrec.sim.base import LATENCY_BASE, LATENCY_JITTER
+    from wsrec.sim.flow import GENESIS
+    from wsrec.timefmt import parse_time
+    now = [T]
+    flow = get_simulator("flow", clock=lambda: now[0])   # no rate: the venue's pace
+    made = [flow.block_offset_ns(k) for k in range(400)]
+    apart = [b - a for a, b in zip(made, made[1:])]
+    assert all(800_000_000 <= d <= 1_300_000_000 for d in apart) and len(set(apart)) > 100
+    assert 1.0e9 < sum(apart) / len(apart) < 1.1e9
+    for k in (0, 1, 2, 57, 399):
+        now[0] = T + made[k]
+        assert flow.head() == GENESIS + k   # made when the clock passes its time ...
+        now[0] -= 1
+        assert flow.head() == GENESIS + k - 1   # ... not before
+        stamp = flow.payload("block_digests", GENESIS + k, 0)["timestamp"]
+        assert T + made[k] - LATENCY_BASE[1] - LATENCY_JITTER <= parse_time(stamp) \
+            <= T + made[k] - LATENCY_BASE[0]
+    other = get_simulator("flow", SimOptions(seed=2), clock=lambda: T)
+    assert [other.block_offset_ns(k) for k in range(400)] != made   # from the seed
+    assert get_simulator("flow", clock=lambda: T).block_offset_ns(57) == made[57]
+    fast = get_simulator("flow", SimOptions(rate=100), clock=lambda: T)
+    assert [fast.block_offset_ns(k) for k in range(3)] == [0, 10_000_000, 20_000_000]
+
+
+def test_a_subscription_at_the_head_gets_each_block_when_it_is_made():
+    from websockets.asyncio.client import connect
+
+    from wsrec.sim import get_simulator
+    from wsrec.sim.flow import GENESIS
+    now = [T]
+
+    async def main():
+        flow = get_simulator("flow", clock=lambda: now[0])
+        url = await flow.start()
+        try:
+            async with connect(url + "/v1/ws") as ws:
+                await ws.send(sub("head"))
+                assert (await recv_json(ws))["action"] == "subscribe"
+                first = await recv_json(ws)
+                with pytest.raises(TimeoutError):   # the next block is not made yet
+                    await recv_json(ws, timeout=0.5)
+                now[0] = flow.wall_started + flow.block_offset_ns(3)
+                later = [await recv_json(ws) for _ in range(3)]
+                await ws.send(sub("old", start_block_height=str(GENESIS - 5)))
+                assert (await recv_json(ws))["action"] == "subscribe"
+                backlog = [await recv_json(ws) for _ in range(9)]
+                return first, later, backlog
+        finally:
+            await flow.close()
+
+    first, later, backlog = asyncio.run(asyncio.wait_for(main(), 30))
+    heights = [int(m["payload"]["height"]) for m in [first, *later]]
+    assert heights == [GENESIS + k for k in range(4)]
+    assert [int(m["payload"]["height"]) for m in backlog] == \
+        [GENESIS + k for k in range(-5, 4)]   # from the start height to the head at once

@@ -75,6 +75,33 @@ def test_the_command_is_this_call():
         proc.stderr.close()
 
 
+def test_dfuse_announces_its_demo_token_a_given_one_stays_masked(capsys):
+    """'wsrec sim dfuse' prints the URL a client connects to as printed: the demo token
+    is no secret (a masked one would be refused); a token the options name is one."""
+    proc = subprocess.Popen([sys.executable, "-m", "wsrec", "sim", "dfuse", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.rstrip().endswith("/v1/stream?token=sim.jwt.token"), line
+        with connect(line.split()[-1], open_timeout=10) as ws:
+            assert CLIENTS["dfuse"](ws)
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    from wsrec.venues.dfuse import TOKEN_ENV
+    stop = threading.Event()
+    thread = threading.Thread(target=serve_sim, args=("dfuse", SimOptions(
+        rate=50, credentials={TOKEN_ENV: "my.real.jwt"})), kwargs={
+        "stop": stop, "listening": lambda url: stop.set()}, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    err = capsys.readouterr().err
+    assert "/v1/stream?token=***" in err and "my.real.jwt" not in err
+
+
 @pytest.mark.parametrize("venue", sorted(CLIENTS))
 def test_the_announced_url_is_a_working_session(venue):
     """What 'listening on URL' says is what a client connects to: the venue's path

@@ -86,7 +86,7 @@ def test_new_sessions_go_to_date_folders_and_legacy_ones_are_still_found(tmp_pat
     listed = run(cli, ["ls", "--json", "--data", str(tmp_path)])
     assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.stdout)
-    assert [(r["venue"], r["id"], r["frames"]) for r in rows] == \
+    assert [(r["venue"], r["id"], r["rows"]) for r in rows] == \
         [("alpaca", old.name, 32), ("alpaca", new.name, 22)]   # with open, close
     assert run(cli, ["info", "alpaca/20250101", "--data", str(tmp_path)]).exit_code == 0
     assert run(cli, ["verify", old.name, "--data", str(tmp_path)]).exit_code == 0

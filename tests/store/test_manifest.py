@@ -24,7 +24,8 @@ def test_a_full_manifest_and_the_samples_load(tmp_path):
     assert load_manifest(tmp_path) == FULL
     from pathlib import Path
     here = Path(__file__).resolve().parents[1]
-    folders = list((here.parent / "samples").glob("*/*")) + list((here / "data/v1").glob("*/*"))
+    folders = list((here.parent / "samples").glob("venue=*/date=*/*")) + \
+        list((here / "data/v1").glob("*/*"))
     assert len(folders) >= 8
     for folder in folders:
         load_manifest(folder)
@@ -157,3 +158,17 @@ def test_new_session_id_sorts_by_time():
     a = new_session_id(1_700_000_000 * 10**9)
     b = new_session_id(1_700_000_001 * 10**9)
     assert a.startswith("20231114T221320Z-") and a < b
+
+
+def test_the_samples_show_a_reconnect_and_a_gap():
+    """One sample session (samples/make_samples.py) has a reconnect and the gap before it,
+    for ``wsrec info`` and ``replay --skip-gaps`` to show."""
+    from pathlib import Path
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    manifests = {f.parent.parent.parent.name: load_manifest(f.parent)
+                 for f in samples.glob("venue=*/date=*/*/session.json")}
+    assert len(manifests) == 5
+    hl = manifests["venue=hyperliquid"]
+    assert len(hl["connections"]) == 2 and hl["connections"][0]["code"] == 1006
+    [gap] = hl["gaps"]
+    assert gap["after_conn"] == 0 and gap["conn"] == 1 and gap["duration_ns"] > 500_000_000

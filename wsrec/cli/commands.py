@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from wsrec._version import __version__
+from wsrec.cli import completion
 from wsrec.errors import SessionBusy, UsageError, WsrecError
 from wsrec.logs import FORMATS as LOG_FORMATS, get_format, log, set_format
 from wsrec.record.formats import IMPORT_FORMATS
@@ -153,11 +154,11 @@ def _option_name(ctx: click.Context, name: str) -> str | None:
 
 
 def _parsed_by(parse):
-    """A click callback that returns ``parse(value)`` (None stays None); a UsageError it
-    raises is about this option."""
+    """A click callback that returns ``parse(value)`` (None stays None, and so does the
+    text while completing: no parser loads); a UsageError it raises is about this option."""
     def callback(ctx, param, value):
-        if value is None:
-            return None
+        if value is None or ctx.resilient_parsing:
+            return value
         try:
             return parse(value)
         except UsageError as exc:
@@ -270,6 +271,17 @@ def cli(log_format):
     Sessions live under a data root (--data, $WSREC_DATA, default ./wsrec-data), one
     folder per venue and one per session. SESSION arguments accept a session folder, an
     id or unique prefix, 'last', or a venue name (its newest session).
+
+    Each command has its own --help and man page (man wsrec-COMMAND).
+
+    Example:
+
+    \b
+        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
+        wsrec ls alpaca
+        wsrec verify last && wsrec info last
+        wsrec replay last --speed max | jq -c .
+        wsrec convert last --format parquet -o last.parquet
     """
     set_format(log_format)
 
@@ -307,7 +319,7 @@ def data_option(f):
         help="S3 endpoint of an s3:// data root: MinIO, Ceph, R2, ... [env "
              "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default: AWS].")(command)
     return click.option("--data", metavar="DIR|URL", envvar=ENV_DATA, default=None,
-                        callback=_parsed_by(_check_root),
+                        callback=_parsed_by(_check_root), shell_complete=completion.dir_path,
                         help=f"Data root: a local folder, or s3://bucket/prefix to read "
                              f"sessions from object storage [env {ENV_DATA}; default "
                              f"./wsrec-data].")(command)
@@ -382,24 +394,32 @@ def _table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
 
 
 @cli.command("ls")
-@click.argument("venue", required=False)
+@click.argument("venue", required=False, shell_complete=completion.venue_names)
 @click.option("--since", metavar="TIME", callback=_parsed_by(parse_time),
               help="Only sessions with rows at or after TIME (ISO 8601, UTC).")
 @click.option("--until", metavar="TIME", callback=_parsed_by(parse_time),
               help="Only sessions that began before TIME.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list finished sessions without an inbound frame (a recorder that "
+                   "never got through; hidden by default).")
 @data_option
 @json_option
-def ls_cmd(venue, since, until, data, as_json):
+def ls_cmd(venue, since, until, show_all, data, as_json):
     """List sessions, oldest first. With --since/--until, only the date folders of the
     range are listed, and only the manifests of sessions begun before --since are read.
 
+    FRAMES counts the inbound frames, as 'wsrec info' does (--json also has frames_out,
+    events, and rows: all of them). Finished sessions without an inbound frame (a
+    recorder that never got through) stay on disk but are listed only with --all.
+
     Example:
 
+    \b
         wsrec ls
         wsrec ls alpaca --json | jq '.[].id'
         wsrec ls hyperliquid --since 2026-11-20 --until 2026-11-22
     """
-    from wsrec.store.info import summary
+    from wsrec.store.info import is_empty, summary
     from wsrec.store.roots import session_folders, sessions_between
     from wsrec.store.session import Session
     rows = []
@@ -418,18 +438,24 @@ def ls_cmd(venue, since, until, data, as_json):
             state = "no manifest" if getattr(exc, "missing", False) else "unreadable"
             rows.append({"venue": venue_of(folder), "id": folder.name, "path": str(folder),
                          "start": None, "end": None, "duration_ns": None, "frames": None,
-                         "bytes": None, "status": state, "state": state,
+                         "frames_in": None, "frames_out": None, "events": None,
+                         "rows": None, "bytes": None, "status": state, "state": state,
                          "live": False, "crashed": False, "problem": str(exc)})
+    hidden = 0 if show_all else sum(map(is_empty, rows))
+    if hidden:
+        rows = [r for r in rows if not is_empty(r)]
+        log(f"{hidden} empty session{'s' if hidden > 1 else ''} hidden (--all shows them)")
+    if not rows and not hidden and data.local and not Path(data.base).is_dir() and \
+            click.get_current_context().params.get("data") is not None:
+        raise WsrecError(f"data root {data.url} does not exist: check --data (or "
+                         f"${ENV_DATA})")
     if as_json:
         _json(rows)
         return
     if not rows:
-        if data.local and not Path(data.base).is_dir() and \
-                click.get_current_context().params.get("data") is not None:
-            raise WsrecError(f"data root {data.url} does not exist: check --data (or "
-                             f"${ENV_DATA})")
-        where = f"venue {venue!r} under " if venue else ""
-        log(f"no sessions for {where}{data.url}")
+        if not hidden:
+            where = f"venue {venue!r} under " if venue else ""
+            log(f"no sessions for {where}{data.url}")
         return
     table = [["VENUE", "SESSION", "START", "DURATION", "FRAMES", "SIZE", "STATUS"]]
     for r in rows:
@@ -441,22 +467,36 @@ def ls_cmd(venue, since, until, data, as_json):
 
 
 @cli.command("info")
-@click.argument("session")
+@click.argument("session", shell_complete=completion.session_refs)
+@click.option("--width", "timeline_width", type=click.IntRange(1, 10_000), metavar="N",
+              help="Columns of the rate timeline [default: what the terminal leaves, at "
+                   "most 120; 100 with --json].")
 @data_option
 @json_option
 @repair_option
-def info_cmd(session, data, as_json, do_repair):
+def info_cmd(session, timeline_width, data, as_json, do_repair):
     """Show what a session holds: frames, bytes, time span, connections, gaps,
     counts by channel and symbol, and receive latency by channel (local receive time
     minus the venue's timestamp).
 
+    Last comes a timeline of each stream's frame rate: one column per time bucket, a
+    block as high as its frames, '·' where the stream was down (a recorded gap), a
+    space where it was up but silent ('wsrec plot' draws it).
+
     Example:
 
+    \b
         wsrec info last
         wsrec info alpaca --json | jq .symbols
+        wsrec info last --json | jq '.timeline.streams[].frames'
     """
+    import shutil
+
     from wsrec.store.info import details
-    d = details(_open(session, data, do_repair))
+    from wsrec.store.timeline import fit_width, timeline_lines
+    if timeline_width is None:
+        timeline_width = 100 if as_json else fit_width(shutil.get_terminal_size().columns)
+    d = details(_open(session, data, do_repair), timeline_width=timeline_width)
     if as_json:
         _json(d)
         return
@@ -497,6 +537,8 @@ def info_cmd(session, data, as_json, do_repair):
         lines.append(("latency" if channel == next(iter(d["latency"])) else "",
                       f"{channel}: p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, "
                       f"p99 {lat['p99_ms']:.3f} ms ({lat['count']:,} frames)"))
+    for i, line in enumerate(timeline_lines(d["timeline"])):
+        lines.append(("timeline" if i == 0 else "", line))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key.ljust(width)}  {value}")
@@ -510,15 +552,61 @@ def _counts(counts: dict, limit: int = 12) -> str:
     return ", ".join(items) + (f", ... ({more} more)" if more > 0 else "")
 
 
+def _size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", text)
+    if not m or not all(100 <= int(v) <= 20_000 for v in m.groups()):
+        raise UsageError(f"not a picture size: {text!r} (expected WIDTHxHEIGHT in pixels, "
+                         f"each 100 to 20000, e.g. 1200x700)")
+    return int(m.group(1)), int(m.group(2))
+
+
+@cli.command("plot")
+@click.argument("session", shell_complete=completion.session_refs)
+@click.option("--output", "-o", metavar="PATH", type=click.Path(dir_okay=False),
+              help="PNG file to write [default: SESSION_ID-rate.png in the current "
+                   "folder].")
+@click.option("--bucket", metavar="TIME", callback=_parsed_by(parse_duration),
+              help="Bucket width, e.g. 1s, 5m [default: the narrowest round width, 1ms or "
+                   "more, giving at most one bucket per 3 pixels and per 5 rows].")
+@click.option("--size", metavar="WxH", default="1200x700", show_default=True,
+              callback=_parsed_by(_size), help="Picture size in pixels.")
+@data_option
+@json_option
+def plot_cmd(session, output, bucket, size, data, as_json):
+    """Draw a session's frame rate over time, per channel, into a PNG.
+
+    Frames/s per time bucket, the time a stream was down (a recorded gap) shaded red,
+    buckets with no frame grey, and where the venue stamps its frames, receive latency
+    (p50 and p99 of local receive time minus the venue's time) in a second panel.
+    Needs matplotlib (pip install 'wsrec[plot]'). Says which file it wrote on stderr
+    (--json: what was drawn, on stdout).
+
+    Example:
+
+    \b
+        wsrec plot last
+        wsrec plot hyperliquid -o rate.png --bucket 1m --size 1600x900
+    """
+    from wsrec.store.plot import plot_session
+    s = _open(session, data)
+    result = plot_session(s, output or f"{s.id}-rate.png", bucket_ns=bucket, size=size)
+    if as_json:
+        _json(result)
+        return
+    log(f"wrote {result['output']} ({size[0]}x{size[1]}, {result['buckets']:,} buckets "
+        f"of {result['bucket']})")
+
+
 @cli.command("verify")
-@click.argument("session")
+@click.argument("session", shell_complete=completion.session_refs)
 @click.option("--deep", is_flag=True,
               help="Also check the venue's own numbering: Vega depth sequence numbers, "
                    "Flow block heights, dfuse progress markers (reads every such frame).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @data_option
 @json_option
 @repair_option
-def verify_cmd(session, deep, data, as_json, do_repair):
+def verify_cmd(session, deep, quiet, data, as_json, do_repair):
     """Check a session end to end; exit 1 naming every problem, 0 when sound.
 
     Checks part checksums, row counts, schema and decoding, seq continuity,
@@ -528,13 +616,15 @@ def verify_cmd(session, deep, data, as_json, do_repair):
 
     Example:
 
+    \b
         wsrec verify last && echo sound
         wsrec verify vega --deep --json | jq '.gaps[] | .what'
     """
     from wsrec.store.gaps import describe_gap, venue_gaps
     from wsrec.store.verify import verify as verify_session
     s = _open(session, data, do_repair, warn=False)  # verify reports the state itself
-    problems = verify_session(s)
+    with _progress_bar(quiet or as_json, s.rows, unit=" rows") as bar:
+        problems = verify_session(s, progress=bar)
     gaps, undecodable = venue_gaps(s) if deep and not problems else ([], 0)
     lines = problems + [describe_gap(g) for g in gaps]
     if undecodable:
@@ -559,16 +649,19 @@ def verify_cmd(session, deep, data, as_json, do_repair):
 
 
 @cli.command("repair")
-@click.argument("sessions", nargs=-1, metavar="[SESSION]...")
+@click.argument("sessions", nargs=-1, metavar="[SESSION]...",
+                shell_complete=completion.session_refs)
 @click.option("--upgrade", is_flag=True,
               help="Also migrate sessions written in an older format (lossless).")
 @click.option("--all", "every", is_flag=True, help="Every session under the data root.")
 @click.option("--spool", metavar="DIR", is_flag=False, flag_value="", default=None,
+              shell_complete=completion.dir_path,
               help="Finish the recordings to a bucket that a crash left in the spool "
                    "(default spool: $WSREC_SPOOL, else ~/.cache/wsrec/spool): repair, upload, "
                    "verify, then delete the local copy.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @data_option
-def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
+def repair_cmd(sessions, upgrade, every, spool, quiet, data, s3_endpoint=None):
     """Rebuild a crashed session's open part from its journal and mark it recovered;
     with --upgrade, migrate sessions of an older format to the current one.
 
@@ -576,6 +669,7 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
 
     Example:
 
+    \b
         wsrec repair last && wsrec verify last
         wsrec repair --upgrade --all
         wsrec repair --spool
@@ -602,7 +696,8 @@ def repair_cmd(sessions, upgrade, every, spool, data, s3_endpoint=None):
     for folder in folders:
         name = f"{venue_of(folder)}/{folder.name}"
         try:
-            actions = repair_session(folder, upgrade=upgrade)
+            with _progress_bar(quiet, unit="B", in_bytes=True) as bar:
+                actions = repair_session(folder, upgrade=upgrade, progress=bar.of)
         except SessionBusy:
             if not every:
                 raise
@@ -635,6 +730,7 @@ def migrate_cmd(dry_run, data):
 
     Example:
 
+    \b
         wsrec migrate --dry-run
         wsrec migrate && wsrec ls
     """
@@ -652,7 +748,8 @@ def migrate_cmd(dry_run, data):
 @click.option("--older-than", "older_than", required=True, metavar="AGE",
               callback=_parsed_by(parse_duration),
               help="Remove the sessions that ended more than AGE ago (30d, 12h, 90m).")
-@click.option("--venue", metavar="VENUE", help="Only this venue's sessions.")
+@click.option("--venue", metavar="VENUE", help="Only this venue's sessions.",
+              shell_complete=completion.venue_names)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @click.option("--include-crashed", is_flag=True,
               help="Also remove crashed sessions never repaired (and, in a bucket, sessions "
@@ -668,9 +765,10 @@ def prune_cmd(older_than, venue, dry_run, include_crashed, data, as_json):
 
     Example:
 
+    \b
         wsrec prune --older-than 30d --dry-run
         wsrec prune --older-than 12h --venue hyperliquid
-        wsrec prune --older-than 90d --data s3://market-data/raw --json | jq '.removed[].id'
+        wsrec prune --older-than 90d --data s3://market-data/raw --json
     """
     from wsrec.store.prune import prune
 
@@ -720,8 +818,10 @@ def _metrics_address(text: str) -> str:
 
 
 def _heartbeat(ctx, param, value):
+    if value is None or ctx.resilient_parsing:   # completing: the recorder stays unloaded
+        return value
     from wsrec.record.recorder import MIN_HEARTBEAT
-    if value is not None and 0 < value < MIN_HEARTBEAT:
+    if 0 < value < MIN_HEARTBEAT:
         raise click.BadParameter(f"{value:g} is too short: give 0 (off) or at least "
                                  f"{MIN_HEARTBEAT:g} seconds")
     return value
@@ -746,29 +846,38 @@ def _params(ctx, param, values):
 def list_options(f):
     """--channels/-c and --symbols/-s: comma lists, repeatable (the same everywhere)."""
     f = click.option("--symbols", "-s", "symbols", multiple=True, metavar="LIST",
+                     shell_complete=completion.symbol_list,
                      help="Symbols (comma list, repeatable). --symbol works too.")(f)
-    f = click.option("--symbol", "symbols", multiple=True, hidden=True)(f)
+    f = click.option("--symbol", "symbols", multiple=True, hidden=True,
+                     shell_complete=completion.symbol_list)(f)
     f = click.option("--channels", "-c", "channels", multiple=True, metavar="LIST",
+                     shell_complete=completion.channel_list,
                      help="Channels (comma list, repeatable). --channel works too.")(f)
-    return click.option("--channel", "channels", multiple=True, hidden=True)(f)
+    return click.option("--channel", "channels", multiple=True, hidden=True,
+                        shell_complete=completion.channel_list)(f)
 
 
 class _Progress:
-    """The recording's progress line on stderr (tqdm), and its closing summary."""
+    """The recording's progress bar on stderr: of --max-frames frames, else of --duration
+    seconds (with the frames as text), else a count of frames."""
 
-    def __init__(self, quiet: bool, total: int | None):
-        from tqdm import tqdm
-        self.quiet = quiet
-        self.bar = None if quiet or get_format() == "json" else tqdm(
-            total=total, unit=" frames", dynamic_ncols=True, disable=None, leave=False)
+    def __init__(self, quiet: bool, total: int | None, duration: float | None = None,
+                 **bar):
+        self.duration = None if total else duration
+        self.bar = _progress_bar(quiet, total or duration,
+                                 unit=" s" if self.duration else " frames", **bar)
 
     def __call__(self, rec, final: bool) -> None:
-        if self.bar is not None:
-            self.bar.n = rec.frames_in
-            self.bar.set_postfix_str(f"{format_bytes(rec.bytes_in)}, {rec.frames_out} out, "
-                                     f"{rec.reconnects} reconnects", refresh=True)
-            if final:
-                self.bar.close()
+        note = (f"{format_bytes(rec.bytes_in)}, {rec.frames_out} out, "
+                f"{rec.reconnects} reconnects")
+        if self.duration is None:
+            self.bar(rec.frames_in, note)
+        else:
+            left = rec.deadline - rec.clock() if rec.deadline is not None else self.duration
+            self.bar(round(min(self.duration, max(0.0, self.duration - left)), 1),
+                     f"{rec.frames_in:,} frames, {note}")
+        if final:
+            self.bar.close()
 
 
 @cli.command("record")
@@ -786,8 +895,9 @@ class _Progress:
               help="Connect here instead (sandbox, testnet, a local server).")
 @click.option("--sim", is_flag=True, help="Record from the built-in simulator (no network, "
                                            "no credentials).")
-@click.option("--sim-rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
-              help="With --sim: data frames per second (0.001 to 1e6).")
+@click.option("--sim-rate", type=_Finite(0.001, 1e6),
+              help="With --sim: data frames per second (0.001 to 1e6; default 20, and "
+                   "flow's blocks at mainnet pace, one every 0.8 to 1.3 s).")
 @click.option("--feed", help="alpaca: test, iex, sip, delayed_sip, crypto, indicative, opra, "
                              "news.")
 @click.option("--msgpack", is_flag=True, help="alpaca: ask for binary msgpack frames.")
@@ -813,6 +923,7 @@ class _Progress:
               help="Roll into a new session at each UTC hour or midnight (the connection "
                    "stays open), or never.")
 @click.option("--spool", metavar="DIR", envvar="WSREC_SPOOL", default=None,
+              shell_complete=completion.dir_path,
               help="With an s3:// or gs:// --data: the local folder sessions are written to "
                    "until uploaded [env WSREC_SPOOL; default: ~/.cache/wsrec/spool].")
 @click.option("--spool-min-free", metavar="SIZE", callback=_parsed_by(_size_option),
@@ -873,17 +984,18 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
     reconnecting on its own; SIGHUP re-reads the file and starts, stops or restarts
     only the streams whose entries changed. Exit 1 if any stream failed.
 
-    Example:
-
-        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
-        wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
-        wsrec record url wss://example.test/ws --send '{"op":"subscribe"}' --name example
-        wsrec record hyperliquid -s BTC --serve ws://127.0.0.1:8765
-        wsrec record --config wsrec.toml
-
     A long recording is several sessions, one per UTC day (--rotate 1d) or hour (1h),
     each continuing the one before it ('wsrec replay VENUE --start ... --end ...' plays
     them as one).
+
+    Example:
+
+    \b
+        wsrec record alpaca --symbols FAKEPACA --sim --duration 10s
+        wsrec record hyperliquid -s BTC,ETH -c trades,l2Book --duration 1h
+        wsrec record url wss://example.test/ws --send '{"op":"subscribe"}'
+        wsrec record hyperliquid -s BTC --serve ws://127.0.0.1:8765
+        wsrec record --config wsrec.toml
     """
     from wsrec.record.recorder import RecordOptions, ignore_sighup
     from wsrec.record.request import build_request
@@ -914,7 +1026,8 @@ def record_cmd(venue, url, symbols, channels, params, url_option, sim, sim_rate,
             max_lag=serve_max_lag, quiet=quiet, msgpack=planned.venue.name == "alpaca")) as hooks:
         result = record_with_metrics(
             metrics, planned.venue, planned.request, data=data, options=options,
-            name=planned.name, args=planned.args, progress=_Progress(quiet, max_frames),
+            name=planned.name, args=planned.args,
+            progress=_Progress(quiet, max_frames, duration),
             sim=SimOptions(rate=sim_rate) if sim else None, redact=redact_names,
             **hooks)
     _report_recording(result, quiet, as_json)
@@ -1005,29 +1118,22 @@ class _StreamsProgress:
     """record --config on stderr: the supervisor's log lines, and on a terminal one
     progress line for all streams (frames in all, then each stream's count)."""
 
-    def __init__(self, quiet: bool):
-        from tqdm import tqdm
-        self.bar = None if quiet else tqdm(unit=" frames", dynamic_ncols=True,
-                                           disable=None, leave=False)
+    def __init__(self, quiet: bool, **bar):
+        self.bar = _progress_bar(quiet, **bar)
 
     def write(self, line: str) -> None:
-        from tqdm import tqdm
-        if get_format() == "json" or self.bar is None or self.bar.disable:
-            log(line)
+        if self.bar.active:
+            self.bar.write(line)
         else:
-            tqdm.write(line, file=sys.stderr)
+            log(line)
 
     def __call__(self, streams: list, final: bool) -> None:
-        if self.bar is None or self.bar.disable:
-            return
-        self.bar.n = sum(s["frames_in"] for s in streams)
-        self.bar.set_postfix_str(", ".join(
+        self.bar(sum(s["frames_in"] for s in streams), ", ".join(
             f"{s['stream']} {s['frames_in']:,}" if s["state"] == "running"
-            else f"{s['stream']} {s['state']}" for s in streams), refresh=True)
+            else f"{s['stream']} {s['state']}" for s in streams))
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 @cli.command("config")
@@ -1043,6 +1149,7 @@ def config_cmd(action, file, data, as_json):
 
     Example:
 
+    \b
         wsrec config check wsrec.toml
         wsrec config check wsrec.toml --data /srv/wsrec
         wsrec config check wsrec.toml --json | jq '.streams[].name'
@@ -1061,13 +1168,15 @@ def config_cmd(action, file, data, as_json):
 
 
 @cli.command("sim")
-@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE")
+@click.argument("venue", type=_LazyChoice("wsrec.sim", "SIMULATORS"), metavar="VENUE",
+                shell_complete=completion.simulator_names)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="0 picks a free port.")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--rate", type=_Finite(0.001, 1e6), default=20.0, show_default=True,
-              help="Data frames per second (per stream; 0.001 to 1e6).")
+@click.option("--rate", type=_Finite(0.001, 1e6),
+              help="Data frames per second (per stream; 0.001 to 1e6; default 20, and "
+                   "flow's blocks at mainnet pace, one every 0.8 to 1.3 s).")
 @click.option("--drop-every", type=click.IntRange(min=1), metavar="N",
               help="Abort the connection after every N data frames.")
 @click.option("--malformed-every", type=click.IntRange(min=1), metavar="N",
@@ -1098,7 +1207,8 @@ def sim_cmd(venue, host, port, **options):
 
     \b
       alpaca       /v2/test (default), /v2/iex, /v2/sip, /v2/delayed_sip,
-                   /v1beta3/crypto/us, /v1beta1/indicative, /v1beta1/opra, /v1beta1/news
+                   /v1beta3/crypto/us, /v1beta1/indicative, /v1beta1/opra,
+                   /v1beta1/news
       dfuse        /v1/stream?token=JWT
       flow         /v1/ws
       hyperliquid  /ws
@@ -1106,6 +1216,7 @@ def sim_cmd(venue, host, port, **options):
 
     Example:
 
+    \b
         wsrec sim alpaca --port 8765 --rate 100
         wsrec sim flow --drop-every 50
     """
@@ -1130,6 +1241,7 @@ def venues_cmd(venue, as_json):
 
     Example:
 
+    \b
         wsrec venues
         wsrec venues alpaca --json | jq .channels
     """
@@ -1223,6 +1335,7 @@ def _absolute(value) -> int | None:
 
 def normalize_option(f):
     return click.option("--normalize", metavar="TABLE", callback=_parsed_by(_normalized_table),
+                        shell_complete=completion.table_names,
                         help="Typed rows instead of frames: trades, quotes, book_changes, "
                              "book_snapshots:DEPTH:INTERVAL, bars, blocks, actions (which "
                              "a venue has: 'wsrec venues VENUE').")(f)
@@ -1267,7 +1380,8 @@ def _check_speed(sessions) -> None:
 
 
 @cli.command("replay")
-@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...",
+                shell_complete=completion.session_refs)
 @click.option("--speed", default="1", callback=_parsed_by(_parse_speed), show_default=True,
               help="1 = original timing, 10 (or 10x) = ten times faster, 0.5, or max.")
 @filter_options
@@ -1290,7 +1404,9 @@ def _check_speed(sessions) -> None:
 @click.option("--max-message-size", type=click.IntRange(min=1), default=1 << 20,
               show_default=True, metavar="BYTES",
               help="WebSocket server: close a client that sends a bigger message (1009).")
-@click.option("--once", is_flag=True, help="Servers: exit after the first client's replay.")
+@click.option("--once", is_flag=True,
+              help="Servers: exit after the first client's replay, or when that client "
+                   "leaves before it is done.")
 @click.option("--follow", is_flag=True,
               help="Keep going as the recorder appends, and on into the sessions that "
                    "continue it (--rotate), until the recording ends; one SESSION (a venue: "
@@ -1312,10 +1428,11 @@ def replay_cmd(sessions, speed, start, end, channels, symbols, direction, target
 
     Example:
 
+    \b
         wsrec replay last --speed max | jq -c .
         wsrec replay alpaca --speed 10 --symbols AAPL --format envelope
         wsrec replay alpaca --to ws://127.0.0.1:8765 --shared-clock
-        wsrec replay hyperliquid --normalize trades --speed 10 | jq -c '[.symbol,.price]'
+        wsrec replay hyperliquid --normalize trades | jq -c '[.symbol,.price]'
         wsrec replay hyperliquid --follow --speed max | jq -c .
     """
     from wsrec.replay.stdout import ReplayOptions, use_lean_memory_pool
@@ -1375,32 +1492,32 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
     """replay --to stdout: the lines (or with ``rows``, normalized rows), a progress bar
     on a terminal, the --stats line."""
     from wsrec.replay.stdout import count_frames, replay_to_stream
-    bar = None
-    if not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-        total = None if options.follow else \
-            count_frames(picked, filters) if rows is None else rows.count()
-        bar = tqdm(total=total * options.loop if options.loop and total is not None else None,
-                   unit=" frames", dynamic_ncols=True, leave=False)
+
+    def total():
+        if options.follow:
+            return None
+        n = count_frames(picked, filters) if rows is None else rows.count()
+        return n * options.loop if options.loop else None
+
+    bar = _progress_bar(quiet, total)
+    out = bar.stdout(sys.stdout.buffer)
     lateness = Lateness() if stats else None
 
     def progress(done, ts):
-        if bar is not None:
-            bar.n = done
-            if ts:
-                bar.set_postfix_str(format_ns(ts)[:23], refresh=False)
-            bar.refresh()
+        if bar.active:   # called for every frame of a paced replay
+            bar(done, format_ns(ts)[:23] if ts else None)
 
     stopped = False
     try:
         if options.follow:
-            written, stopped = _follow_to_stdout(picked, filters, options, lateness, progress)
+            written, stopped = _follow_to_stdout(picked, filters, options, lateness, progress,
+                                                 out)
         elif rows is None:
-            written = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+            written = replay_to_stream(picked, filters, options, out,
                                        lateness=lateness, progress=progress)
         else:
             from wsrec.replay.normalized import replay_normalized
-            written = replay_normalized(rows, options, sys.stdout.buffer, lateness=lateness,
+            written = replay_normalized(rows, options, out, lateness=lateness,
                                         progress=progress)
     except BrokenPipeError:
         # the reader went away (| head): that is a normal end
@@ -1411,8 +1528,7 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
             pass
         return
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not stopped:
         _warn_empty(written, rows, picked, filters, "nothing replayed")
     if stats:
@@ -1421,7 +1537,7 @@ def _replay_to_stdout(picked, filters, options: ReplayOptions, quiet: bool,
         click.echo(_stats_line(summary), err=True)
 
 
-def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progress):
+def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progress, out):
     """replay --follow to stdout until the recording ends, or until Ctrl-C or SIGTERM
     (a clean stop, exit 0): (frames written, whether a signal stopped it)."""
     from wsrec.replay.stdout import replay_to_stream
@@ -1436,7 +1552,7 @@ def _follow_to_stdout(picked, filters, options: ReplayOptions, lateness, progres
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        written[0] = replay_to_stream(picked, filters, options, sys.stdout.buffer,
+        written[0] = replay_to_stream(picked, filters, options, out,
                                       lateness=lateness, progress=counted)
         return written[0], False
     except KeyboardInterrupt:
@@ -1455,20 +1571,20 @@ def _stats_line(s: dict) -> str:
 
 # -- convert ---------------------------------------------------------------------------------
 
-def _progress_bar(quiet: bool, total, **units):
-    """A progress bar on stderr (total and ETA) as replay's, only on a terminal and
-    without --quiet; ``total()`` is only asked then."""
-    from tqdm import tqdm
-    if quiet or not sys.stderr.isatty():
-        return None
-    return tqdm(total=total(), dynamic_ncols=True, leave=False, **units)
+def _progress_bar(quiet: bool, total=None, **bar):
+    """The progress bar of a long command (``wsrec.cli.progress.Bar``): on a terminal
+    and without --quiet; ``total`` (a function) is only asked then."""
+    from wsrec.cli.progress import Bar
+    return Bar(total, quiet=quiet, **bar)
 
 
 @cli.command("convert")
-@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...")
+@click.argument("sessions", nargs=-1, required=True, metavar="SESSION...",
+                shell_complete=completion.session_refs)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
               help="jsonl and jsonl.zst (replay's envelope), csv, parquet, arrow (IPC file).")
-@click.option("--output", "-o", metavar="FILE|-", help="Where to write [default: stdout].")
+@click.option("--output", "-o", metavar="FILE|-", help="Where to write [default: stdout].",
+              shell_complete=completion.file_path)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--level", type=click.IntRange(1, 22), metavar="N",
               help="zstd level for parquet and jsonl.zst [default: 6 and 3].")
@@ -1491,10 +1607,11 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
 
     Example:
 
+    \b
         wsrec convert alpaca --format csv -o quotes.csv -c quotes
         wsrec convert last --format jsonl.zst -o last.jsonl.zst --direction all
-        wsrec convert alpaca hyperliquid --format parquet -o both.parquet --level 12
-        wsrec convert hyperliquid --normalize trades --format parquet -o trades.parquet
+        wsrec convert alpaca vega --format parquet -o both.parquet --level 12
+        wsrec convert vega --normalize trades --format parquet -o trades.parquet
     """
     from wsrec.replay.convert import convert
     from wsrec.replay.stdout import count_frames, use_lean_memory_pool
@@ -1506,21 +1623,14 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
     bar = _progress_bar(quiet, lambda: count_frames(picked, filters) if normalized is None
                         else normalized.count(),
                         unit=" rows" if normalized is None else " frames")
-
-    def progress(rows):
-        if bar is not None:
-            bar.n = rows
-            bar.refresh()
-
     try:
         rows = convert(picked, filters, fmt, output, force=force, level=level,
-                       stdout=sys.stdout.buffer, progress=progress,
+                       stdout=bar.stdout(sys.stdout.buffer), progress=bar,
                        data_as_string=data_as_string, normalized=normalized)
     except BrokenPipeError:
         return
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not quiet and output not in (None, "-"):
         what = "rows" if normalized is None else f"{normalized.table} rows"
         log(f"wrote {rows:,} {what} to {output}")
@@ -1530,7 +1640,8 @@ def convert_cmd(sessions, fmt, output, force, level, data_as_string, normalize, 
 @cli.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--venue", required=True, help="Venue folder (and classification rules) for "
-                                             "the new session.")
+                                             "the new session.",
+              shell_complete=completion.venue_names)
 @click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS),
               help="jsonl (wsrec's envelope), lines ('<timestamp> <message>', optionally "
                    ".gz/.zst) or har [default: detected].")
@@ -1544,25 +1655,18 @@ def import_cmd(file, venue, fmt, strict, quiet, data, as_json):
 
     Example:
 
+    \b
         wsrec import capture.har --venue mysite
         wsrec import trades.txt.zst --venue hyperliquid --format lines
-        wsrec convert last --format jsonl -o s.jsonl && wsrec import s.jsonl --venue alpaca
+        wsrec convert last --format jsonl -o s.jsonl
+        wsrec import s.jsonl --venue alpaca
     """
     from wsrec.record.importer import import_file
-    bar = _progress_bar(quiet or as_json, lambda: None, unit="B", unit_scale=True,
-                        unit_divisor=1024)
-
-    def progress(done, total):
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    bar = _progress_bar(quiet or as_json, unit="B", in_bytes=True)
     try:
-        result = import_file(file, venue, data, fmt, strict, progress=progress)
+        result = import_file(file, venue, data, fmt, strict, progress=bar.of)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if result.bad:
         shown = ", ".join(map(str, result.bad[:10]))
         more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""

@@ -7,7 +7,10 @@ A test renders them again and fails when the committed pages drift.
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -15,7 +18,7 @@ import click
 from wsrec._version import __version__
 from wsrec.cli.commands import cli
 
-__all__ = ["pages", "write"]
+__all__ = ["RELATED", "pages", "write"]
 
 ENVIRONMENT = [
     ("WSREC_DATA", "The data root when --data is not given (default ./wsrec-data)."),
@@ -34,6 +37,31 @@ FILES = [("DATA/VENUE/SESSION/session.json", "The session manifest."),
          ("DATA/VENUE/SESSION/part-NNNNNN.journal", "The open part's journal while recording "
                                                     "or after a crash."),
          ("DATA/VENUE/SESSION/session.lock", "Held by the recorder while it records.")]
+# The pages each command's SEE ALSO names after wsrec(1): the commands used with it.
+RELATED = {
+    "config": ["record"],
+    "convert": ["replay", "import"],
+    "import": ["convert", "info"],
+    "info": ["ls", "plot", "verify", "replay"],
+    "ls": ["info", "prune", "migrate"],
+    "migrate": ["ls", "repair"],
+    "plot": ["info", "replay"],
+    "prune": ["ls", "info"],
+    "record": ["config", "replay", "sim", "venues", "info"],
+    "repair": ["verify", "migrate"],
+    "replay": ["record", "convert", "info"],
+    "sim": ["record", "replay"],
+    "venues": ["record", "sim"],
+    "verify": ["info", "repair"],
+}
+
+
+def _see_also(name: str) -> list[str]:
+    """wsrec(1) names every command's page; a command's page names wsrec(1) and its
+    related commands' pages."""
+    if name == "wsrec":
+        return [f"wsrec-{sub}" for sub in sorted(cli.commands)]
+    return ["wsrec"] + [f"wsrec-{sub}" for sub in RELATED.get(name.removeprefix("wsrec-"), [])]
 
 
 def _esc(text: str) -> str:
@@ -42,24 +70,46 @@ def _esc(text: str) -> str:
                      for line in text.split("\n"))
 
 
-def _split_help(help_text: str) -> tuple[str, list[str]]:
-    """(description, example lines) from a command's docstring."""
-    text = click.unstyle(help_text or "")
-    body, _, examples = text.partition("Example:")
-    lines = [line.strip() for line in examples.strip().splitlines() if line.strip()]
-    return body.strip(), lines
+def _split_help(help_text: str) -> tuple[list[tuple[bool, str]], list[str]]:
+    """(description, example lines) from a command's docstring, as click shows it.
+
+    The description is a list of paragraphs, each (kept, text): kept paragraphs are the
+    ones marked with click's no-rewrap marker (a line holding only '\\b'), their lines as
+    written; the others are one run of text. The examples are the kept block after the
+    'Example:' paragraph, one command a line.
+    """
+    text = inspect.cleandoc(click.unstyle(help_text or "")).partition("\f")[0]
+    description: list[tuple[bool, str]] = []
+    examples: list[str] = []
+    after_example = False
+    for para in re.split(r"\n[ \t]*\n", text):
+        if not para.strip():
+            continue
+        first, _, rest = para.partition("\n")
+        kept = first.strip() == "\b"
+        if para.strip() == "Example:":
+            after_example = True
+        elif after_example:
+            examples = [line.strip() for line in (rest if kept else para).splitlines()
+                        if line.strip()]
+            after_example = False
+        elif kept:
+            description.append((True, textwrap.dedent(rest).rstrip()))
+        else:
+            description.append((False, " ".join(line.strip() for line in para.splitlines())))
+    return description, examples
 
 
 def _page(name: str, command: click.Command, ctx: click.Context) -> str:
     description, examples = _split_help(command.help)
-    summary = description.split("\n\n")[0].replace("\n", " ").rstrip(".")
+    summary = description[0][1].rstrip(".")
     usage = " ".join(command.collect_usage_pieces(ctx))
     out = [f'.TH "{name.upper()}" "1" "" "wsrec {__version__}" "wsrec manual"',
            ".SH NAME", f"{_esc(name)} \\- {_esc(summary)}",
            ".SH SYNOPSIS", f".B {_esc(name.replace('-', ' '))}", _esc(usage),
            ".SH DESCRIPTION"]
-    for para in description.split("\n\n"):
-        out += [".PP", _esc(" ".join(line.strip() for line in para.splitlines()))]
+    for kept, para in description:
+        out += [".PP", ".nf", _esc(para), ".fi"] if kept else [".PP", _esc(para)]
     options = [p for p in command.get_params(ctx)
                if isinstance(p, click.Option) and p.get_help_record(ctx)]
     if options or isinstance(command, click.Group):
@@ -72,7 +122,7 @@ def _page(name: str, command: click.Command, ctx: click.Context) -> str:
         for sub_name, sub in sorted(command.commands.items()):
             out += [".TP", f".B {sub_name}",
                     _esc(sub.get_short_help_str(limit=200))
-                    + f" See \\fBwsrec\\-{sub_name}\\fR(1)."]
+                    + f" See \\fB\\%wsrec\\-{sub_name}\\fR(1)."]
     if examples:
         out += [".SH EXAMPLES", ".nf"] + [_esc(e) for e in examples] + [".fi"]
     out.append(".SH ENVIRONMENT")
@@ -84,8 +134,8 @@ def _page(name: str, command: click.Command, ctx: click.Context) -> str:
     out.append(".SH FILES")
     for key, text in FILES:
         out += [".TP", f".I {_esc(key)}", _esc(text)]
-    if name != "wsrec":
-        out += [".SH SEE ALSO", "\\fBwsrec\\fR(1)"]
+    out += [".SH SEE ALSO",   # \% keeps a page name from being hyphenated at a line end
+            ", ".join(f"\\fB\\%{_esc(page)}\\fR(1)" for page in _see_also(name))]
     return "\n".join(out) + "\n"
 
 

@@ -528,10 +528,11 @@ class _Rows:
         self.last = monos[len(monos) - 1].as_py()
         self.count += len(payloads)
 
-    def progress(self, source: "_Input") -> None:
-        """Tell the progress callback how far into the input the import is."""
+    def progress(self, source: "_Input", done: int | None = None) -> None:
+        """Tell the progress callback how far into the input the import is: ``done``
+        bytes (default: as far as it is read)."""
         if self.report is not None:
-            self.report(source.consumed, source.size)
+            self.report(source.consumed if done is None else done, source.size)
 
     def _start(self, ts: int) -> None:
         root = data_root(self.data)
@@ -654,6 +655,7 @@ def import_file(path, venue: str, data=None, fmt: str | None = None,
                 fmt = "har" if path.name.lower().endswith(".har") else detected
             rows = _Rows(venue, strict, path, data, {"imported_from": path.name,
                                                       "format": fmt}, progress, spool)
+            rows.progress(source, 0)
             {"jsonl": _jsonl, "lines": _lines, "har": _har}[fmt](source, rows)
             rows.progress(source)
         return rows.finish()
@@ -672,15 +674,22 @@ def _jsonl(source: _Input, rows: _Rows) -> None:
     (``decode_envelope_block``, in a thread, one block ahead of the rows going into the
     session), the others one by one; every field checked the same way."""
     with ThreadPoolExecutor(1, thread_name_prefix="wsrec-import") as pool:
-        ahead = None
+        ahead, read = None, 0
         for number, block in source.blocks():
             decoding = None if block is None else pool.submit(_decode_block, block)
             if ahead is not None:
-                _add_block(*ahead, rows)
-                rows.progress(source)
-            ahead = (number, decoding)
+                _add_block(*ahead)
+            # the progress is the bytes up to the lines added, not those read ahead
+            ahead = (number, decoding, rows, _share_of(rows, source, read, source.consumed))
+            read = source.consumed
         if ahead is not None:
-            _add_block(*ahead, rows)
+            _add_block(*ahead)
+
+
+def _share_of(rows: _Rows, source: _Input, first: int, last: int):
+    """Reports the progress of a block read from byte ``first`` to ``last`` of the
+    input, given the share of its lines added."""
+    return lambda share: rows.progress(source, first + int((last - first) * share))
 
 
 def _decode_block(block: bytes):
@@ -700,7 +709,8 @@ def _lines_of(block: bytes) -> pa.Array:
                                  [None, offsets.buffers()[1], pa.py_buffer(block)])
 
 
-def _add_block(number: int, decoding, rows: _Rows) -> None:
+def _add_block(number: int, decoding, rows: _Rows, done=None) -> None:
+    """Add a block's lines; ``done(share)`` hears the share of them added so far."""
     if decoding is None:
         rows.skip(number, _TOO_LONG)
         return
@@ -722,6 +732,8 @@ def _add_block(number: int, decoding, rows: _Rows) -> None:
         if end < len(flags):
             _jsonl_line(number + end, lines[end].as_py(), rows)
         start = end + 1
+        if done is not None:
+            done(min(start, len(flags)) / len(flags))
 
 
 def _fields_table(fields: list[dict | None]) -> pa.Table:
@@ -797,7 +809,7 @@ def _checked_middle(middle: dict | None) -> dict | None:
 
 def _lines(source: _Input, rows: _Rows) -> None:
     for number, line in source.lines():
-        if not number & 0xFFFF:
+        if not number & 0x3FF:
             rows.progress(source)
         if line is None:
             rows.skip(number, _TOO_LONG)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from functools import partial
 from typing import Callable
+from urllib.parse import urlsplit
 
 from wsrec.store.session import Frame
 from wsrec.venues.alpaca import AlpacaServer
@@ -97,11 +98,27 @@ _SERVERS = {
 }
 
 
-def client_path(venue: str) -> str:
-    """The path a client of an emulated ``venue`` connects to as is (its
-    ``Server.default_path``; "" for a venue that is not emulated)."""
+def client_path(venue: str, sessions=(), channels=None) -> str:
+    """The path a client of an emulated ``venue`` connects to as is: that of the first
+    recorded connection of ``sessions`` the venue's server serves (a Vega stream, an
+    Alpaca feed; first of those whose stream is one of ``channels``, if any is), else
+    its ``Server.default_path``; "" for a venue that is not emulated."""
     make = _SERVERS.get(venue)
-    return "" if make is None else getattr(make, "func", make).default_path
+    if make is None:
+        return ""
+    server = getattr(make, "func", make)
+    default = server.default_path
+    paths = []   # (stream, path) of each recorded connection the server serves
+    for session in sessions:
+        for conn in session.manifest.get("connections") or ():
+            path = urlsplit(conn.get("url") or "").path
+            if path and server.refuse(path) is None:
+                paths.append((conn.get("stream"), path))
+    wanted = [p for stream, p in paths if channels and stream in channels] or \
+        [p for _, p in paths]
+    if not wanted:
+        return default
+    return default if wanted[0] == urlsplit(default).path else wanted[0]
 
 
 def emulator_for(venue: str, emulate: bool, send: Send, path: str, headers,

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -293,6 +293,7 @@ class _Player:
         self.tape = _Tape(self) if serve.shared_clock else None
         self.readers = None if self.tape else ThreadPoolExecutor(_READERS, "wsrec-read")
         self.stop: threading.Event | None = None   # set by the caller: stop serving
+        self._first = None   # with --once: the first client given the replay
 
     def fail(self, exc: WsrecError) -> None:
         """The sessions can't be read (a corrupt part): stop serving, report it once."""
@@ -354,16 +355,51 @@ class _Player:
         summary["frames"] = self.sent
         return summary
 
+    def _first_client(self, client) -> bool:
+        """With --once: whether ``client`` is the first given the replay, whose end (the
+        replay done, or the connection ended before) is the server's end."""
+        if not self.serve.once:
+            return False
+        with self.lock:
+            if self._first is None:
+                self._first = client
+            return self._first is client
+
+    def _first_left(self, client: "WsClient") -> None:
+        """The first client's connection ended before its replay did: stop (--once)."""
+        if not self.done.is_set():
+            self.log(f"{client.name}: connection ended before its replay did; stopping "
+                     f"(--once)")
+        self.done.set()
+
     def feed(self, client: "WsClient") -> None:
-        """The replay, to a WebSocket client that has subscribed; then close 1000."""
+        """The replay, to a WebSocket client that has subscribed; then close 1000. With
+        --once, the first client's replay ends the server, and so does its connection
+        ending first (``WsClient.on_close``: at once, not at the next frame due)."""
+        if self._first_client(client):
+            client.on_close = lambda: self._first_left(client)
+            if client.ws.state is not State.OPEN:   # gone before that was in place
+                client.on_close()
         n = self.play(client.render, client.send_items)
+        client.on_close = None
         self.log(f"{client.name}: replay done, {n:,} frames")
         client.ws.close(1000, "replay done")
         if self.serve.once:
             self.done.set()
 
     def feed_lines(self, sock: socket.socket, name: str) -> None:
-        """The replay, as lines, to a TCP or Unix client."""
+        """The replay, as lines, to a TCP or Unix client. With --once, the first client's
+        replay ends the server, whether it is done or the client left (seen at the next
+        send: a lines client sends nothing)."""
+        if self._first_client(sock):
+            try:
+                self._feed_lines(sock, name)
+            finally:
+                self.done.set()
+        else:
+            self._feed_lines(sock, name)
+
+    def _feed_lines(self, sock: socket.socket, name: str) -> None:
         fmt = self.options.format
         try:
             n = self.play(lambda frames, s: frame_lines(frames, s, fmt), sock.sendall)
@@ -401,8 +437,9 @@ def serve_replay(sessions: list[Session], filters: Filters, options: ReplayOptio
                  stop: threading.Event | None = None) -> dict:
     """Serve the replay at ``target`` until interrupted (SIGINT or SIGTERM, when called
     from the main thread), until ``stop`` is set, or, with ``once``, until the first
-    client's replay is done. Prints ``listening on URL`` first on stderr (a WebSocket URL
-    with the venue's path when ``target`` has none: a client can connect to it as is)."""
+    client's replay is over (done, or its connection ended first). Prints ``listening on
+    URL`` first on stderr (a WebSocket URL with the venue's path when ``target`` has
+    none: a client can connect to it as is)."""
     check_serve_options(serve)
     kind, host, port = parse_target(target)
     player = _Player(sessions, filters, options, serve)
@@ -410,7 +447,8 @@ def serve_replay(sessions: list[Session], filters: Filters, options: ReplayOptio
     with fine_switching(), _stop_on_signals(player) as caught:
         if kind == "ws":
             _, shutdown = listen_ws(player, host, port, urlsplit(target).path or "/",
-                                    client_path=client_path(player.venue))
+                                    client_path=client_path(player.venue, sessions,
+                                                            filters.channels))
         else:
             _, shutdown = listen_lines(player, kind, host, port)
         return _wait(player, shutdown, caught)
@@ -619,6 +657,8 @@ class WsClient:
         self.host, self.ws = host, ws
         self.name = f"client {ws.remote_address[0]}:{ws.remote_address[1]}"
         self.emu = None
+        #: called when the connection ends (the client left, or it was closed)
+        self.on_close: Callable[[], None] | None = None
 
     def send(self, payload: bytes, text: bool) -> None:
         try:
@@ -698,6 +738,10 @@ class WsClient:
             self.drop(exc)
         except Exception as exc:  # noqa: BLE001 - even the generic error failed
             self._internal_error(exc)
+        finally:
+            on_close = self.on_close
+            if on_close is not None:
+                on_close()
 
     def render(self, frames, session):
         return [self.emu.render(f) for f in frames]
@@ -729,7 +773,10 @@ def listen_ws(host, hostname: str, port: int, path: str, *, compression: str | N
             from None
     bound = server.socket.getsockname()[1]
     url = f"ws://{hostname}:{bound}{path if path != '/' else client_path}"
-    log_line(f"{announce} {url}")
+    # the venue's path holds no secret (dfuse: a placeholder, any token is taken); a
+    # path the caller gave keeps its secrets masked
+    public = [v for _, v in parse_qsl(urlsplit(client_path).query)] if path == "/" else []
+    log_line(f"{announce} {url}", public=public)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return url, lambda: clients.stop(server.shutdown, grace=2.0)

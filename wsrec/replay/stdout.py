@@ -311,24 +311,27 @@ def replay_to_stream(sessions: list[Session], filters: Filters, options: ReplayO
         out.flush()
         return written
     runs = scheduled_frames(sessions, filters, options, stop=stop)
-    rendered = ((frame_lines(frames, session, options.format), dues, frames[-1].ts)
-                for _, frames, dues, session in runs)
+    rendered = ((zip(frame_lines(frames, session, options.format), (f.ts for f in frames)),
+                 dues) for _, frames, dues, session in runs)
     pacer = None
+    sent = [0]
 
-    def send(line: bytes) -> None:
+    def send(item) -> None:
+        line, ts = item
         out.write(line)
         out.flush()
+        sent[0] += 1
+        if progress:  # each frame as it goes: a slow stream's count is never behind
+            progress(sent[0], ts)
 
     with fine_switching(), closing(runs):
-        for lines, dues, last_ts in rendered:
+        for items, dues in rendered:
             if pacer is None:  # the clock starts with the first frame, not with the reading
                 pacer = Pacer(time.monotonic_ns() - dues[0], stop=stop)
             try:
-                written += send_paced(lines, dues, pacer, send, lateness=lateness, stop=stop)
+                written += send_paced(items, dues, pacer, send, lateness=lateness, stop=stop)
             except Stopped:
                 break
-            if progress:
-                progress(written, last_ts)
     return written
 
 

@@ -178,7 +178,8 @@ class StreamConfig:
         parts.append(f"folder {d['folder']}")
         parts.append(f"rotate {d['rotate']}")
         if d["sim"]:
-            parts.append(f"sim at {d['sim']['rate']:g}/s")
+            rate = d["sim"]["rate"]
+            parts.append("sim at the venue's pace" if rate is None else f"sim at {rate:g}/s")
         if d["serve"]:
             parts.append("serve " + ",".join(d["serve"]))
         return f"{self.name}: " + ", ".join(parts)

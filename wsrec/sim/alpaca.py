@@ -7,8 +7,9 @@ at most ``max_symbols`` trade and quote symbols on the iex feed (405) and
 ``max_connections`` connections (406). Data arrays sometimes batch several messages of
 mixed types and symbols. The feed shows in the data: ``*`` stands for its own symbols,
 the test feed streams FAKEPACA only, trades and quotes come from IEX alone on iex and
-from every exchange on sip; crypto trades and quotes have crypto's fields (the taker side
-``tks``, no exchanges or conditions). Prices walk from each symbol's level
+from every exchange on sip; crypto trades, quotes and bars have crypto's fields (trades
+``S p s t i tks``, the taker side and no exchange or conditions; quotes ``S bp bs ap as
+t``) and fractional sizes and volumes. Prices walk from each symbol's level
 (``wsrec.sim.base.PRICE_LEVELS``: BTC near 90,000, AAPL near 230, ...) in its decimals.
 Each symbol's first order book is a full one
 (``r:true``, a few levels a side), then changes to a level or two, some removing one
@@ -96,7 +97,7 @@ class AlpacaSim(Simulator):
                     item = self.book(rng, symbol, prices, books, t)
                 else:
                     item = self.item(rng, channel, symbol, prices, seq, t)
-                if server.feed == "crypto" and item["T"] in ("t", "q"):
+                if server.feed == "crypto" and item["T"] in ("t", "q", "b", "u", "d"):
                     item = self.crypto(rng, item)
                 elif "x" in item and server.feed in ("sip", "delayed_sip"):
                     item["x"] = rng.choice(_SIP_EXCHANGES)
@@ -151,8 +152,12 @@ class AlpacaSim(Simulator):
 
     @staticmethod
     def crypto(rng, item: dict) -> dict:
-        """A stock trade or quote as the crypto feed has it."""
+        """A stock trade, quote or bar as the crypto feed has it: fractional sizes."""
         if item["T"] == "t":
             return {"T": "t", "S": item["S"], "p": item["p"], "s": round(item["s"] / 1000, 6),
                     "t": item["t"], "i": item["i"], "tks": rng.choice("BS")}
-        return {k: item[k] for k in ("T", "S", "bp", "bs", "ap", "as", "t")}
+        if item["T"] == "q":
+            return {"T": "q", "S": item["S"], "bp": item["bp"],
+                    "bs": round(rng.uniform(0.01, 3), 8), "ap": item["ap"],
+                    "as": round(rng.uniform(0.01, 3), 8), "t": item["t"]}
+        return {**item, "v": round(item["v"] / 100, 8)}

@@ -19,8 +19,10 @@ Exchange times are the simulator's wall clock (``clock``: ns since the epoch, in
 ``time.time_ns`` by default) less a small latency, a few ms deterministic from ``seed``
 (``exchange_ns``): a recording from a simulator shows receive-minus-exchange latencies
 like a venue's. A chain's blocks are timed from the wall clock when the simulator
-started (``block_ns``), one block every ``1 / rate`` s, so a block at the head is never
-later than the time it is sent.
+started (``block_ns``), one block every ``1 / rate`` s, or, at the venue's own pace
+(``rate`` None and a ``block_time``, Flow's), a block time apart give or take a
+deterministic jitter; the head is the last block whose time the clock has passed
+(``head_offset``), so a block at the head is never later than the time it is sent.
 
 Every message a simulator sends is logged per connection in ``sent`` (and client
 messages in ``received``), so tests can compare a recording with what was sent.
@@ -79,6 +81,17 @@ def price_level(symbol: str) -> tuple[float, int]:
     return round(5 * 10 ** (zlib.crc32(base.encode()) % 1000 / 333), 2), 2
 
 
+def _mix(*numbers: int) -> int:
+    """A well-mixed 64-bit number from ``numbers`` (splitmix64), the same every run."""
+    x = 0
+    for n in numbers:
+        x = (x + n * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % (1 << 64)
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % (1 << 64)
+        x ^= x >> 31
+    return x
+
+
 class Walk:
     """Each symbol's price: a random walk from its level, rounded to its decimals;
     ``tick`` is its smallest step, ``step`` the spacing of its book levels (about a
@@ -119,7 +132,9 @@ class Walk:
 @dataclass
 class SimOptions:
     seed: int = 1
-    rate: float = 20.0                # data frames per second (per stream)
+    #: data frames per second (per stream; a chain's blocks per second); None: the
+    #: venue's own pace (``Simulator.default_rate``, or a chain's ``block_time``)
+    rate: float | None = None
     drop_every: int | None = None
     malformed_every: int | None = None
     stall_after: int | None = None
@@ -150,6 +165,12 @@ class Simulator:
     ping_interval_default: float | None = None
     #: the venue error codes ``error=`` takes, and what each does; None: any text
     errors: dict[str, str] | None = {}
+    #: data frames per second when the options name no rate
+    default_rate = 20.0
+    #: a chain's block pace when the options name no rate: (mean, jitter) in ns, each
+    #: block ``mean`` after the one before give or take up to twice ``jitter``; None:
+    #: ``default_rate`` blocks a second
+    block_time: tuple[int, int] | None = None
 
     def __init__(self, options: SimOptions | None = None,
                  clock: Callable[[], int] | None = None):
@@ -157,9 +178,8 @@ class Simulator:
         #: the wall clock exchange times come from (ns since the epoch)
         self.clock = clock or time.time_ns
         problem = self.error_problem(self.options.error)
-        if problem is None and not (isinstance(self.options.rate, (int, float))
-                                    and math.isfinite(self.options.rate)
-                                    and self.options.rate >= 0):
+        if problem is None and not (isinstance(self.rate, (int, float))
+                                    and math.isfinite(self.rate) and self.rate >= 0):
             problem = f"rate must be a finite number >= 0, not {self.options.rate!r}"
         if problem:
             raise UsageError(f"{self.venue} simulator: {problem}")
@@ -192,13 +212,20 @@ class Simulator:
         self.loop_started = asyncio.get_running_loop().time()
         self.wall_started = self.clock()
         if announce:
-            log(f"listening on {self.client_url}", url=self.client_url)
+            log(f"listening on {self.client_url}", url=self.client_url,
+                public=self.public_values())
         return self.url
 
     def client_path(self) -> str:
         """The path (and query) a client can connect to as is: the venue's
         ``Server.default_path``."""
         return self.server.default_path
+
+    def public_values(self) -> tuple[str, ...]:
+        """The ``sample_credentials`` values the options don't replace: demo values, no
+        secret, so the URL announced with one in it is printed as a client needs it."""
+        given = set((self.options.credentials or {}).values())
+        return tuple(v for v in self.sample_credentials.values() if v not in given)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -252,18 +279,56 @@ class Simulator:
         state["exchange_ns"] = t
         return t
 
-    def block_period_ns(self) -> int:
-        """The time between a chain's blocks: one block every ``1 / rate`` s (1 s at
-        rate 0, where the head stays put)."""
+    @property
+    def rate(self) -> float:
+        """Data frames per second: the options' rate, else ``default_rate``."""
         rate = self.options.rate
+        return self.default_rate if rate is None else rate
+
+    def paced(self) -> bool:
+        """Whether a chain's blocks come at the venue's own pace (``block_time``)."""
+        return self.options.rate is None and self.block_time is not None
+
+    def block_period_ns(self) -> int:
+        """The mean time between a chain's blocks: the venue's ``block_time``, or one
+        block every ``1 / rate`` s (1 s at rate 0, where the head stays put)."""
+        if self.paced():
+            return self.block_time[0]
+        rate = self.rate
         return round(1e9 / rate) if rate > 0 else 1_000_000_000
+
+    def block_offset_ns(self, offset: int) -> int:
+        """When the block ``offset`` blocks after the head at start was made, from the
+        wall clock at start: a block period each, and at the venue's pace a jitter of up
+        to ``block_time[1]`` either way (deterministic from the seed and the block), so
+        consecutive blocks are mean +- twice that apart."""
+        base = offset * self.block_period_ns()
+        if not self.paced() or offset == 0:
+            return base
+        spread = self.block_time[1]
+        return base + _mix(offset, self.options.seed) % (2 * spread + 1) - spread
 
     def block_ns(self, offset: int) -> int:
         """The time of the block ``offset`` blocks after the one at the head when the
-        simulator started: the wall clock then, plus a block period each, less a latency
-        of a few ms (deterministic from the seed and the block)."""
+        simulator started: when it was made (``block_offset_ns`` after the wall clock
+        then) less a latency of a few ms (deterministic from the seed and the block)."""
         jitter = (offset * 2654435761 + self.options.seed * 40503) % LATENCY_JITTER
-        return self.wall_started + offset * self.block_period_ns() - self.latency_base - jitter
+        return self.wall_started + self.block_offset_ns(offset) - self.latency_base - jitter
+
+    def head_offset(self) -> int:
+        """The head now, in blocks after the head at start: the last block made by the
+        simulator's clock (at rate 0 the head stays put)."""
+        if not self.paced() and self.rate <= 0:
+            return 0
+        elapsed = self.clock() - self.wall_started
+        guess = elapsed // self.block_period_ns()
+        if not self.paced():
+            return guess
+        while self.block_offset_ns(guess + 1) <= elapsed:
+            guess += 1
+        while guess > 0 and self.block_offset_ns(guess) > elapsed:
+            guess -= 1
+        return guess
 
     # -- per connection ------------------------------------------------------------------
 
@@ -390,7 +455,7 @@ class Simulator:
     async def ticks(self):
         """Yield forever at ``rate`` per second (anchored, so no drift)."""
         loop = asyncio.get_running_loop()
-        period = 1.0 / self.options.rate if self.options.rate > 0 else 3600.0
+        period = 1.0 / self.rate if self.rate > 0 else 3600.0
         start = loop.time()
         for i in itertools.count(1):
             delay = start + i * period - loop.time()

@@ -43,7 +43,7 @@ class DfuseSim(Simulator):
         return self.server.default_path.replace("TOKEN", quote(token, safe=""))
 
     def head(self) -> int:
-        return GENESIS + int(self.now() * self.options.rate)
+        return GENESIS + int(self.now() * self.rate)
 
     def make_server(self, request) -> DfuseServer:
         server = DfuseServer(request.path, request.headers)

@@ -1,15 +1,18 @@
 """Flow access node WebSocket simulator (PROTOCOLS.md section 4).
 
-The protocol is ``wsrec.venues.flow.FlowServer``'s; this adds a chain of ``rate``
-blocks a second from height 100,000,000, each subscription streamed from its
-``start_block_height`` (or the head) with no height skipped, protocol pings every
+The protocol is ``wsrec.venues.flow.FlowServer``'s; this adds a chain from height
+100,000,000 (the head when the simulator starts) that grows at mainnet's block pace, a
+block every 0.8 to 1.3 s (``BLOCK_TIME``), or at ``rate`` blocks a second when the
+options name a rate, by the simulator's clock; each subscription is streamed from its
+``start_block_height`` (or the head) with no height skipped, a backlog at once, then
+each block as it is made (looked for ``rate`` times a second), protocol pings every
 ``ping_interval`` (9 s) with a close when no pong comes within ``pong_timeout``, and
 the drop (no close frame) of a connection with no subscription idle for
 ``inactivity``. ``error=CODE`` answers the first subscribe with CODE.
 
 Payloads are the access node's (``engine/access/rest/websockets`` in flow-go): block
-timestamps from the simulator's clock, a block period (``1 / rate`` s) apart, each a few
-ms before the block is first sent; an events message for every block, with a FlowToken
+timestamps from the simulator's clock, when each block was made less a few ms, so never
+after the block is first sent; an events message for every block, with a FlowToken
 withdrawal and deposit (or, with an ``event_types`` filter, events of those types) in
 every third block, each payload base64 JSON-CDC, and ``events`` left out when there are
 none; ``message_index`` a number counting each subscription's messages from 0.
@@ -24,9 +27,11 @@ import datetime as dt
 from wsrec.venues.flow import FlowServer
 from wsrec.sim.base import Simulator, compact
 
-__all__ = ["FlowSim", "GENESIS"]
+__all__ = ["FlowSim", "GENESIS", "BLOCK_TIME"]
 
 GENESIS = 100_000_000
+#: mainnet's block pace (ns): a block about every 1.05 s, each 0.8 to 1.3 s after the last
+BLOCK_TIME = (1_050_000_000, 125_000_000)
 #: the events of a block with events, when a subscription names no event types
 _EVENT_TYPES = ("A.1654653399040a61.FlowToken.TokensWithdrawn",
                 "A.1654653399040a61.FlowToken.TokensDeposited")
@@ -40,9 +45,11 @@ class FlowSim(Simulator):
               "500": "internal server error (the recorder retries)"}
     ping_interval_default = 9.0
     protocol_pings = True
+    block_time = BLOCK_TIME
 
     def head(self) -> int:
-        return GENESIS + int(self.now() * self.options.rate)
+        """The last block made, by the simulator's clock."""
+        return GENESIS + self.head_offset()
 
     def make_server(self, request) -> FlowServer:
         server = FlowServer(request.path, request.headers)

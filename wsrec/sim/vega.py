@@ -10,18 +10,40 @@ chained ``sequenceNumber``/``previousSequenceNumber``, best bid and offer); ``ca
 sends one-minute candles. Vega times are the simulator's clock less a few ms of latency
 (a snapshot's items one second apart up to then). ``error=CODE`` sends an error frame
 with that gRPC code and ends the stream.
+
+Markets are known by their ids, 64 hex digits, as on Vega: a stream with no market
+filter trades ``MARKET_NAMES``, and a filter may name a market by its id or, in the
+simulator only, by a readable name (``BTC/USDT-PERP``): frames carry the id derived from
+it (``market_id``, the sha256 of the name). Prices are integers in the market's smallest
+units, around its level (``wsrec.sim.base.PRICE_LEVELS``: BTC near 90,000.0 is 900000
+at one decimal).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 from wsrec.venues.vega import GRPC_CODES, VegaServer
-from wsrec.sim.base import Simulator, compact
+from wsrec.sim.base import Simulator, Walk, compact
 
-__all__ = ["VegaSim", "MARKETS"]
+__all__ = ["VegaSim", "MARKETS", "MARKET_NAMES", "market_id"]
 
-MARKETS = ["0570e3ba31dda99bcaa78cf7c32fe97f3ec93c7a87ae6efd41fc524defa1bef2",
-           "2a9a5c2d1e4f2b2f5d6e9a0c4f8b7a6d5c4b3a2918171615141312111009080f",
-           "f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff00"]
+#: the markets of a stream without a market filter, by name
+MARKET_NAMES = ("BTC/USDT-PERP", "ETH/USDT-PERP", "SOL/USDT-PERP")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def market_id(market: str) -> str:
+    """A market's id: ``market`` itself when it is one (64 hex digits, in lower case),
+    else the sha256 of the name, in hex."""
+    if _HEX64.match(market):
+        return market.lower()
+    return hashlib.sha256(market.encode()).hexdigest()
+
+
+#: the ids of ``MARKET_NAMES``
+MARKETS = [market_id(name) for name in MARKET_NAMES]
 _SNAPSHOT = {"accounts": "accounts", "orders": "orders", "positions": "positions"}
 _BOOKS = ("markets/depth", "markets/depth/updates", "markets/data")
 _PAGE = 50
@@ -47,32 +69,37 @@ class VegaSim(Simulator):
         return server
 
     def background(self, ws, state) -> list:
-        return [self.stream(ws, state, state["server"].stream, state["server"].markets or MARKETS)]
+        server = state["server"]
+        candle = dict(server.query).get("candleId", "").rpartition("_")[2]
+        names = list(server.markets or ([candle] if candle else MARKET_NAMES))
+        state["names"] = {market_id(n): n for n in names}   # id -> what prices it
+        return [self.stream(ws, state, server.stream, list(state["names"]))]
 
     async def stream(self, ws, state, path, markets) -> None:
         rng = state["rng"]
+        prices = _Prices(rng, state["names"])
         key = _SNAPSHOT.get(path)
         now = self.exchange_ns(state)
         if key:   # what was there before: one item a second up to now
             count = rng.randint(60, 130)
             items = [self.item(rng, path, rng.choice(markets), i,
-                               now - (count - i) * _SNAPSHOT_AGE) for i in range(count)]
+                               now - (count - i) * _SNAPSHOT_AGE, prices) for i in range(count)]
             for start in range(0, len(items), _PAGE):
                 page = {key: items[start:start + _PAGE]}
                 if start + _PAGE >= len(items):
                     page["lastPage"] = True
                 await self.send(ws, state, compact({"result": {"snapshot": page}}))
-        books = {m: _Book(rng, m, now) for m in markets} if path in _BOOKS else {}
-        candle = _Candle(rng)
+        books = {m: _Book(rng, m, now, prices) for m in markets} if path in _BOOKS else {}
+        candle = _Candle(prices, markets[0])
         n = 0
         async for _ in self.ticks():
             n += 1
             market = rng.choice(markets)
             ts = self.exchange_ns(state)
             if key:
-                body = {"updates": {key: [self.item(rng, path, market, n, ts)]}}
+                body = {"updates": {key: [self.item(rng, path, market, n, ts, prices)]}}
             elif path == "trades":
-                body = {"trades": [self.trade(rng, market, ts)]}
+                body = {"trades": [self.trade(rng, market, ts, prices)]}
             elif path == "markets/depth":
                 books[market].change(rng, ts)
                 body = {"marketDepth": [books[market].depth()]}
@@ -84,26 +111,45 @@ class VegaSim(Simulator):
             elif path == "candle/data":
                 body = {"candle": candle.tick(rng, ts)}
             else:
-                body = {path.replace("/", "_"): self.item(rng, path, market, n, ts)}
+                body = {path.replace("/", "_"): self.item(rng, path, market, n, ts, prices)}
             await self.emit(ws, state, compact({"result": body}))
 
-    def item(self, rng, path, market, n, ts) -> dict:
-        price = str(rng.randint(90_000, 110_000))
+    def item(self, rng, path, market, n, ts, prices) -> dict:
+        price = str(prices.next(market))
         return {"id": f"{rng.getrandbits(128):032x}", "marketId": market, "price": price,
                 "size": str(rng.randint(1, 50)), "side": rng.choice([1, 2]),
                 "timestamp": str(ts), "seq": n}
 
     @staticmethod
-    def trade(rng, market, ts) -> dict:
+    def trade(rng, market, ts, prices) -> dict:
         """A vega.Trade: ``aggressor`` 1 (buy) or 2 (sell), fees as strings."""
         fee = {"makerFee": str(rng.randint(1, 90)), "infrastructureFee": str(rng.randint(1, 30)),
                "liquidityFee": str(rng.randint(1, 30))}
         return {"id": f"{rng.getrandbits(256):064x}", "marketId": market,
-                "price": str(rng.randint(90_000, 110_000)), "size": str(rng.randint(1, 50)),
+                "price": str(prices.next(market)), "size": str(rng.randint(1, 50)),
                 "buyer": f"{rng.getrandbits(256):064x}", "seller": f"{rng.getrandbits(256):064x}",
                 "aggressor": rng.choice([1, 2]), "buyOrder": f"{rng.getrandbits(256):064x}",
                 "sellOrder": f"{rng.getrandbits(256):064x}", "timestamp": str(ts), "type": 1,
                 "buyerFee": fee, "sellerFee": {}}
+
+
+class _Prices:
+    """Each market's price in its smallest units (an integer): a walk from the level of
+    the market's name at its decimals (an id that names no market: a level from the id)."""
+
+    def __init__(self, rng, names: dict[str, str]):
+        self.walk, self.names = Walk(rng), names
+
+    def name(self, market: str) -> str:
+        return self.names.get(market, market)
+
+    def next(self, market: str) -> int:
+        name = self.name(market)
+        return round(self.walk.next(name) * 10 ** self.walk.decimals(name))
+
+    def mid(self, market: str) -> int:
+        name = self.name(market)
+        return round(self.walk.mid(name) * 10 ** self.walk.decimals(name))
 
 
 class _Book:
@@ -111,9 +157,9 @@ class _Book:
     around a fixed mid, the volume and order count of each level, and the sequence
     number of the last change (vega time in ns plus the event's number in the block)."""
 
-    def __init__(self, rng, market: str, ts: int):
+    def __init__(self, rng, market: str, ts: int, prices: _Prices):
         self.market = market
-        self.mid = rng.randint(95_000, 105_000)
+        self.mid = prices.mid(market)
         self.levels: dict[str, dict[int, tuple[int, int]]] = {
             "buy": {self.mid - i: (rng.randint(1, 50), rng.randint(1, 5)) for i in range(1, 6)},
             "sell": {self.mid + i: (rng.randint(1, 50), rng.randint(1, 5)) for i in range(1, 6)}}
@@ -128,7 +174,7 @@ class _Book:
             del levels[price]
         else:
             levels[price] = (rng.randint(1, 50), rng.randint(1, 5))
-        self.prev, self.seq = self.seq, ts + rng.randint(1, 999)
+        self.prev, self.seq = self.seq, max(ts + rng.randint(1, 999), self.seq + 1)
         return {side: [price]}
 
     def level(self, side: str, price: int) -> dict:
@@ -172,13 +218,14 @@ class _Book:
 class _Candle:
     """One-minute candles (data node ``Candle``) from a random walk of trade prices."""
 
-    def __init__(self, rng):
-        self.price = rng.randint(95_000, 105_000)
+    def __init__(self, prices: _Prices, market: str):
+        self.prices, self.market = prices, market
+        self.price = prices.mid(market)
         self.start = None
         self.bar: dict = {}
 
     def tick(self, rng, ts: int) -> dict:
-        self.price += rng.randint(-20, 20)
+        self.price = self.prices.next(self.market)
         size = rng.randint(1, 20)
         start = ts - ts % _MINUTE
         if start != self.start:

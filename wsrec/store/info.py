@@ -7,17 +7,21 @@ from collections import Counter
 
 import pyarrow as pa
 
-from wsrec.store._compute import pc
-from wsrec.store._connections import track
+from wsrec.store._compute import call, pc
 from wsrec.store.session import Session
+from wsrec.store.timeline import Binner, links_of, session_range
 from wsrec.timefmt import format_ns
 
-__all__ = ["summary", "details", "latency_summary"]
+__all__ = ["summary", "details", "latency_summary", "directions", "is_empty"]
 
 
-def summary(session: Session) -> dict:
-    """One ``ls`` row: cheap (manifest, directory listing, journals only when present)."""
+def summary(session: Session, *, count: bool = True) -> dict:
+    """One ``ls`` row: the manifest, a directory listing, journals only when present, and
+    the ``dir`` column (``directions``; not read with ``count=False``). ``frames`` is what
+    ``info`` calls frames: the inbound ones (None when they can't be counted); ``rows``
+    counts every row."""
     start, end = session.start_ns, session.end_ns
+    counts = directions(session) if count else None
     return {
         "venue": session.venue,
         "id": session.id,
@@ -25,7 +29,11 @@ def summary(session: Session) -> dict:
         "start": format_ns(start),
         "end": format_ns(end),
         "duration_ns": end - start if start is not None and end is not None else None,
-        "frames": session.rows(),
+        "frames": counts and counts["in"],
+        "frames_in": counts and counts["in"],
+        "frames_out": counts and counts["out"],
+        "events": counts and counts["event"],
+        "rows": session.rows(),
         "bytes": session.disk_bytes(),
         "status": session.status,
         "state": session.state,
@@ -34,18 +42,48 @@ def summary(session: Session) -> dict:
     }
 
 
-def details(session: Session) -> dict:
-    """Everything ``info`` shows; reads the session once, column-wise, batch by batch."""
-    out = summary(session)
-    by_dir: Counter = Counter()
+def directions(session: Session) -> dict | None:
+    """Rows by direction, ``{"in": n, "out": n, "event": n}``, from the ``dir`` column
+    alone (dictionary-encoded: a few bytes a row group); None for a session in an older
+    format or with a damaged part (``verify`` says which)."""
+    from wsrec.errors import CorruptData
+    if session.outdated:
+        return None
+    counts = Counter({"in": 0, "out": 0, "event": 0})
+    try:
+        for batch in session.batches(columns=["dir"]):
+            _count(counts, batch.column("dir"))
+    except CorruptData:
+        return None
+    return dict(counts)
+
+
+def is_empty(row: dict) -> bool:
+    """Whether an ``ls`` row (``summary``) is a finished session without one inbound
+    frame: a recorder that never got through (its outbound frames and events stay on
+    disk, and ``ls --all`` lists it)."""
+    return row.get("frames") == 0 and row.get("state") not in ("live", "crashed")
+
+
+def details(session: Session, timeline_width: int = 100) -> dict:
+    """Everything ``info`` shows; reads the session once, column-wise, batch by batch.
+    ``timeline``: received frames per stream over time in at most ``timeline_width``
+    buckets (``wsrec.store.timeline``)."""
+    out = summary(session, count=False)
+    by_dir: Counter = Counter({"in": 0, "out": 0, "event": 0})
     by_kind: Counter = Counter()
     by_channel: Counter = Counter()
     by_symbol: Counter = Counter()
     raw = 0
     first_ts = last_ts = None
     latencies: dict[str, list] = {}
-    columns = ["ts", "exch_ts", "dir", "kind", "channel", "channels", "symbols", "payload"]
+    columns = ["ts", "exch_ts", "dir", "kind", "stream", "channel", "channels", "symbols",
+               "payload"]
+    span = session_range(session)
+    binner = Binner(*span, timeline_width) if span else None
     for batch in session.batches(columns=columns):
+        if binner is not None:
+            binner.add(batch)
         _latencies(latencies, batch)
         raw += pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0
         _count(by_dir, batch.column("dir"))
@@ -57,13 +95,12 @@ def details(session: Session) -> dict:
         first_ts = lo if first_ts is None else min(first_ts, lo)
         last_ts = hi if last_ts is None else max(last_ts, hi)
     disk = out["bytes"]
-    links = session.manifest
-    if session.status == "recording":  # live or crashed: the manifest may lag the rows
-        links = track(session.frames(direction="event")).as_dict()
+    links = links_of(session)
     out.update({
-        "frames_in": by_dir.get("in", 0),
-        "frames_out": by_dir.get("out", 0),
-        "events": by_dir.get("event", 0),
+        "frames": by_dir["in"],
+        "frames_in": by_dir["in"],
+        "frames_out": by_dir["out"],
+        "events": by_dir["event"],
         "kinds": dict(by_kind.most_common()),
         "raw_bytes": raw,
         "compression_ratio": round(raw / disk, 2) if disk else None,
@@ -77,6 +114,7 @@ def details(session: Session) -> dict:
         "channels": dict(by_channel.most_common()),
         "symbols": dict(by_symbol.most_common()),
         "latency": latency_summary(latencies),
+        "timeline": binner.result(links).as_dict() if binner is not None else None,
         "error": session.manifest.get("error"),
         "args": session.manifest.get("args", {}),
     })
@@ -141,9 +179,10 @@ def latency_summary(latencies: dict) -> dict:
 
 
 def _count(counter: Counter, values: pa.Array) -> None:
-    """Add an array's value counts to ``counter`` (one Python step per distinct value)."""
+    """Add an array's value counts to ``counter`` (one Python step per distinct value);
+    by name (``wsrec.store._compute``): ``ls`` counts directions without pyarrow.compute."""
     if len(values) == 0:
         return
-    for item in pc.value_counts(values).to_pylist():
+    for item in call("value_counts", values).to_pylist():
         if item["values"] is not None:
             counter[item["values"]] += item["counts"]

@@ -26,6 +26,7 @@ import math
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,12 +67,14 @@ def find_session(ref, data=None) -> Path:
         raise
 
 
-def repair(folder, *, upgrade: bool = False) -> list[str]:
+def repair(folder, *, upgrade: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Repair the session in ``folder``; returns what was done, one line each.
 
     A session in an older format is migrated first when ``upgrade`` is true (see
     ``wsrec.store.upgrade``), else OutdatedFormat is raised. Raises SessionBusy when a
-    recorder still holds the session.
+    recorder still holds the session. ``progress(done, total)`` hears how many bytes of
+    the journals being turned into parts are read, of how many.
     """
     folder = Path(folder)
     done: list[str] = []
@@ -86,23 +89,30 @@ def repair(folder, *, upgrade: bool = False) -> list[str]:
                 _rebuild_manifest(folder, trouble, actions)
             session = Session(folder)
             session.check_format()
-            _repair(session, actions)
+            _repair(session, actions, progress)
         except OSError as exc:
             raise storage_error(exc, str(folder)) from exc
         return actions
 
 
-def _repair(session: Session, actions: list[str]) -> None:
+def _repair(session: Session, actions: list[str], progress=None) -> None:
     manifest = session.manifest
     for path in session.temp_files:
         os.unlink(path)
         actions.append(f"removed temporary {path.name}")
     created: set[str] = set()  # parts this run listed
+    total = sum(os.stat(j).st_size for j in session.journals) if progress else 0
+    done = 0
     for journal in session.journals:
         index = part_index(journal.name)[0]
         scan = scan_journal(journal, first_seq=_first_seq(manifest, index, created))
         aside = None if scan.ok else _aside_name(journal)
-        entries, whole = _journal_parts(session, index, journal, scan, actions)
+        read = (lambda offset, before=done: progress(before + offset, total)) \
+            if progress else None
+        entries, whole = _journal_parts(session, index, journal, scan, actions, read)
+        done += scan.size
+        if progress:
+            progress(done, total)
         # rows the journal lost are nowhere else (unless the part it shadows was published
         # whole before the crash): the manifest says which, so verify knows that seq gap
         lost = [] if whole else [
@@ -207,7 +217,7 @@ def _segments(scan: JournalScan) -> list[list[int]]:
 
 
 def _journal_parts(session: Session, index: int, journal: Path, scan: JournalScan,
-                   actions: list[str]) -> tuple[list[tuple[dict, str]], bool]:
+                   actions: list[str], read=None) -> tuple[list[tuple[dict, str]], bool]:
     """Publish the journal's rows as parts: ``([(entry, 'adopted' or 'rebuilt'), ...],
     whole)``, ``whole`` when the part it shadows was published whole before the crash
     and is adopted (so even rows the journal lost are in it).
@@ -252,19 +262,23 @@ def _journal_parts(session: Session, index: int, journal: Path, scan: JournalSca
             if span in runs[1:] and plan[runs.index(span)] is None:
                 plan[runs.index(span)] = (entry, "adopted")
     if any(p is None for p in plan):
-        _write_runs(session, index, scan, runs, plan)
+        _write_runs(session, index, scan, runs, plan, read)
     return [p for p in plan if p is not None], False
 
 
-def _write_runs(session: Session, index: int, scan: JournalScan, runs, plan) -> None:
-    """Write the runs ``plan`` has no part for yet, in one pass over the journal."""
+def _write_runs(session: Session, index: int, scan: JournalScan, runs, plan,
+                read=None) -> None:
+    """Write the runs ``plan`` has no part for yet, in one pass over the journal;
+    ``read(offset)`` hears how far into it the pass is."""
     settings = session.manifest.get("settings") or {}
     taken = [named[0] for name in os.listdir(session.path)
              if (named := part_index(name)) is not None]
     next_index = max(taken, default=index) + 1
     run, part = 0, None
     try:
-        for _, batch in scan.read():
+        for record, batch in scan.read():
+            if read is not None:
+                read(record.offset + record.length)
             if not batch.num_rows:
                 continue
             first = batch.column("seq")[0].as_py()

@@ -330,15 +330,25 @@ def resolve(ref, data=None, *, warn: Warn | None = None):
     matches = [f for f in folders if f.name == prefix] or \
               [f for f in folders if f.name.startswith(prefix)]
     if not matches:
-        import difflib
-        close = [] if venue else difflib.get_close_matches(
-            ref, sorted({venue_of(f) for f in folders}), n=1, cutoff=0.75)
-        hint = f"did you mean {close[0]!r}? " if close else ""
         raise SessionNotFound(f"no session matches {ref!r} under {root.url} "
-                              f"({hint}try 'wsrec ls' to see the sessions)")
+                              f"({'' if venue else _did_you_mean(ref, folders)}try 'wsrec "
+                              f"ls' to see the sessions)")
     if len(matches) > 1:
         names = ", ".join(folder_label(f) for f in matches[:5])
         more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
         raise AmbiguousSession(f"{ref!r} matches {len(matches)} sessions ({names}{more}); "
                                f"give more of the id")
     return matches[0]
+
+
+def _did_you_mean(ref: str, folders: list) -> str:
+    """``did you mean 'venue'? `` for a mistyped venue name: one with sessions under the
+    root, else a venue wsrec knows (which has none there); "" when none is close."""
+    import difflib
+    from wsrec.venues import VENUES
+    close = difflib.get_close_matches(ref, sorted({venue_of(f) for f in folders}), n=1,
+                                      cutoff=0.75)
+    if close:
+        return f"did you mean {close[0]!r}? "
+    close = difflib.get_close_matches(ref, sorted(VENUES), n=1, cutoff=0.75)
+    return f"did you mean {close[0]!r}? it has no sessions there either; " if close else ""

@@ -13,6 +13,8 @@ unvalidated, and no damage makes it raise anything but wsrec's own errors.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -30,13 +32,14 @@ __all__ = ["verify"]
 _FIX = "run 'wsrec repair'"
 
 
-def verify(session: Session) -> list[str]:
-    """The session's problems, one line each (empty when sound)."""
+def verify(session: Session, progress: Callable[[int], None] | None = None) -> list[str]:
+    """The session's problems, one line each (empty when sound). ``progress(rows)``
+    hears how many rows are checked so far, of ``session.rows()``."""
     if session.outdated:
         return [f"{session.path}: format version {session.format_version}; run 'wsrec repair "
                 f"--upgrade' to migrate it (lossless)"]
     problems: list[str] = []
-    checker = _SequenceChecker(problems, session.manifest.get("lost"))
+    checker = _SequenceChecker(problems, session.manifest.get("lost"), progress)
     if session.crashed:
         problems.append(f"{session.path}: crashed while recording (status 'recording' but "
                         f"no recorder holds its lock); {_FIX}")
@@ -153,8 +156,9 @@ def _check_part_file(path, entry: dict, checker: "_SequenceChecker",
 class _SequenceChecker:
     """``seq`` gapless from 0 and ``mono_ns`` non-decreasing, batch by batch (Arrow kernels)."""
 
-    def __init__(self, problems: list[str], lost=None):
+    def __init__(self, problems: list[str], lost=None, progress=None):
         self.problems = problems
+        self.progress, self.rows = progress, 0   # rows fed so far
         self.next_seq = 0
         self.last_mono = None
         self.reported = set()
@@ -181,6 +185,9 @@ class _SequenceChecker:
         n = batch.num_rows
         if not n:
             return
+        self.rows += n
+        if self.progress is not None:
+            self.progress(self.rows)
         seq = batch.column("seq")
         mono = batch.column("mono_ns")
         if isinstance(seq, pa.ChunkedArray):
