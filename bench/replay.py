@@ -7,7 +7,8 @@ throughput: for each corpus size, a session of that many ~132-byte frames is wri
 the same frames as zstd-compressed JSON lines; then, in the same run, the wall time of
 ``wsrec replay SESSION --speed max --quiet > /dev/null`` (the whole command, start-up
 included) is compared with ``zstd -dc lines.zst > /dev/null`` (target: at most 2x), and
-the replay's peak resident memory is reported (target: under 300 MB).
+the replay's peak resident memory is reported (target: under 300 MB). Bytecode caching is
+on for the replay (PYTHONDONTWRITEBYTECODE is dropped), as for an installed wsrec.
 
 pacing: a session of ``rate`` frames/s for ``seconds`` seconds is replayed at 1x to
 stdout (/dev/null), over TCP and through the WebSocket server (a client reading as fast
@@ -71,6 +72,8 @@ def throughput(sizes: list[int]) -> None:
                              ts_ns=ts, mono_ns=mono)
                     out.write(payload + b"\n")
             env = {**os.environ, "WSREC_DATA": str(root)}
+            # bytecode cached, as installed (without it each run times the compiler too)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
             replay_cmd = wsrec_cmd("replay", "bench", "--speed", "max", "--quiet")
             zstd_cmd = [zstd_cli, "-dc", str(lines)] if zstd_cli else [
                 sys.executable, "-c", "import sys,zstandard;zstandard.ZstdDecompressor()"

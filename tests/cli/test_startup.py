@@ -130,3 +130,44 @@ def test_lazy_public_names():
     import wsrec
     with pytest.raises(AttributeError):
         wsrec.no_such_name  # noqa: B018
+
+
+# Commands that read sessions load what reading takes: pyarrow and pyarrow.parquet (and
+# pyarrow._compute, whose functions the raw lines are made with, called by name), not
+# pyarrow.compute (its ~300 Python wrappers: 30-45 ms), pyarrow.dataset, the servers
+# (websockets, asyncio), tqdm (no terminal), the venues (text is replayed as it is), nor
+# the engines that write: record, sim, service, repair, the writer, follow.
+READ_FORBIDDEN = ("pyarrow.compute", "pyarrow.dataset", "websockets", "asyncio", "tqdm",
+                  "wsrec.venues",
+                  "wsrec.record.recorder", "wsrec.record.importer", "wsrec.sim",
+                  "wsrec.service", "wsrec.store.repair", "wsrec.store.upgrade",
+                  "wsrec.store.writer", "wsrec.store.follow", "wsrec.replay.serve",
+                  "wsrec.replay.relay", "wsrec.replay.convert")
+SAMPLES = ["--data", str(ROOT / "samples")]
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """Those of ``modules`` that are one of ``names`` or inside one of them."""
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize("args", [
+    ["replay", *SAMPLES, "alpaca", "--speed", "max"],
+    ["replay", *SAMPLES, "alpaca", "--speed", "max", "--start", "+1s", "--direction", "all"],
+    ["ls", *SAMPLES],
+], ids=["replay --speed max", "replay --start", "ls"])
+def test_reading_loads_no_compute_module_nor_engine(args):
+    modules, out = _modules(args)
+    assert out.strip()   # it did replay, or list
+    assert "pyarrow.parquet" in modules
+    assert _loaded(modules, READ_FORBIDDEN) == []
+
+
+def test_info_loads_no_engine():
+    """``info`` counts with pyarrow.compute's kernels (its timeline groups rows with
+    Arrow's ``group_by``, which loads pyarrow.acero and pyarrow.dataset) and reads exchange
+    times with the venue's code, but loads nothing else."""
+    modules, out = _modules(["info", *SAMPLES, "alpaca"])
+    assert "alpaca" in out
+    allowed = ("pyarrow.compute", "pyarrow.dataset", "wsrec.venues")
+    assert _loaded(modules, tuple(m for m in READ_FORBIDDEN if m not in allowed)) == []

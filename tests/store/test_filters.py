@@ -1,9 +1,10 @@
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import wsrec
 from wsrec.errors import UsageError
-from wsrec.store.filters import Filters, _any_in
+from wsrec.store.filters import Filters, _any_in, _one_of
 
 from conftest import write_session
 
@@ -34,6 +35,16 @@ def test_any_in_handles_slices_nulls_and_dictionaries():
     assert _any_in(lists.slice(3), pa.array(["c"])).to_pylist() == [True, True, True]
     d = lists.cast(pa.list_(pa.dictionary(pa.int32(), pa.string())))
     assert _any_in(d.slice(1, 3), pa.array(["b"])).to_pylist() == [False, False, True]
+
+
+@pytest.mark.parametrize("wanted", [[], ["in"], ["in", "event"], ["nothing"]])
+def test_one_of_is_is_in_with_null_as_no(wanted):
+    """Direction and kind filters: as ``fill_null(is_in(...), False)``, on plain, sliced
+    and dictionary columns (Parquet's, read back)."""
+    dirs = pa.array(["in", "out", None, "event", "in"])
+    for values in (dirs, dirs.slice(1), dirs.dictionary_encode().slice(2)):
+        expected = pc.fill_null(pc.is_in(values, value_set=pa.array(wanted, pa.string())), False)
+        assert _one_of(values, pa.array(wanted, pa.string())).equals(expected)
 
 
 def test_overlaps():

@@ -346,7 +346,6 @@ def repair_option(f):
 
 
 def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session:
-    from wsrec.store.repair import repair as repair_session
     from wsrec.store.roots import resolve
     from wsrec.store.session import Session
     folder = resolve(ref, data)
@@ -354,6 +353,7 @@ def _open(ref: str, data, do_repair: bool = False, warn: bool = True) -> Session
         raise UsageError(f"--repair: {folder} is in object storage, which is read-only in "
                          f"this version; repair it where it was recorded", param="do_repair")
     if do_repair:
+        from wsrec.store.repair import repair as repair_session
         for line in repair_session(folder):
             log(f"repair: {line}")
     session = Session(folder)

@@ -22,11 +22,10 @@ import time
 from typing import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import pc
 from wsrec.errors import UsageError, WsrecError
 from wsrec.store.filters import Filters
-from wsrec.store.follow import Follower
 from wsrec.store.session import Session
 
 __all__ = ["Schedule", "ScheduleOverflow", "down_intervals"]
@@ -173,6 +172,7 @@ class Schedule:
 
 
     def _followed(self) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        from wsrec.store.follow import Follower
         follower = Follower(self.sessions[0], self.filters, columns=self.columns,
                             batch_size=self.batch_size, lean=self.lean, sleep=self.sleep)
         anchors: dict[str, _SessionSchedule] = {}

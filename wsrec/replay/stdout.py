@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import pc
 from wsrec.errors import UsageError
 from wsrec.store.filters import Filters
 from wsrec.store.lines import (ENVELOPE_COLUMNS, chunks, encode_envelope, envelope_block,
                                is_msgpack_session, raw_block, raw_line)
 from wsrec.replay._pacing import Lateness, Pacer, fine_switching, prefetch
 from wsrec.replay._schedule import Schedule
-from wsrec.store.follow import Follower
 from wsrec.store.session import Frame, Session
 from wsrec.timefmt import format_ns
 
@@ -343,6 +342,7 @@ def _max_batches(sessions, filters, options, sleep=None):
     by_id = {s.id: s for s in sessions}
     columns = ["payload", "kind"] if options.format == "raw" else ENVELOPE_COLUMNS
     if options.follow:
+        from wsrec.store.follow import Follower
         for session, batch in Follower(sessions[0], filters, columns=columns, sleep=sleep):
             yield batch, session
         return

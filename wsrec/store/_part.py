@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from wsrec.store._compute import pc
 from wsrec.errors import storage_error
 from wsrec.store.atomic import publish
 from wsrec.store.schema import PARQUET_OPTIONS, SCHEMA, to_part

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import call, pc
 from wsrec.errors import UsageError
 from wsrec.lists import is_text, split_list
 from wsrec.store.schema import DIRECTIONS
@@ -105,22 +105,23 @@ class Filters:
         return [column for column, used in wanted if used]
 
     def row_mask(self, batch: pa.RecordBatch) -> pa.BooleanArray | None:
-        """The rows of ``batch`` that pass every filter (None: no filter at all)."""
+        """The rows of ``batch`` that pass every filter (None: no filter at all). Time,
+        direction and kind call their kernels by name (``wsrec.store._compute``): a
+        replay filtered so doesn't import pyarrow.compute."""
         masks = []
         if self.start is not None:
-            masks.append(pc.greater_equal(batch.column("ts"), pa.scalar(self.start, _TS)))
+            masks.append(call("greater_equal", batch.column("ts"), pa.scalar(self.start, _TS)))
         if self.end is not None:
-            masks.append(pc.less(batch.column("ts"), pa.scalar(self.end, _TS)))
+            masks.append(call("less", batch.column("ts"), pa.scalar(self.end, _TS)))
         for column, wanted in (("dir", self.directions), ("kind", self.kinds)):
             if wanted:
-                masks.append(pc.fill_null(pc.is_in(batch.column(column),
-                                                   value_set=_strings(wanted)), False))
+                masks.append(_one_of(batch.column(column), _strings(wanted)))
         for column, wanted in (("channels", self.channels), ("symbols", self.symbols)):
             if wanted:
                 masks.append(_any_in(batch.column(column), _strings(wanted)))
         mask = None
         for m in masks:
-            mask = m if mask is None else pc.and_(mask, m)
+            mask = m if mask is None else call("and", mask, m)
         return mask
 
     def overlaps(self, ts_min: int | None, ts_max: int | None) -> bool:
@@ -136,9 +137,9 @@ class Filters:
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The rows of one batch that pass; the batch itself (no copy) when all do."""
         mask = self.row_mask(batch)
-        if mask is None or pc.all(mask).as_py() is not False:
+        if mask is None or call("all", mask).as_py() is not False:
             return batch
-        return batch.filter(mask)
+        return call("filter", batch, mask)   # batch.filter(mask), without pyarrow.compute
 
 
 def _bound(name: str, value, origin: int | None) -> int | None:
@@ -148,6 +149,15 @@ def _bound(name: str, value, origin: int | None) -> int | None:
         return parse_time(value, origin)
     except UsageError as exc:
         raise UsageError(f"{name}: {exc}", param=name) from None
+
+
+def _one_of(values: pa.Array, wanted: pa.Array) -> pa.BooleanArray:
+    """Whether each of ``values`` is one of ``wanted``, a null being none of them (as
+    ``pc.fill_null(pc.is_in(values, value_set=wanted), False)``)."""
+    mask = pa.repeat(pa.scalar(False), len(values))
+    for value in wanted:
+        mask = call("or_kleene", mask, call("equal", values, value))
+    return call("coalesce", mask, pa.scalar(False))
 
 
 def _any_in(lists: pa.ListArray, values: pa.Array) -> pa.BooleanArray:

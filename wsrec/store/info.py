@@ -6,12 +6,11 @@ import re
 from collections import Counter
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import call, pc
 from wsrec.store.session import Session
 from wsrec.store.timeline import Binner, links_of, session_range
 from wsrec.timefmt import format_ns
-from wsrec.venues.dfuse import BLOCK_DATA
 
 __all__ = ["summary", "details", "latency_summary", "directions", "is_empty"]
 
@@ -132,6 +131,7 @@ def redelivered(session: Session) -> int:
     """dfuse: data frames of blocks that an earlier connection of the same stream had
     already delivered (a resume restarts at the last progress block + 1, so the blocks
     after it come twice)."""
+    from wsrec.venues.dfuse import BLOCK_DATA   # (the venues: not for ``ls``)
     count = 0
     seen: dict[tuple, int] = {}       # (stream, req_id) -> highest block so far
     before: dict[tuple, int] = {}     # the same, as of the stream's current connection
@@ -179,9 +179,10 @@ def latency_summary(latencies: dict) -> dict:
 
 
 def _count(counter: Counter, values: pa.Array) -> None:
-    """Add an array's value counts to ``counter`` (one Python step per distinct value)."""
+    """Add an array's value counts to ``counter`` (one Python step per distinct value);
+    by name (``wsrec.store._compute``): ``ls`` counts directions without pyarrow.compute."""
     if len(values) == 0:
         return
-    for item in pc.value_counts(values).to_pylist():
+    for item in call("value_counts", values).to_pylist():
         if item["values"] is not None:
             counter[item["values"]] += item["counts"]

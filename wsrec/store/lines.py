@@ -57,11 +57,10 @@ from typing import Callable
 
 import msgpack
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import call, pc
 from wsrec.store.session import Frame
 from wsrec.timefmt import MAX_NS, NS, format_ns, parse_time
-from wsrec.venues.alpaca import decode_msgpack, rfc3339
 
 __all__ = ["raw_line", "envelope", "encode_envelope", "decode_envelope", "ENCODINGS",
            "b64_field", "raw_block", "envelope_block", "envelope_data", "is_json_text",
@@ -73,6 +72,7 @@ __all__ = ["raw_line", "envelope", "encode_envelope", "decode_envelope", "ENCODI
 _NL = pa.scalar(b"\n", pa.binary())
 _NEWLINE = pa.scalar(10, pa.uint8())  # (typed: a Python int would widen the bytes first)
 _EMPTY = pa.scalar(b"", pa.binary())
+_TEXT = pa.scalar("text", pa.string())
 
 
 def is_msgpack_session(manifest: dict) -> bool:
@@ -80,8 +80,16 @@ def is_msgpack_session(manifest: dict) -> bool:
     return (manifest.get("args") or {}).get("binary") == "msgpack"
 
 
+def decode_msgpack(payload: bytes):
+    """``wsrec.venues.alpaca.decode_msgpack``, the venues loaded on first use (replaying
+    text needs none of them)."""
+    from wsrec.venues.alpaca import decode_msgpack as decode
+    return decode(payload)
+
+
 def _default(obj):
     if isinstance(obj, msgpack.Timestamp):
+        from wsrec.venues.alpaca import rfc3339
         return rfc3339(obj)
     if isinstance(obj, bytes):
         return base64.b64encode(obj).decode()
@@ -129,9 +137,11 @@ def raw_block(batch: pa.RecordBatch, msgpack_mode: bool) -> bytes | memoryview:
     using it)."""
     payload = batch.column("payload")
     kinds = batch.column("kind")
-    if pc.all(pc.equal(kinds, "text")).as_py() is not False and not has_line_break(payload):
+    # (by name: this path, replay at full speed, doesn't import pyarrow.compute)
+    if call("all", call("equal", kinds, _TEXT)).as_py() is not False \
+            and not has_line_break(payload):
         # payload + "\n" for every row: the result's data buffer is the output
-        return buffer_view(pc.binary_join_element_wise(payload, _EMPTY, _NL))
+        return buffer_view(call("binary_join_element_wise", payload, _EMPTY, _NL))
     out = []
     for p, k in zip(payload.to_pylist(), kinds.to_pylist()):
         out.append(raw_line(p, k, msgpack_mode))

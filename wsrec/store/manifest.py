@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import secrets
 import stat
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ REBUILD_HINT = "run 'wsrec repair' to rebuild it from the parts"
 
 def new_session_id(now_ns: int | None = None) -> str:
     """``20261121T210501Z-3f9a``: UTC start time, then 4 random hex digits."""
+    import secrets   # (writing only: not loaded to read sessions)
     secs = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000_000
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(secs)) + "-" + secrets.token_hex(2)
 

@@ -16,7 +16,6 @@ remote one; ``Session`` opens either.
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Callable
@@ -345,6 +344,7 @@ def resolve(ref, data=None, *, warn: Warn | None = None):
 def _did_you_mean(ref: str, folders: list) -> str:
     """``did you mean 'venue'? `` for a mistyped venue name: one with sessions under the
     root, else a venue wsrec knows (which has none there); "" when none is close."""
+    import difflib
     from wsrec.venues import VENUES
     close = difflib.get_close_matches(ref, sorted({venue_of(f) for f in folders}), n=1,
                                       cutoff=0.75)

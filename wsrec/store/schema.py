@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from wsrec.store._compute import pc
 
 __all__ = [
     "SCHEMA",

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from wsrec.store._compute import call
 from wsrec.errors import CorruptData, OutdatedFormat, UsageError, first_line
 from wsrec.store.filters import Filters, as_filters
 from wsrec.store.location import RootPath, fs_error, storage_failure
@@ -538,13 +538,13 @@ class _PartReader:
             return True  # read it in full: that reports the damage
         if table.num_rows != rows:
             return True
-        ts, mask = table.column("ts"), None
+        ts, mask = table.column("ts"), None   # (kernels by name: wsrec.store._compute)
         if f.start is not None:
-            mask = pc.greater_equal(ts, pa.scalar(f.start, ts.type))
+            mask = call("greater_equal", ts, pa.scalar(f.start, ts.type))
         if f.end is not None:
-            below = pc.less(ts, pa.scalar(f.end, ts.type))
-            mask = below if mask is None else pc.and_(mask, below)
-        return mask is not None and pc.any(mask).as_py() is True
+            below = call("less", ts, pa.scalar(f.end, ts.type))
+            mask = below if mask is None else call("and", mask, below)
+        return mask is not None and call("any", mask).as_py() is True
 
     def _file(self) -> pq.ParquetFile:
         local = self._local

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from wsrec.store._compute import pc
 from wsrec.errors import UsageError
 from wsrec.store._connections import track
 from wsrec.timefmt import NS, format_duration, format_ns, parse_time
