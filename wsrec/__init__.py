@@ -15,6 +15,7 @@ start with ``_`` are internal)::
 
     cli/        the ``wsrec`` command: one library call per command
       commands    the click commands     manpages   man pages from them
+      completion  shell completion of values   progress  the progress bar on stderr
     service/    running as a service, over the engines below
       config      the config file, checked  supervisor the streams: start, reload, stop
       metrics     /metrics (Prometheus) and /healthz of running recordings
@@ -46,6 +47,7 @@ start with ``_`` are internal)::
       timeline    frames per time bucket       plot       a session drawn as a PNG
       _rows, _flusher  the writer's row buffer and flush thread
       _journal, _part, _lock, _connections, _uploader
+      _compute    pyarrow.compute, imported on first use (fast start)
     venues/     each venue's whole protocol, no I/O: Venue and Stream (the client
                 side, classification, exchange times, normalized rows, sequence
                 checks), Server (the venue's side), constants

@@ -154,13 +154,18 @@ def test_lists_complete_the_item_after_the_last_comma(root):
     assert values(["record", "alpaca", "-c"], "nosuch,") == [
         f"nosuch,{c}" for c in VENUES["alpaca"].channels]
     assert values(["record", "alpaca", "--data", root, "-s"], "AAPL,") == [
-        "AAPL,FAKEPACA", "AAPL,MSFT"]
+        "AAPL,FAKEPACA", "AAPL,MSFT", "AAPL,NVDA", "AAPL,SPY", "AAPL,TSLA", "AAPL,BTC/USD",
+        "AAPL,ETH/USD"]
 
 
 def test_record_symbols_are_those_the_venue_was_recorded_with(root):
-    """Newest session first, each symbol once."""
-    assert values(["record", "alpaca", "--data", root, "-s"]) == ["FAKEPACA", "AAPL", "MSFT"]
+    """Newest session first, each symbol once, then the venue's examples."""
+    assert values(["record", "alpaca", "--data", root, "-s"]) == [
+        "FAKEPACA", "AAPL", "MSFT", "NVDA", "SPY", "TSLA", "BTC/USD", "ETH/USD"]
     assert values(["record", "hyperliquid", "--data", root, "--symbols"], "E") == ["ETH"]
+    assert values(["record", "hyperliquid", "--data", root, "-s"], "BTC,") == [
+        "BTC,ETH", "BTC,SOL"]
+    assert values(["record", "dfuse", "--data", root, "-s"]) == ["eosio", "eosio.token"]
     assert values(["record", "vega", "--data", root, "-s"]) == []
 
 
@@ -168,7 +173,8 @@ def test_only_the_newest_manifests_are_read(tmp_path):
     for day in range(completion.MANIFESTS_READ + 2):
         _session(tmp_path, "alpaca", f"202611{day + 1:02d}T000000Z-x", [f"S{day}"])
     assert values(["record", "alpaca", "--data", tmp_path, "-s"]) == [
-        f"S{day}" for day in reversed(range(2, completion.MANIFESTS_READ + 2))]
+        f"S{day}" for day in reversed(range(2, completion.MANIFESTS_READ + 2))
+    ] + list(VENUES["alpaca"].example_symbols)
 
 
 def test_unreadable_manifests_give_no_symbols(root, monkeypatch):
@@ -177,8 +183,10 @@ def test_unreadable_manifests_give_no_symbols(root, monkeypatch):
         json.dumps({"args": {"symbols": ["BIG"]}, "pad": "x" * (1 << 20)}))
     (root / session_rel("hyperliquid", H1) / "session.json").write_text(
         json.dumps({"args": {"symbols": "BTC"}}))
-    assert values(["record", "alpaca", "--data", root, "-s"]) == []
-    assert values(["record", "hyperliquid", "--data", root, "-s"]) == []
+    assert values(["record", "alpaca", "--data", root, "-s"]) == \
+        list(VENUES["alpaca"].example_symbols)
+    assert values(["record", "hyperliquid", "--data", root, "-s"]) == \
+        list(VENUES["hyperliquid"].example_symbols)
 
 
 @pytest.mark.parametrize("ref, venue", [

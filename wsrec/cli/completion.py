@@ -190,9 +190,15 @@ def channel_list(ctx, param, incomplete: str) -> list[CompletionItem]:
 @_quiet
 def symbol_list(ctx, param, incomplete: str) -> list[CompletionItem]:
     """``-s/--symbols``: the symbols the newest sessions of the venue(s) were recorded
-    with (their manifests' ``args.symbols``)."""
-    folders = [f for _, f in _chosen(ctx) if f][:MANIFESTS_READ]
-    return _list_items((s for f in folders for s in _recorded_symbols(f)), incomplete)
+    with (their manifests' ``args.symbols``); for ``record``, then the venue's
+    ``example_symbols`` (a replay filter offers only what its sessions hold)."""
+    from wsrec.venues import VENUES
+    chosen = _chosen(ctx)
+    folders = [f for _, f in chosen if f][:MANIFESTS_READ]
+    known = [s for v in session_venues(ctx) if v in VENUES
+             for s in VENUES[v].example_symbols] if ctx.command.name == "record" else []
+    return _list_items([*(s for f in folders for s in _recorded_symbols(f)), *known],
+                       incomplete)
 
 
 def _recorded_symbols(folder: str) -> list[str]:

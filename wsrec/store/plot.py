@@ -142,7 +142,11 @@ def draw(t: Timeline, output, *, size: tuple[int, int] = DEFAULT_SIZE, title: st
                      label=f"{name} p99")
         seen = np.concatenate(values)
         if np.nanmin(seen) > 0:
-            lat.set_yscale("log")
+            from matplotlib.ticker import LogFormatter
+            lat.set_yscale("log")   # plain numbers on its ticks (7, 8, 9, 10 ms), not 9x10^0
+            lat.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+            lat.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False,
+                                                       minor_thresholds=(2, 0.5)))
         lat.set_ylabel("receive latency (ms)")
         lat.legend(loc="upper left", fontsize="small", ncols=min(4, 2 * len(latency)))
     if t.buckets:

@@ -182,6 +182,8 @@ class Alpaca(Venue):
     name = "alpaca"
     title = "Alpaca market data stream (stocks, crypto, options, news)"
     symbols = "tickers (AAPL, FAKEPACA; BTC/USD on crypto feeds; '*' for all)"
+    example_symbols = ("AAPL", "MSFT", "NVDA", "SPY", "TSLA", "FAKEPACA", "BTC/USD",
+                       "ETH/USD")
     endpoints = {f: f"{HOST}/{path}" for f, (path, _, _) in FEEDS.items()}
     endpoints["sandbox"] = f"{SANDBOX}/{{path}}"
     channels = {**{c: f"stocks/crypto {c}" for c in STOCK_CHANNELS},

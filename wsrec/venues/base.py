@@ -176,6 +176,7 @@ class Venue:
     default_channels: list[str] = []
     params: dict[str, str] = {}             # --param name -> meaning
     symbols: str = ""                       # what --symbols means here (and the symbols column)
+    example_symbols: tuple[str, ...] = ()   # offered by completion before any session names one
     credentials: dict[str, str] = {}        # environment variable -> meaning
     watchdog: float | None = None           # reconnect after this much silence (None: off)
     heartbeat: float | None = 20.0          # seconds between keepalives (None: none)

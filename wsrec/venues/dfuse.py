@@ -216,6 +216,7 @@ class Dfuse(Venue):
     name = "dfuse"
     title = "dfuse for EOSIO WebSocket API"
     symbols = "EOSIO accounts for get_action_traces (one request each)"
+    example_symbols = ("eosio", "eosio.token")
     endpoints = {n: f"wss://{h}/v1/stream?token=<JWT>" for n, h in HOSTS.items()}
     channels = {t: f"request {t} (data: {', '.join(f) or 'none'})" for t, f in REQUESTS.items()}
     default_channels = ["get_action_traces"]

@@ -120,6 +120,7 @@ class Hyperliquid(Venue):
     name = "hyperliquid"
     title = "Hyperliquid exchange WebSocket API"
     symbols = "coins (BTC, ETH) for the coin subscriptions (trades, l2Book, bbo, candle, ...)"
+    example_symbols = ("BTC", "ETH", "SOL")
     endpoints = {"mainnet": MAINNET, "testnet": TESTNET}
     channels = {t: f"{t} subscription (args: {', '.join(a)})"
                 for t, (a, _) in SUBSCRIPTIONS.items()}
