@@ -8,6 +8,7 @@ from wsrec.venues import Request, UsageError, get_venue
 from wsrec.venues.vega import VegaServer
 
 M = "0570e3ba31dda99bcaa78cf7c32fe97f3ec93c7a87ae6efd41fc524defa1bef2"
+M2 = "ab" * 32
 
 
 def streams(channels, symbols=(), **params):
@@ -16,9 +17,9 @@ def streams(channels, symbols=(), **params):
 
 
 def test_one_connection_per_path_with_query_filters():
-    a, b = streams(["trades", "orders"], symbols=[M, "ab"], partyIds="p1,p2")
+    a, b = streams(["trades", "orders"], symbols=[M, M2], partyIds="p1,p2")
     assert a.url == (f"wss://api.n07.testnet.vega.xyz/api/v2/stream/trades?marketIds={M}"
-                     f"&marketIds=ab&partyIds=p1&partyIds=p2")
+                     f"&marketIds={M2}&partyIds=p1&partyIds=p2")
     assert b.url.startswith("wss://api.n07.testnet.vega.xyz/api/v2/stream/orders?marketIds=")
     assert a.opening() == [] and a.heartbeat() is None
     [c] = streams(["positions"], symbols=[M])
@@ -67,6 +68,15 @@ def test_usage_errors():
         streams(["candle/data"])
     with pytest.raises(UsageError, match="unknown channel"):
         streams(["nope"])
+    with pytest.raises(UsageError, match="'BTC/USDT-PERP' is not a market id"):
+        streams(["trades"], symbols=[M, "BTC/USDT-PERP"])
+
+
+def test_a_market_name_goes_only_to_a_server_given_by_url():
+    """The venue knows markets by id; the simulator (or another local server) by name too."""
+    [s] = get_venue("vega").streams(Request(channels=["trades"], symbols=["BTC/USDT-PERP"],
+                                            url="ws://127.0.0.1:9"))
+    assert s.url == "ws://127.0.0.1:9/api/v2/stream/trades?marketIds=BTC%2FUSDT-PERP"
 
 
 # -- the server side ---------------------------------------------------------------------------

@@ -98,6 +98,7 @@ AGGRESSOR = {1: "buy", 2: "sell", "SIDE_BUY": "buy", "SIDE_SELL": "sell"}
 
 # the market of a frame's items: ``marketId``, or ``market`` in market data
 _MARKET = re.compile(rb'"market(?:Id)?":"([0-9a-fA-F]+)"')
+_MARKET_ID = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class VegaStream(Stream):
@@ -215,6 +216,11 @@ def stream_query(path: str, request: Request) -> list[tuple[str, str]]:
                              f"--symbols or use --param")
         if not market_key.endswith("s") and len(request.symbols) > 1:
             raise UsageError(f"vega: stream {path} takes a single market id")
+        named = [m for m in request.symbols if not _MARKET_ID.fullmatch(m)]
+        if named and request.url is None:   # the venue itself knows markets by id only
+            raise UsageError(f"vega: {named[0]!r} is not a market id (64 hex digits); "
+                             f"the data node's /api/v2/markets lists them (names work "
+                             f"with --sim only)")
         query.extend((market_key, m) for m in request.symbols)
     for key, value in request.params.items():
         if key not in filters:
