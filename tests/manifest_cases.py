@@ -15,7 +15,8 @@ FULL = {
         {"file": "part-000000.parquet", "rows": 307, "seq_first": 0, "seq_last": 306,
          "mono_first": 5000572386, "mono_last": 16454412030,
          "start": "2026-11-18T11:06:40.000572386Z", "end": "2026-11-18T11:06:51.454412030Z",
-         "bytes": 12184, "raw_bytes": 39563, "sha256": SHA},
+         "bytes": 12184, "raw_bytes": 39563, "frames_in": 300, "frames_out": 2, "events": 5,
+         "sha256": SHA},
         {"file": "part-000001.parquet", "rows": 3, "seq_first": 307, "seq_last": 309,
          "mono_first": 16454412031, "mono_last": 16454412099,
          "start": "2026-11-18T11:06:51.454412031Z", "end": "2026-11-18T11:06:51.454412099Z",
@@ -120,6 +121,8 @@ BROKEN = [
     ("parts.0.bytes", "x", "parts[0].bytes"), ("parts.0.bytes", -5, "parts[0].bytes"),
     ("parts.0.bytes", DELETE, "parts[0].bytes"),
     ("parts.0.raw_bytes", -1, "parts[0].raw_bytes"),
+    ("parts.0.frames_in", -1, "parts[0].frames_in"), ("parts.0.events", "5", "parts[0].events"),
+    ("parts.0.frames_in", 301, "parts[0].frames_in"),   # in + out + events != rows
     ("parts.0.sha256", "abc", "parts[0].sha256"), ("parts.0.sha256", "g" * 64, "parts[0].sha256"),
     ("parts.0.sha256", SHA.upper(), "parts[0].sha256"), ("parts.0.sha256", 5, "parts[0].sha256"),
     ("parts.0.sha256", DELETE, "parts[0].sha256"),

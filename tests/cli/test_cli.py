@@ -64,6 +64,28 @@ def test_ls_frames_are_the_inbound_frames_info_counts(run, data):
         (inbound, out, 2, len(written))
 
 
+def test_ls_counts_a_finished_session_from_its_manifest(run, data, monkeypatch):
+    """Each part's manifest entry has its rows by direction, so ls reads no part (a
+    bucket's ls stays one manifest a session); a manifest without them is counted from
+    the dir column."""
+    from wsrec.store.session import Session
+    folder, written = write_session(data, n=300)
+    inbound = sum(kw["dir"] == "in" for _, kw in written)
+    manifest = json.loads((folder / "session.json").read_text())
+    [part] = manifest["parts"]
+    assert (part["frames_in"], part["frames_out"], part["events"]) == \
+        (inbound, len(written) - inbound - 2, 2)
+    with monkeypatch.context() as m:
+        m.setattr(Session, "batches", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+        [row] = json.loads(run("ls", "--json").stdout)
+    assert row["frames"] == inbound
+    for key in ("frames_in", "frames_out", "events"):
+        del part[key]
+    (folder / "session.json").write_text(json.dumps(manifest))
+    [row] = json.loads(run("ls", "--json").stdout)
+    assert row["frames"] == inbound
+
+
 def _failed_to_connect(data) -> str:
     """What a recorder that never connected leaves: a failed session with one event."""
     runner = CliRunner()
@@ -85,7 +107,7 @@ def test_ls_hides_sessions_without_an_inbound_frame(run, data):
     assert result.exit_code == 0
     assert kept.name in result.stdout and empty not in result.stdout
     assert w.folder.name not in result.stdout
-    assert result.stderr == "2 empty sessions hidden (--all shows them)\n"
+    assert result.stderr == "2 empty sessions hidden, 1 of them failed (--all shows them)\n"
     assert [r["id"] for r in json.loads(run("ls", "--json").stdout)] == [kept.name]
     shown = run("ls", "--all")
     assert shown.stderr == "" and empty in shown.stdout and w.folder.name in shown.stdout
@@ -96,7 +118,7 @@ def test_ls_hides_sessions_without_an_inbound_frame(run, data):
     # nothing else to list: the hint alone, not "no sessions"
     result = run("ls", "127.0.0.1")
     assert result.exit_code == 0 and result.stdout == ""
-    assert result.stderr == "1 empty session hidden (--all shows them)\n"
+    assert result.stderr == "1 empty session hidden, 1 of them failed (--all shows them)\n"
 
 
 def test_ls_lists_a_live_session_before_its_first_frame(run, data):

@@ -79,11 +79,20 @@ def test_plot_writes_a_png(run, session, tmp_path, monkeypatch):
         "output": str(tmp_path / "r.png"), "bucket": "10s", "bucket_ns": 10 * NS,
         "buckets": 6, "channels": ["trades"], "latency": ["trades"], "gaps": 1}
     assert image.imread(str(tmp_path / "r.png")).shape[:2] == (700, 1200)
+    before = (tmp_path / "r.png").read_bytes()
+    result = run("plot", session.id, "-o", tmp_path / "r.png", "--size", "300x200")
+    assert result.exit_code == 1 and result.stderr == \
+        f"Error: {tmp_path / 'r.png'} exists; pass --force to replace it\n"
+    assert (tmp_path / "r.png").read_bytes() == before
+    result = run("plot", session.id, "-o", tmp_path / "r.png", "--size", "300x200", "--force")
+    assert result.exit_code == 0 and result.stderr.startswith("wrote ")   # no warning
+    assert image.imread(str(tmp_path / "r.png")).shape[:2] == (200, 300)
 
 
 @pytest.mark.parametrize("args, message", [
     (["--size", "big"], "not a picture size: 'big'"),
-    (["--size", "50x50"], "each 100 to 20000"),
+    (["--size", "50x50"], "300x200 to 20000x20000"),
+    (["--size", "299x700"], "300x200 to 20000x20000"),
     (["--bucket", "soon"], "not a duration"),
     (["--bucket", "1ns"], "choose a wider bucket"),
 ])

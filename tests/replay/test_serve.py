@@ -307,6 +307,7 @@ def test_once_ends_when_its_client_leaves_early(data):
     code, err = server.finish(timeout=30)
     assert code == 0 and "Traceback" not in err, err
     assert "connection ended before its replay did; stopping (--once)" in err
+    assert "replay done" not in err   # it was not: the client left
     assert time.monotonic() - t0 < 30
     # a second client, still going, is not the one --once waits for
     server = Server(data, "early", "--to", "ws://127.0.0.1:0", "--once")

@@ -193,3 +193,21 @@ def test_times_at_the_ends_of_int64_fall_in_the_edge_buckets():
     b = Binner(T0, T0 + 9 * NS, 10)
     b.add(rows([-(2**63) + 1, 2**63 - 1]))
     assert b.result().streams == {"a": [1] + [0] * 8 + [1]}
+
+
+def test_a_stream_lost_at_the_end_is_down_not_silent():
+    """A stream whose last connection dropped and did not come back before the session
+    ended is down from then on (the buckets wholly after the close); a clean stop closes
+    within the last bucket and marks nothing."""
+    b = Binner(T0, T0 + 9 * NS, 10)   # 10 buckets of 1 s, the session ending at 9 s
+    b.add(rows([T0, T0 + NS]))
+    links = {"connections": [
+        {"conn": 0, "stream": "a", "opened": format_ns(T0), "closed": format_ns(T0 + 2 * NS)},
+        {"conn": 1, "stream": "a", "opened": format_ns(T0 + 3 * NS),
+         "closed": format_ns(T0 + 6500 * MS)},
+        {"conn": 2, "stream": "b", "opened": format_ns(T0), "closed": format_ns(T0 + 8900 * MS)},
+        {"conn": 3, "stream": "c", "opened": format_ns(T0), "closed": None}]}
+    t = b.result(links)
+    assert t.down["a"] == [False] * 7 + [True] * 3
+    assert t.down["b"] == [False] * 10 and t.down["c"] == [False] * 10
+    assert t.gaps == [("a", T0 + 6500 * MS, T0 + 9 * NS)]

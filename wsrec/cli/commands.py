@@ -443,8 +443,10 @@ def ls_cmd(venue, since, until, show_all, data, as_json):
                          "live": False, "crashed": False, "problem": str(exc)})
     hidden = 0 if show_all else sum(map(is_empty, rows))
     if hidden:
+        failed = sum(1 for r in rows if is_empty(r) and r.get("status") == "failed")
         rows = [r for r in rows if not is_empty(r)]
-        log(f"{hidden} empty session{'s' if hidden > 1 else ''} hidden (--all shows them)")
+        log(f"{hidden} empty session{'s' if hidden > 1 else ''} hidden"
+            f"{f', {failed} of them failed' if failed else ''} (--all shows them)")
     if not rows and not hidden and data.local and not Path(data.base).is_dir() and \
             click.get_current_context().params.get("data") is not None:
         raise WsrecError(f"data root {data.url} does not exist: check --data (or "
@@ -554,9 +556,9 @@ def _counts(counts: dict, limit: int = 12) -> str:
 
 def _size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", text)
-    if not m or not all(100 <= int(v) <= 20_000 for v in m.groups()):
+    if not m or not (300 <= int(m.group(1)) <= 20_000 and 200 <= int(m.group(2)) <= 20_000):
         raise UsageError(f"not a picture size: {text!r} (expected WIDTHxHEIGHT in pixels, "
-                         f"each 100 to 20000, e.g. 1200x700)")
+                         f"300x200 to 20000x20000, e.g. 1200x700)")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -570,9 +572,10 @@ def _size(text: str) -> tuple[int, int]:
                    "more, giving at most one bucket per 3 pixels and per 5 rows].")
 @click.option("--size", metavar="WxH", default="1200x700", show_default=True,
               callback=_parsed_by(_size), help="Picture size in pixels.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
 @data_option
 @json_option
-def plot_cmd(session, output, bucket, size, data, as_json):
+def plot_cmd(session, output, bucket, size, force, data, as_json):
     """Draw a session's frame rate over time, per channel, into a PNG.
 
     Frames/s per time bucket, the time a stream was down (a recorded gap) shaded red,
@@ -589,7 +592,8 @@ def plot_cmd(session, output, bucket, size, data, as_json):
     """
     from wsrec.store.plot import plot_session
     s = _open(session, data)
-    result = plot_session(s, output or f"{s.id}-rate.png", bucket_ns=bucket, size=size)
+    result = plot_session(s, output or f"{s.id}-rate.png", bucket_ns=bucket, size=size,
+                          force=force)
     if as_json:
         _json(result)
         return
@@ -1122,10 +1126,7 @@ class _StreamsProgress:
         self.bar = _progress_bar(quiet, **bar)
 
     def write(self, line: str) -> None:
-        if self.bar.active:
-            self.bar.write(line)
-        else:
-            log(line)
+        log(line)   # above the bar (wsrec.logs tells it), secrets masked
 
     def __call__(self, streams: list, final: bool) -> None:
         self.bar(sum(s["frames_in"] for s in streams), ", ".join(

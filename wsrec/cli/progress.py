@@ -9,8 +9,9 @@ and an ETA. It shows nothing with ``--quiet``, with ``--log-format json``, or wh
 stream is not a terminal (``is_terminal``, which tests may replace; ``terminal=`` forces
 the decision for one bar).
 
-Nothing else is ever written on the bar's line: a log line (``wsrec.logs``, or ``write``)
-takes the bar off the screen and puts it back under itself, and
+Nothing else is ever written on the bar's line: a log line (``wsrec.logs``, from any
+thread: the bar draws under a lock) takes the bar off the screen and puts it back under
+itself, and
 data written to stdout through the stream ``stdout(out)`` returns, which, when stdout
 is a terminal too, clears the bar before the data; the next count shows it again (as
 last laid out, so never more than ``interval`` old), once the data ends with a whole
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -30,6 +32,7 @@ __all__ = ["Bar", "INTERVAL", "is_terminal"]
 
 #: seconds between two redraws of a bar
 INTERVAL = 0.2
+_SECONDS = "{l_bar}{bar}| {n:.1f}/{total:g} s [{elapsed}<{remaining}{postfix}]"
 
 
 def is_terminal(stream) -> bool:
@@ -60,6 +63,7 @@ class Bar:
         self.drawn_at: float | None = None   # when it was laid out
         self.width = 0                       # columns it takes on the screen, 0: not there
         self.line_open = False               # data written since ended mid-line
+        self.lock = threading.RLock()        # what is on the screen: one writer at a time
         self.active = not quiet and get_format() != "json" and (
             is_terminal(self.file) if terminal is None else terminal)
         self.total = None
@@ -99,10 +103,12 @@ class Bar:
             ncols = os.get_terminal_size(self.file.fileno()).columns
         except (AttributeError, OSError, ValueError):
             ncols = None
+        # a bar of seconds (record --duration): whole seconds of the total, no "s/s" rate
+        timed = self.unit.strip() == "s" and self.total is not None
         self.status = tqdm.format_meter(
             self.done, self.total, now - self.started, ncols=ncols, unit=self.unit,
             unit_scale=self.in_bytes, unit_divisor=1024 if self.in_bytes else 1000,
-            postfix=self.note)
+            postfix=self.note, bar_format=_SECONDS if timed else None)
         self.drawn_at = now
         self._put(self.status)
 
@@ -111,8 +117,9 @@ class Bar:
             return   # the data's line is not finished: the bar waits for its end
         from tqdm.utils import disp_len
         width = disp_len(status)
-        self._emit("\r" + status + " " * max(self.width - width, 0))
-        self.width = width if self.active else 0
+        with self.lock:
+            self._emit("\r" + status + " " * max(self.width - width, 0))
+            self.width = width if self.active else 0
 
     def _back(self) -> None:
         if self.active and self.status:
@@ -120,9 +127,10 @@ class Bar:
 
     def clear(self) -> None:
         """Take the bar off the screen (the next ``bar(done)`` shows it again)."""
-        if self.width:
-            self._emit("\r" + " " * self.width + "\r")
-            self.width = 0
+        with self.lock:
+            if self.width:
+                self._emit("\r" + " " * self.width + "\r")
+                self.width = 0
 
     def _emit(self, text: str) -> None:
         """Write and flush; a stream that fails (gone, closed) ends the bar, not the
@@ -132,14 +140,6 @@ class Bar:
             self.file.flush()
         except (OSError, ValueError):
             self.active = False
-
-    def write(self, line: str) -> None:
-        """A line of text on the bar's stream, above the bar."""
-        self.clear()
-        self.file.write(line.rstrip("\n") + "\n")
-        self.file.flush()
-        if self.active:
-            self._put(self.status)
 
     def stdout(self, out):
         """``out`` (a binary stream) for the data, as the engines take it: when both it

@@ -382,8 +382,9 @@ class _Player:
                 client.on_close()
         n = self.play(client.render, client.send_items)
         client.on_close = None
-        self.log(f"{client.name}: replay done, {n:,} frames")
-        client.ws.close(1000, "replay done")
+        if client.ws.state is State.OPEN:   # else it left: nothing done, nothing to close
+            self.log(f"{client.name}: replay done, {n:,} frames")
+            client.ws.close(1000, "replay done")
         if self.serve.once:
             self.done.set()
 

@@ -54,12 +54,17 @@ class PartSpan:
 
     def __init__(self):
         self.seq = self.mono = self.ts = None  # [first, last], [first, last], [min, max]
+        self.dirs = {"in": 0, "out": 0, "event": 0}   # rows by direction
 
     def add(self, rows) -> None:
-        """Rows (a record batch or table with ``seq``, ``mono_ns`` and ``ts``), in order."""
+        """Rows (a record batch or table with ``seq``, ``mono_ns``, ``ts`` and ``dir``), in
+        order."""
         n = rows.num_rows
         if not n:
             return
+        for item in pc.value_counts(rows.column("dir")).to_pylist():
+            if item["values"] in self.dirs:
+                self.dirs[item["values"]] += item["counts"]
         seq, mono = rows.column("seq"), rows.column("mono_ns")
         ts = pc.min_max(rows.column("ts").cast(pa.int64()))
         lo, hi = ts["min"].as_py(), ts["max"].as_py()
@@ -82,6 +87,9 @@ class PartSpan:
             "end": format_ns(self.ts[1]),
             "bytes": size,
             "raw_bytes": raw_bytes,
+            "frames_in": self.dirs["in"],
+            "frames_out": self.dirs["out"],
+            "events": self.dirs["event"],
             "sha256": sha256,
         }
 

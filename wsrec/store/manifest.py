@@ -298,6 +298,8 @@ def _check(data: dict, version: int) -> None:
                 check(item, f"{key}[{i}]")
 
 
+#: a part's rows by direction (optional: parts written before they were counted lack them)
+_PART_DIRECTIONS = ("frames_in", "frames_out", "events")
 #: part entry fields: required from format 2 on (format 1: file and rows only)
 _PART_REQUIRED = ("file", "rows", "seq_first", "seq_last", "start", "end", "bytes", "sha256")
 
@@ -313,8 +315,11 @@ def _check_part(entry, where: str, version: int) -> None:
     for key in required:
         if key not in entry:
             raise _Invalid(f"{where}.{key}", "is missing")
-    for key in ("rows", "seq_first", "seq_last", "bytes", "raw_bytes"):
+    for key in ("rows", "seq_first", "seq_last", "bytes", "raw_bytes", *_PART_DIRECTIONS):
         _integer(entry, key, f"{where}.{key}", _COUNT, optional=True)
+    if all(key in entry for key in _PART_DIRECTIONS) and \
+            sum(entry[key] for key in _PART_DIRECTIONS) != entry["rows"]:
+        raise _Invalid(f"{where}.frames_in", "and frames_out and events don't add up to rows")
     for key in ("mono_first", "mono_last"):
         _integer(entry, key, f"{where}.{key}", _INT64, optional=True)
     for key in ("start", "end"):

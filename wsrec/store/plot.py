@@ -10,6 +10,8 @@ no change to the backend of a program that imports wsrec. matplotlib is optional
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 from wsrec.errors import WsrecError
@@ -45,13 +47,17 @@ def _matplotlib():
 
 
 def plot_session(session, output, *, bucket_ns: int | None = None,
-                 size: tuple[int, int] = DEFAULT_SIZE) -> dict:
+                 size: tuple[int, int] = DEFAULT_SIZE, force: bool = False) -> dict:
     """Draw ``session`` into the PNG file ``output``; buckets ``bucket_ns`` wide (default:
     the narrowest round width of 1 ms or more giving at most one bucket per 3 pixels
     and per 5 rows of the session). Returns what was drawn: ``output``, ``bucket`` (its
     width as text) and ``bucket_ns``, ``buckets``, ``channels`` (the lines drawn),
-    ``latency`` (those with a latency line), ``gaps`` (recorded gaps shaded)."""
+    ``latency`` (those with a latency line), ``gaps`` (recorded gaps shaded). An
+    existing ``output`` is replaced only with ``force``."""
     _matplotlib()   # before reading the session: no matplotlib, no work
+    if os.path.lexists(output) and not (force and os.path.isfile(output)):
+        raise WsrecError(f"{output} exists; pass --force to replace it" if
+                         os.path.isfile(output) else f"{output} is not a file")
     buckets = max(1, min(size[0] // _PIXELS_PER_BUCKET, session.rows() // _ROWS_PER_BUCKET))
     t = timeline(session, buckets, bucket_ns=bucket_ns, min_bucket_ns=_MIN_BUCKET_NS,
                  latency=True)
@@ -159,6 +165,8 @@ def draw(t: Timeline, output, *, size: tuple[int, int] = DEFAULT_SIZE, title: st
         rates.legend(loc="upper left", fontsize="small", ncols=3)
     fig.suptitle(title)
     try:
-        fig.savefig(Path(output), format="png", dpi=_DPI)
+        with warnings.catch_warnings():   # a small picture: the layout gives up, quietly
+            warnings.simplefilter("ignore", UserWarning)
+            fig.savefig(Path(output), format="png", dpi=_DPI)
     except OSError as exc:
         raise WsrecError(f"cannot write {output}: {exc.strerror or exc}") from None

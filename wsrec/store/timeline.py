@@ -12,8 +12,10 @@ and any number of frames is read once, a batch at a time, and only the columns i
   narrowest that lays the range in at most the buckets asked for, and buckets start at
   a multiple of it (a 1-day bucket starts at UTC midnight): ``choose_buckets``.
 * "Down" is a recorded gap (``session.json`` ``gaps``: a stream lost its connection
-  until the next ``open``) overlapping the bucket; a bucket with no frame that is not
-  down is silence on an open connection. Both show in the timeline line: ``sparkline``.
+  until the next ``open``) overlapping the bucket, or a bucket wholly after a stream's
+  last connection closed (lost, and not back before the session ended); a bucket with no
+  frame that is not down is silence on an open connection. Both show in the timeline
+  line: ``sparkline``.
 * Receive latency (``ts - exch_ts``, where the venue gives a time) is kept as a
   histogram per bucket and channel, 20 bins per decade from 1 us to 10^18 ns (31 years),
   each sign, so a percentile (``Timeline.percentiles``) is the geometric middle of its
@@ -115,7 +117,8 @@ def width_label(ns: int) -> str:
 class Timeline:
     """Counts of received frames per bucket: bucket ``i`` is ``start_ns + i * bucket_ns``
     up to the next. ``down[stream][i]``: a recorded gap of the stream overlaps bucket
-    ``i``. ``gaps``: the recorded gaps, ``(stream, start_ns, end_ns)``."""
+    ``i``. ``gaps``: the recorded gaps, and a stream's down time from its last
+    connection's close to the end, ``(stream, start_ns, end_ns)``."""
     start_ns: int
     bucket_ns: int
     buckets: int
@@ -191,10 +194,15 @@ class Binner:
                  bucket_ns: int | None = None, min_bucket_ns: int = 1, latency: bool = False):
         self.start_ns, self.bucket_ns, self.buckets = choose_buckets(
             start_ns, end_ns, buckets, bucket_ns, min_bucket_ns)
+        self.end_ns = end_ns
         self.latency = latency
         self._streams: dict[str, list[int]] = {}
         self._channels: dict[str, list[int]] = {}
         self._latency: dict[str, dict[int, dict[int, int]]] = {}
+
+    def _after(self, t: int) -> int:
+        """The first bucket that starts at ``t`` or later."""
+        return max(0, -((self.start_ns - t) // self.bucket_ns))
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         rows = batch.filter(pc.equal(batch.column("dir"), "in"))
@@ -243,28 +251,47 @@ class Binner:
     def result(self, links: dict | None = None) -> Timeline:
         """The timeline. ``links``: the session's ``connections`` and ``gaps`` (as in
         ``session.json``): each gap's stream is marked down from its ``start`` to its
-        ``end``, and every stream that connected is listed, even without a frame."""
+        ``end``, and a stream whose last connection closed before the session ended
+        (dropped, and not back) from then on (the buckets wholly after it: a clean stop
+        closes within the last one); every stream that connected is listed, even
+        without a frame."""
         links = links or {}
         counts = dict(self._streams)
-        spans = []
+        spans = []   # (stream, start, end, whole buckets only)
         for gap in links.get("gaps", []):
             name = gap.get("stream") or NO_STREAM
-            spans.append((name, parse_time(gap["start"]), parse_time(gap["end"])))
+            spans.append((name, parse_time(gap["start"]), parse_time(gap["end"]), False))
             counts.setdefault(name, [0] * self.buckets)
+        last: dict[str, dict] = {}
         for connection in links.get("connections", []):
-            counts.setdefault(connection.get("stream") or NO_STREAM, [0] * self.buckets)
+            name = connection.get("stream") or NO_STREAM
+            counts.setdefault(name, [0] * self.buckets)
+            if name not in last or _opened(connection) >= _opened(last[name]):
+                last[name] = connection
+        for name, connection in last.items():
+            closed = connection.get("closed")
+            if isinstance(closed, str) and \
+                    self.start_ns + self._after(parse_time(closed)) * self.bucket_ns < \
+                    min(self.end_ns, self.start_ns + self.buckets * self.bucket_ns):
+                spans.append((name, parse_time(closed), self.end_ns, True))
         down = {name: [False] * self.buckets for name in counts}
-        for name, start, end in spans:
+        for name, start, end, whole in spans:
             if end <= self.start_ns or start >= self.start_ns + self.buckets * self.bucket_ns:
                 continue
-            first = max(0, (start - self.start_ns) // self.bucket_ns)
-            last = min(self.buckets - 1, (max(end, start + 1) - 1 - self.start_ns)
-                       // self.bucket_ns)
+            first = self._after(start) if whole else \
+                max(0, (start - self.start_ns) // self.bucket_ns)
+            last = self.buckets - 1 if whole else min(
+                self.buckets - 1, (max(end, start + 1) - 1 - self.start_ns) // self.bucket_ns)
             for i in range(first, last + 1):
                 down[name][i] = True
         return Timeline(self.start_ns, self.bucket_ns, self.buckets,
                         dict(sorted(counts.items())), dict(sorted(self._channels.items())),
-                        down, spans, self._latency)
+                        down, [span[:3] for span in spans], self._latency)
+
+
+def _opened(connection: dict) -> int:
+    opened = connection.get("opened")
+    return parse_time(opened) if isinstance(opened, str) else 0
 
 
 def session_range(session) -> tuple[int, int] | None:

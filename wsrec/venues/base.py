@@ -176,7 +176,7 @@ class Venue:
     default_channels: list[str] = []
     params: dict[str, str] = {}             # --param name -> meaning
     symbols: str = ""                       # what --symbols means here (and the symbols column)
-    example_symbols: tuple[str, ...] = ()   # offered by completion before any session names one
+    example_symbols: tuple[str, ...] = ()   # completion offers them after the recorded ones
     credentials: dict[str, str] = {}        # environment variable -> meaning
     watchdog: float | None = None           # reconnect after this much silence (None: off)
     heartbeat: float | None = 20.0          # seconds between keepalives (None: none)
