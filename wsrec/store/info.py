@@ -53,7 +53,8 @@ def directions(session: Session) -> dict | None:
         return None
     parts = session.manifest["parts"]
     keys = {"in": "frames_in", "out": "frames_out", "event": "events"}
-    if not session.journals and all(k in p for p in parts for k in keys.values()):
+    if not session.journals and all(k in p for p in parts for k in keys.values()) and \
+            all(sum(p[k] for k in keys.values()) == p["rows"] for p in parts):
         return {d: sum(p[k] for p in parts) for d, k in keys.items()}
     counts = Counter({"in": 0, "out": 0, "event": 0})
     try:

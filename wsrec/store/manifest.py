@@ -317,9 +317,6 @@ def _check_part(entry, where: str, version: int) -> None:
             raise _Invalid(f"{where}.{key}", "is missing")
     for key in ("rows", "seq_first", "seq_last", "bytes", "raw_bytes", *_PART_DIRECTIONS):
         _integer(entry, key, f"{where}.{key}", _COUNT, optional=True)
-    if all(key in entry for key in _PART_DIRECTIONS) and \
-            sum(entry[key] for key in _PART_DIRECTIONS) != entry["rows"]:
-        raise _Invalid(f"{where}.frames_in", "and frames_out and events don't add up to rows")
     for key in ("mono_first", "mono_last"):
         _integer(entry, key, f"{where}.{key}", _INT64, optional=True)
     for key in ("start", "end"):

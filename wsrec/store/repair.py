@@ -51,7 +51,7 @@ from wsrec.store.upgrade import upgrade as migrate
 __all__ = ["repair", "find_session", "repair_spool"]
 
 #: a session.json larger than this is not read to decide whether it can be rebuilt
-_ENTRY_COLUMNS = ["ts", "mono_ns", "seq", "payload", "venue", "session"]
+_ENTRY_COLUMNS = ["ts", "mono_ns", "seq", "dir", "payload", "venue", "session"]
 
 
 def find_session(ref, data=None) -> Path:
