@@ -46,7 +46,7 @@ start with ``_`` are internal)::
       disk        free space below a floor     follow     a live session, as it grows
       timeline    frames per time bucket       plot       a session drawn as a PNG
       _rows, _flusher  the writer's row buffer and flush thread
-      _journal, _part, _lock, _connections, _uploader
+      _journal, _part, _lock, _connections, _uploader, _threads
       _compute    pyarrow.compute, imported on first use (fast start)
     venues/     each venue's whole protocol, no I/O: Venue and Stream (the client
                 side, classification, exchange times, normalized rows, sequence

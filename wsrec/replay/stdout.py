@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 from wsrec.store._compute import pc
+from wsrec.store._threads import read_ahead_pool
 from wsrec.errors import UsageError
 from wsrec.store.filters import Filters
 from wsrec.store.lines import (ENVELOPE_COLUMNS, chunks, encode_envelope, envelope_block,
@@ -204,20 +205,14 @@ def rendered(items, render: Callable, *, workers: int = 2, ahead: int = 3):
     """``render(item)`` for each of ``items``, in order, computed ``workers`` at a time in
     threads up to ``ahead`` items ahead: Arrow's kernels release the GIL, so building the
     lines of several batches uses several cores while the caller writes."""
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="wsrec-render")
     pending: collections.deque = collections.deque()
-    try:
+    with read_ahead_pool(workers, "wsrec-render") as pool:
         for item in items:
             pending.append(pool.submit(render, item))
             if len(pending) >= ahead:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-    finally:  # a consumer gone (a closed pipe): let the threads finish what they are in
-        try:
-            pool.shutdown(wait=True, cancel_futures=True)
-        except RuntimeError:  # closed by the garbage collector in one of them
-            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def envelope_blocks(batches, data_as_string: bool = False, ahead: int = 3):

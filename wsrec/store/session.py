@@ -12,7 +12,6 @@ import collections
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -21,6 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from wsrec.store._compute import call
+from wsrec.store._threads import read_ahead_pool
 from wsrec.errors import CorruptData, OutdatedFormat, UsageError, first_line
 from wsrec.store.filters import Filters, as_filters
 from wsrec.store.location import RootPath, fs_error, storage_failure
@@ -601,7 +601,7 @@ class _PartReader:
                 return _seq_damage(table.column("seq"), seq, group) or table
             return table
 
-        with ThreadPoolExecutor(2, thread_name_prefix="wsrec-read") as pool:
+        with read_ahead_pool(2, "wsrec-read") as pool:
             pending = collections.deque((g, pool.submit(read, *g)) for g in groups[:2])
             following = iter(groups[2:])
             while pending:
