@@ -1089,8 +1089,7 @@ def _record_config(config: Path, data, quiet: bool, as_json: bool) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a full disk: EFBIG
     progress = _StreamsProgress(quiet)
     try:
-        results = run_config(config, data=data, log=progress.write, progress=progress,
-                             quiet=quiet)
+        results = run_config(config, data=data, progress=progress, quiet=quiet)
     finally:
         progress.close()
     if as_json:
@@ -1119,14 +1118,11 @@ def _record_config(config: Path, data, quiet: bool, as_json: bool) -> None:
 
 
 class _StreamsProgress:
-    """record --config on stderr: the supervisor's log lines, and on a terminal one
-    progress line for all streams (frames in all, then each stream's count)."""
+    """record --config on a terminal: one progress line for all streams (frames in all,
+    then each stream's count); the supervisor's log lines go above it (wsrec.logs)."""
 
     def __init__(self, quiet: bool, **bar):
         self.bar = _progress_bar(quiet, **bar)
-
-    def write(self, line: str) -> None:
-        log(line)   # above the bar (wsrec.logs tells it), secrets masked
 
     def __call__(self, streams: list, final: bool) -> None:
         self.bar(sum(s["frames_in"] for s in streams), ", ".join(
